@@ -1,0 +1,134 @@
+//! The smallest complete Nukisashi module: a guestbook.
+//!
+//! - `GET /`            an HTML page with the entries and a form (title from config)
+//! - `GET /entries`     the entries as JSON, newest first
+//! - `POST /entries`    add an entry (JSON `{"name": "...", "message": "..."}` or a form post)
+//! - `GET /entries/:id` one entry
+//!
+//! Entries live in the module's key-value store, which the host scopes to the municipality:
+//! 千代田区's guestbook and 札幌市's never share an entry.
+
+use nukisashi_sdk::escape_html;
+use nukisashi_sdk::prelude::*;
+
+const MAX_NAME_CHARS: usize = 100;
+const MAX_MESSAGE_CHARS: usize = 2000;
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    id: u64,
+    name: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct NewEntry {
+    name: String,
+    message: String,
+}
+
+fn routes() -> Router {
+    Router::new()
+        .get("/", page)
+        .get("/entries", list)
+        .post("/entries", add)
+        .get("/entries/:id", show)
+}
+
+nukisashi_sdk::module!(routes);
+
+fn title() -> String {
+    config::get("title").unwrap_or_else(|| format!("{} ゲストブック", context::municipality().name))
+}
+
+fn entries() -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for key in kv::all_keys("entry/")? {
+        if let Some(entry) = kv::get_json::<Entry>(&key)? {
+            out.push(entry);
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+fn list(_: &Request) -> Result<Response> {
+    Ok(Response::json(&entries()?))
+}
+
+fn show(req: &Request) -> Result<Response> {
+    let id: u64 = req
+        .param("id")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::bad_request("entry ids are whole numbers"))?;
+    match kv::get_json::<Entry>(&entry_key(id))? {
+        Some(entry) => Ok(Response::json(&entry)),
+        None => Err(Error::not_found(format!("no entry {id}"))),
+    }
+}
+
+fn add(req: &Request) -> Result<Response> {
+    let new = if req.is_form() {
+        let form = req.form()?;
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+        NewEntry { name: field("name"), message: field("message") }
+    } else {
+        req.json::<NewEntry>()?
+    };
+    validate(&new)?;
+    let id = kv::get_json::<u64>("next-id")?.unwrap_or(1);
+    kv::set_json("next-id", &(id + 1))?;
+    let entry = Entry { id, name: new.name, message: new.message };
+    kv::set_json(&entry_key(id), &entry)?;
+    log::info(&format!("guestbook entry {id} added"));
+    if req.is_form() {
+        Ok(Response::redirect(format!("{}/", req.base_path())))
+    } else {
+        Ok(Response::json(&entry).with_status(201))
+    }
+}
+
+fn validate(new: &NewEntry) -> Result<()> {
+    let name = new.name.trim();
+    if name.is_empty() || new.message.trim().is_empty() {
+        return Err(Error::unprocessable("both name and message are required"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS || new.message.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(Error::unprocessable(format!(
+            "name is limited to {MAX_NAME_CHARS} characters and message to {MAX_MESSAGE_CHARS}"
+        )));
+    }
+    Ok(())
+}
+
+/// Zero-padded so that keys sort in insertion order.
+fn entry_key(id: u64) -> String {
+    format!("entry/{id:012}")
+}
+
+fn page(req: &Request) -> Result<Response> {
+    let title = escape_html(&title());
+    let town = context::municipality();
+    let items: String = entries()?
+        .iter()
+        .map(|e| format!("<li><strong>{}</strong>: {}</li>", escape_html(&e.name), escape_html(&e.message)))
+        .collect();
+    let action = escape_html(&format!("{}/entries", req.base_path()));
+    Ok(Response::html(format!(
+        r#"<!doctype html>
+<html lang="ja"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title></head>
+<body><main>
+<h1>{title}</h1>
+<p>{town} ({code})</p>
+<form method="post" action="{action}">
+<p><label for="name">お名前</label> <input id="name" name="name" required maxlength="{MAX_NAME_CHARS}"></p>
+<p><label for="message">メッセージ</label> <textarea id="message" name="message" required maxlength="{MAX_MESSAGE_CHARS}"></textarea></p>
+<p><button type="submit">記帳する</button></p>
+</form>
+<ul>{items}</ul>
+</main></body></html>"#,
+        town = escape_html(&town.name),
+        code = town.lg_code,
+    )))
+}

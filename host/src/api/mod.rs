@@ -1,0 +1,46 @@
+//! HTTP: the gateway into modules, the platform REST API under `/api/v1`, and health.
+
+mod gateway;
+mod module_config;
+mod municipalities;
+pub mod problem;
+
+use crate::app::App;
+use axum::Router;
+use axum::routing::{any, get};
+use std::sync::Arc;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .nest("/api/v1", api_v1())
+        .route("/{lg_code}/{module}", any(gateway::handle_root))
+        .route("/{lg_code}/{module}/", any(gateway::handle_root))
+        .route("/{lg_code}/{module}/{*path}", any(gateway::handle))
+        .fallback(|| async { problem::Problem::not_found("no-route", "no such path on this host") })
+        .with_state(app)
+}
+
+fn api_v1() -> Router<Arc<App>> {
+    Router::new()
+        .route("/municipalities", get(municipalities::list).post(municipalities::create))
+        .route("/municipalities/{lg_code}", get(municipalities::show))
+        .route(
+            "/municipalities/{lg_code}/modules/{module}/config",
+            get(module_config::show).put(module_config::replace),
+        )
+        .route("/modules", get(module_config::list_modules))
+}
+
+/// Ready when the database answers and at least one module is loaded.
+async fn readyz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !app.db.ping().await {
+        return problem::Problem::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", "the database does not answer").into_response();
+    }
+    if app.live.module_ids().is_empty() {
+        return problem::Problem::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", "no module is loaded").into_response();
+    }
+    "ready".into_response()
+}

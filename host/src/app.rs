@@ -1,0 +1,78 @@
+//! The host's shared state: database, runtime, live table, and the in-memory views of
+//! municipalities and module config that keep the request path free of database reads.
+
+use crate::api::problem::Problem;
+use crate::lgcode::LgCode;
+use crate::plugins::live::LiveTable;
+use crate::runtime::Runtime;
+use crate::store::Db;
+use crate::store::municipalities::{Inserted, Municipality};
+use anyhow::Result;
+use arc_swap::ArcSwap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+pub struct App {
+    pub db: Db,
+    pub runtime: Runtime,
+    pub live: LiveTable,
+    pub tenants: Tenants,
+    configs: ConfigCache,
+}
+
+impl App {
+    pub async fn new(db: Db, runtime: Runtime) -> Result<Self> {
+        let tenants = Tenants::default();
+        tenants.replace(db.list_municipalities().await?);
+        Ok(Self { db, runtime, live: LiveTable::new(), tenants, configs: ConfigCache::default() })
+    }
+
+    /// Registers a municipality and makes it routable at once.
+    pub async fn add_municipality(&self, m: &Municipality) -> Result<Inserted> {
+        let inserted = self.db.insert_municipality(m).await?;
+        self.tenants.replace(self.db.list_municipalities().await?);
+        Ok(inserted)
+    }
+
+    pub fn require_municipality(&self, code: &LgCode) -> Result<Arc<Municipality>, Problem> {
+        self.tenants
+            .get(code)
+            .ok_or_else(|| Problem::not_found("unknown-municipality", format!("no municipality {code} is registered")))
+    }
+
+    /// The municipality's settings for a module, from memory after the first read.
+    pub async fn module_config(&self, code: &LgCode, module: &str) -> Result<Arc<BTreeMap<String, String>>> {
+        let key = (code.clone(), module.to_string());
+        if let Some(found) = self.configs.0.read().expect("config cache lock").get(&key) {
+            return Ok(found.clone());
+        }
+        let loaded = Arc::new(self.db.module_config(code, module).await?);
+        // A concurrent `set_module_config` may have cached newer settings meanwhile: keep those.
+        let mut cache = self.configs.0.write().expect("config cache lock");
+        Ok(cache.entry(key).or_insert(loaded).clone())
+    }
+
+    /// Replaces a module's settings; requests that start afterwards see the new ones.
+    pub async fn set_module_config(&self, code: &LgCode, module: &str, settings: BTreeMap<String, String>) -> Result<()> {
+        self.db.replace_module_config(code, module, &settings).await?;
+        self.configs.0.write().expect("config cache lock").insert((code.clone(), module.to_string()), Arc::new(settings));
+        Ok(())
+    }
+}
+
+/// Registered municipalities, swapped whole on every change.
+#[derive(Default)]
+pub struct Tenants(ArcSwap<HashMap<LgCode, Arc<Municipality>>>);
+
+impl Tenants {
+    pub fn get(&self, code: &LgCode) -> Option<Arc<Municipality>> {
+        self.0.load().get(code).cloned()
+    }
+
+    fn replace(&self, all: Vec<Municipality>) {
+        self.0.store(Arc::new(all.into_iter().map(|m| (m.lg_code.clone(), Arc::new(m))).collect()));
+    }
+}
+
+#[derive(Default)]
+struct ConfigCache(RwLock<HashMap<(LgCode, String), Arc<BTreeMap<String, String>>>>);

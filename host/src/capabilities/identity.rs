@@ -1,0 +1,39 @@
+//! `nukisashi:platform/identity`: the verified caller, never the raw token.
+
+use super::PlatformState;
+use super::wit::identity::{Caller as WitCaller, Host, Role as WitRole};
+
+/// Who is calling, as verified by the host before the module runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub subject: Option<String>,
+    pub role: Role,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    #[default]
+    Anonymous,
+    Resident,
+    Staff,
+    Admin,
+    Operator,
+}
+
+impl Host for PlatformState {
+    async fn current_caller(&mut self) -> WitCaller {
+        let c = &self.caller;
+        WitCaller {
+            subject: c.subject.clone(),
+            role: match c.role {
+                Role::Anonymous => WitRole::Anonymous,
+                Role::Resident => WitRole::Resident,
+                Role::Staff => WitRole::Staff,
+                Role::Admin => WitRole::Admin,
+                Role::Operator => WitRole::Operator,
+            },
+            display_name: c.display_name.clone(),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `nukisashi:platform/log`: module log lines into the host's tracing pipeline, inside the
+//! request's span (which carries municipality, module, version and request id).
+
+use super::PlatformState;
+use super::wit::log::{Host, Level};
+
+/// Longest log line kept; longer ones are cut.
+const MAX_LINE_BYTES: usize = 4096;
+
+impl Host for PlatformState {
+    async fn log(&mut self, level: Level, message: String) {
+        if self.log_lines_left == 0 {
+            return;
+        }
+        self.log_lines_left -= 1;
+        let mut message = message;
+        if message.len() > MAX_LINE_BYTES {
+            let mut cut = MAX_LINE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let module = self.module.id.as_str();
+        match level {
+            Level::Trace => tracing::trace!(target: "module", module, "{message}"),
+            Level::Debug => tracing::debug!(target: "module", module, "{message}"),
+            Level::Info => tracing::info!(target: "module", module, "{message}"),
+            Level::Warn => tracing::warn!(target: "module", module, "{message}"),
+            Level::Error => tracing::error!(target: "module", module, "{message}"),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The platform interfaces a module imports, one submodule per interface, all of one shape:
+//! the interface's capability name, a `Host` impl that reads only [`PlatformState`], and a
+//! line in [`add_to_linker`]. Enforcement (grants, scoping, size caps) happens here and
+//! nowhere else: a module reaches platform data only through these functions.
+
+mod config;
+mod context;
+mod identity;
+mod kv;
+mod log;
+
+use crate::store::Db;
+use crate::store::kv::KvScope;
+use crate::store::municipalities::Municipality;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker};
+
+pub use identity::Caller;
+
+/// Host-side bindings generated from `wit/platform.wit`.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "nukisashi:platform/module",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+        },
+    });
+}
+
+use bindings::nukisashi::platform as wit;
+
+/// A capability a municipality can grant a module. Interfaces that expose nothing about
+/// anyone (context, identity of the current caller, the module's own config, logging) are
+/// always available; the rest need a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// `kv`: key-value storage scoped to (municipality, module).
+    Kv,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 1] = [Capability::Kv];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Kv => "kv",
+        }
+    }
+}
+
+/// The module version a request runs on.
+#[derive(Debug, Clone)]
+pub struct ModuleIdentity {
+    pub id: String,
+    pub version: String,
+    pub digest: String,
+}
+
+/// Everything the platform interfaces may see for one request. Built by the gateway before
+/// the module runs; the module cannot change any of it.
+pub struct PlatformState {
+    pub municipality: Arc<Municipality>,
+    pub module: Arc<ModuleIdentity>,
+    pub caller: Caller,
+    pub request_id: String,
+    pub config: Arc<BTreeMap<String, String>>,
+    pub granted: BTreeSet<Capability>,
+    pub db: Db,
+    /// Largest value one host call may carry.
+    pub host_call_bytes: usize,
+    /// Log lines this request may still write.
+    pub log_lines_left: u32,
+}
+
+impl PlatformState {
+    /// `Ok` if `capability` was granted, otherwise the error the module sees.
+    fn require(&self, capability: Capability) -> Result<(), wit::types::Error> {
+        if self.granted.contains(&capability) {
+            Ok(())
+        } else {
+            Err(wit::types::Error::NotGranted(capability.name().to_string()))
+        }
+    }
+
+    fn kv_scope(&self) -> KvScope {
+        KvScope { lg_code: self.municipality.lg_code.to_string(), module_id: self.module.id.clone() }
+    }
+}
+
+impl wit::types::Host for PlatformState {}
+
+/// Adds every platform interface of world `module@1` to the linker.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut PlatformState,
+) -> anyhow::Result<()> {
+    wit::types::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::context::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::identity::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::config::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::kv::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::log::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    Ok(())
+}
+
+/// Interfaces (without version) that a module may import. Anything else is refused at
+/// admission with its name, before the module can be routed to.
+pub const ALLOWED_IMPORT_PREFIXES: &[&str] = &[
+    "nukisashi:platform/",
+    "wasi:http/types",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    // Rust's std links these; with no preopens, no environment and no stdio they are inert.
+    "wasi:cli/",
+    "wasi:filesystem/",
+];

@@ -1,0 +1,27 @@
+//! Nukisashi (抜き差し): a WebAssembly plugin host for pluggable municipal services.
+//!
+//! See `docs/ARCHITECTURE.md` for the map. In short: [`api`] takes HTTP, the gateway
+//! resolves municipality and module through [`app`] and [`plugins::live`], and
+//! [`runtime`] runs the request in a fresh, limited instance whose only way out is
+//! [`capabilities`]. [`store`] holds everything durable.
+
+pub mod api;
+pub mod app;
+pub mod capabilities;
+pub mod demo;
+pub mod engine;
+pub mod lgcode;
+pub mod plugins;
+pub mod runtime;
+pub mod server;
+pub mod settings;
+pub mod store;
+
+/// Module ids are what appears in URLs: 1–64 of `a-z`, `0-9` and `-`, starting with a
+/// letter or digit.
+pub fn is_valid_module_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+}

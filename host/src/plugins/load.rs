@@ -1,0 +1,77 @@
+//! Turning component bytes into a [`LoadedVersion`]: recognise the file, compile (or load
+//! the cached artifact), check every import against what the platform provides, pre-link.
+//! Each refusal is a [`LoadError`] whose message tells the vendor what to fix.
+
+use super::LoadedVersion;
+use crate::capabilities::bindings::ModulePre;
+use crate::capabilities::{ALLOWED_IMPORT_PREFIXES, ModuleIdentity};
+use crate::engine::{Compiler, digest};
+use crate::runtime::state::RequestState;
+use std::sync::Arc;
+use wasmtime::component::{Component, Linker};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm,
+    #[error("this is a core WebAssembly module, not a component: build it with `cargo build --target wasm32-wasip2`")]
+    CoreModule,
+    #[error("the component does not compile: {0}")]
+    Invalid(String),
+    #[error("the component imports `{0}`, which this host does not provide (modules may import only nukisashi:platform interfaces, wasi:http/types and the inert WASI interfaces Rust's std needs)")]
+    ForbiddenImport(String),
+    #[error("the component does not fit the nukisashi:platform/module world: {0}")]
+    WrongWorld(String),
+}
+
+/// What kind of WebAssembly binary `bytes` is, from its 8-byte header.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    // Bytes 4..8: version and layer; layer 0 is a core module, layer 1 a component.
+    match (bytes[6], bytes[7]) {
+        (0, 0) => Err(LoadError::CoreModule),
+        _ => Ok(()),
+    }
+}
+
+/// Loads one module version. Compilation runs on a blocking thread (and is skipped when the
+/// host compiled the same bytes before); nothing here touches the request path.
+pub async fn load(
+    compiler: &Compiler,
+    linker: &Linker<RequestState>,
+    id: &str,
+    version: &str,
+    bytes: Vec<u8>,
+) -> Result<(LoadedVersion, bool), LoadError> {
+    check_header(&bytes)?;
+    let digest = digest(&bytes);
+    let (component, cached) = compiler.compile(bytes, &digest).await.map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+    check_imports(&component, compiler.engine())?;
+    let instance_pre = linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+    let pre = ModulePre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+    let identity = Arc::new(ModuleIdentity { id: id.to_string(), version: version.to_string(), digest });
+    Ok((LoadedVersion { identity, pre }, cached))
+}
+
+fn check_imports(component: &Component, engine: &wasmtime::Engine) -> Result<(), LoadError> {
+    for (name, _) in component.component_type().imports(engine) {
+        if !ALLOWED_IMPORT_PREFIXES.iter().any(|prefix| name.starts_with(prefix)) {
+            return Err(LoadError::ForbiddenImport(name.to_string()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_headers() {
+        assert!(matches!(check_header(b"hello world"), Err(LoadError::NotWasm)));
+        assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule)));
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

@@ -1,0 +1,23 @@
+//! Modules: loading components into ready-to-run versions, and the live table that routes
+//! each (municipality, module) to exactly one version at a time.
+
+pub mod live;
+pub mod load;
+
+use crate::capabilities::ModuleIdentity;
+use crate::capabilities::bindings::ModulePre;
+use crate::runtime::state::RequestState;
+use std::sync::Arc;
+
+/// A module version that passed loading: compiled, type-checked against the module world,
+/// and pre-linked. Requests instantiate from `pre`; nothing is compiled or linked per request.
+pub struct LoadedVersion {
+    pub identity: Arc<ModuleIdentity>,
+    pub pre: ModulePre<RequestState>,
+}
+
+impl std::fmt::Debug for LoadedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedVersion").field("identity", &self.identity).finish()
+    }
+}

@@ -1,0 +1,80 @@
+//! What one request's `Store` holds: WASI with no authority, wasi:http, the limiter, and
+//! the platform state the capabilities read (tenant, module, caller, config, storage).
+
+use super::limits::StoreLimiter;
+use crate::capabilities::PlatformState;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// How much of a module's stderr is kept (panic messages land there).
+const STDERR_CAPTURE_BYTES: usize = 8 * 1024;
+
+pub struct RequestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: NoOutboundHttp,
+    table: ResourceTable,
+    pub limiter: StoreLimiter,
+    pub platform: PlatformState,
+    pub stderr: MemoryOutputPipe,
+    pub deadline: std::time::Instant,
+}
+
+impl RequestState {
+    pub fn new(platform: PlatformState, limiter: StoreLimiter, deadline: std::time::Instant) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        // No preopened directories, no environment, no arguments, no inherited stdio, and
+        // the default socket policy denies every address: the module has no ambient
+        // authority. Admission additionally refuses components that import sockets.
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        Self {
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: NoOutboundHttp,
+            table: ResourceTable::new(),
+            limiter,
+            platform,
+            stderr,
+            deadline,
+        }
+    }
+
+    /// What the module wrote to stderr, lossily decoded.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).into_owned()
+    }
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+/// wasi:http policy for modules: they only answer requests. Outbound HTTP is not linked at
+/// all (`wasi:http/outgoing-handler` is refused at load), so the defaults here only govern
+/// header handling of incoming requests and outgoing responses.
+struct NoOutboundHttp;
+
+type HttpBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, wasmtime_wasi_http::Error>;
+type IoFuture = Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
+
+impl wasmtime_wasi_http::WasiHttpHooks for NoOutboundHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<HttpBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: IoFuture,
+    ) -> Box<dyn std::future::Future<Output = Result<(http::Response<HttpBody>, IoFuture), wasmtime_wasi_http::Error>> + Send>
+    {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}

@@ -1,0 +1,82 @@
+//! Key-value rows scoped to (municipality, module). Every query names both columns; there
+//! is no function here that takes a key without its scope.
+
+use super::{Db, now_iso};
+use anyhow::Result;
+use sqlx::Row;
+
+/// The (municipality, module) a key-value store belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvScope {
+    pub lg_code: String,
+    pub module_id: String,
+}
+
+impl Db {
+    pub async fn kv_get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT value FROM kv_entries WHERE lg_code = $1 AND module_id = $2 AND key = $3")
+            .bind(&scope.lg_code)
+            .bind(&scope.module_id)
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
+    pub async fn kv_set(&self, scope: &KvScope, key: &str, value: &[u8]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO kv_entries (lg_code, module_id, key, value, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (lg_code, module_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(&scope.lg_code)
+        .bind(&scope.module_id)
+        .bind(key)
+        .bind(value.to_vec())
+        .bind(now_iso())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM kv_entries WHERE lg_code = $1 AND module_id = $2 AND key = $3")
+            .bind(&scope.lg_code)
+            .bind(&scope.module_id)
+            .bind(key)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Keys with `prefix`, strictly after `after`, in byte order, at most `limit`.
+    pub async fn kv_list_keys(&self, scope: &KvScope, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        // A range scan on the primary key instead of LIKE, so `%` and `_` in keys stay
+        // literal: keys with a prefix are one contiguous run in byte order.
+        let (op, bound) = match after {
+            Some(after) if after >= prefix => (">", after),
+            _ => (">=", prefix),
+        };
+        let sql = format!(
+            "SELECT key FROM kv_entries WHERE lg_code = $1 AND module_id = $2 AND key {op} $3 ORDER BY key LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&scope.lg_code)
+            .bind(&scope.module_id)
+            .bind(bound)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for r in rows {
+            let key: String = r.try_get(0)?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+}

@@ -1,0 +1,195 @@
+//! The request and response types handlers see.
+
+use crate::url;
+use crate::{Error, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// HTTP method of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other(String),
+}
+
+impl Method {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Other(m) => m,
+        }
+    }
+}
+
+/// An incoming request, with its body read in full (up to the SDK's body limit).
+///
+/// `path` is the path inside the module: the host strips `/{lg-code}/{module}` and passes
+/// the stripped prefix in the `x-nukisashi-base-path` header (see [`Request::base_path`]),
+/// so the same module answers the same routes on any wasi:http host.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    /// Header names are lower-case; repeated headers keep every value, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+    pub(crate) params: HashMap<String, String>,
+}
+
+impl Request {
+    pub(crate) fn new(
+        method: Method,
+        path_with_query: &str,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    ) -> Self {
+        let (path, query) = path_with_query.split_once('?').unwrap_or((path_with_query, ""));
+        let path = if path.is_empty() { "/".to_string() } else { path.to_string() };
+        Self { method, path, query: query.to_string(), headers, body, params: HashMap::new() }
+    }
+
+    /// The value of a route parameter, e.g. `id` for the route `/entries/:id`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        url::parse_pairs(&self.query).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// The first value of header `name` (case-insensitive) as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The URL prefix under which the host mounted this module, e.g. `/131016/guestbook`;
+    /// empty when the module runs on a plain wasi:http host. Use it to build links.
+    pub fn base_path(&self) -> &str {
+        self.header("x-nukisashi-base-path").unwrap_or("")
+    }
+
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> Result<&str> {
+        std::str::from_utf8(&self.body).map_err(|_| Error::bad_request("the body is not valid UTF-8"))
+    }
+
+    /// The body parsed as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
+    }
+
+    /// The body parsed as `application/x-www-form-urlencoded` pairs.
+    pub fn form(&self) -> Result<Vec<(String, String)>> {
+        Ok(url::parse_pairs(self.text()?))
+    }
+
+    /// True if the body is a form post (as opposed to JSON).
+    pub fn is_form(&self) -> bool {
+        self.header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+    }
+}
+
+/// A response a handler returns.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16) -> Self {
+        Self { status, headers: Vec::new(), body: Vec::new() }
+    }
+
+    /// 200 with a JSON body.
+    pub fn json<T: Serialize>(value: &T) -> Self {
+        let body = serde_json::to_vec(value).expect("serialising to JSON cannot fail for plain data");
+        Self::new(200).header("content-type", "application/json").body(body)
+    }
+
+    /// 200 with an HTML page (UTF-8).
+    pub fn html(page: impl Into<String>) -> Self {
+        Self::new(200).header("content-type", "text/html; charset=utf-8").body(page.into().into_bytes())
+    }
+
+    /// 200 with plain text (UTF-8).
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::new(200).header("content-type", "text/plain; charset=utf-8").body(text.into().into_bytes())
+    }
+
+    /// 303 See Other to `location` (use after a form post).
+    pub fn redirect(location: impl Into<String>) -> Self {
+        Self::new(303).header("location", location.into())
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into().into_bytes()));
+        self
+    }
+
+    pub fn body(mut self, body: Vec<u8>) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+/// Escapes text for safe inclusion in HTML element content and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_path_and_query() {
+        let r = Request::new(Method::Get, "/entries?limit=5&q=%E3%81%82", vec![], vec![]);
+        assert_eq!(r.path, "/entries");
+        assert_eq!(r.query_param("q").as_deref(), Some("あ"));
+        assert_eq!(r.query_param("missing"), None);
+        assert_eq!(Request::new(Method::Get, "", vec![], vec![]).path, "/");
+    }
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(escape_html("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    }
+}
