@@ -1,1 +1,180 @@
+//! Helpers for end-to-end tests: start the real `nukisashi` binary on a free port with a
+//! fresh data directory (and, for PostgreSQL, a fresh database), and talk to it over HTTP.
+//!
+//! `cargo xtask test` builds the binary and the modules first and provides a PostgreSQL
+//! server through `NUKISASHI_TEST_DATABASE_URL`.
 
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Which database a test host uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+}
+
+/// The `nukisashi` binary built by `cargo xtask test`.
+pub fn binary() -> PathBuf {
+    let path = workspace_root().join("target/release/nukisashi");
+    assert!(path.exists(), "{} is missing: run the suite with `cargo xtask test`", path.display());
+    path
+}
+
+/// A module component built by `cargo xtask test`, e.g. `module("guestbook")`.
+pub fn module(name: &str) -> PathBuf {
+    let path = workspace_root().join("target/wasm32-wasip2/guest").join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.exists(), "{} is missing: run the suite with `cargo xtask test`", path.display());
+    path
+}
+
+/// A new, empty PostgreSQL database on the test server; its URL.
+pub async fn fresh_postgres_database() -> Result<String> {
+    let admin = std::env::var("NUKISASHI_TEST_DATABASE_URL").context(
+        "NUKISASHI_TEST_DATABASE_URL is not set: run the suite with `cargo xtask test`, which starts a PostgreSQL server",
+    )?;
+    let name = format!("nk_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await?;
+    pool.close().await;
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    Ok(format!("{base}/{name}"))
+}
+
+/// How to start a test host.
+pub struct HostSpec {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub plugins: Vec<PathBuf>,
+    /// Extra TOML for the settings file (e.g. a `[limits]` table).
+    pub settings: String,
+    pub demo: bool,
+}
+
+impl HostSpec {
+    /// A host with demo municipalities and the given modules, on `backend`, in `dir`.
+    pub async fn new(backend: Backend, dir: &Path, modules: &[&str]) -> Result<Self> {
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_postgres_database().await?),
+        };
+        Ok(Self {
+            data_dir: dir.to_path_buf(),
+            database_url,
+            plugins: modules.iter().map(|m| module(m)).collect(),
+            settings: String::new(),
+            demo: true,
+        })
+    }
+
+    pub fn settings(mut self, toml: &str) -> Self {
+        self.settings = toml.to_string();
+        self
+    }
+
+    /// Starts the host and waits until it listens.
+    pub fn start(&self) -> Result<Host> {
+        std::fs::create_dir_all(&self.data_dir)?;
+        let settings_path = self.data_dir.join("settings.toml");
+        std::fs::write(&settings_path, &self.settings)?;
+        let mut command = Command::new(binary());
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&settings_path)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&self.data_dir);
+        if let Some(url) = &self.database_url {
+            command.args(["--database-url", url]);
+        }
+        for plugin in &self.plugins {
+            command.arg("--plugin").arg(plugin);
+        }
+        if self.demo {
+            command.arg("--demo");
+        }
+        let log = std::fs::File::create(self.data_dir.join("host.log"))?;
+        command.stdout(Stdio::piped()).stderr(log).env("RUST_BACKTRACE", "0").env("NUKISASHI_LOG", "info");
+        let mut child = command.spawn().context("cannot start nukisashi")?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("nukisashi listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(base) => Ok(Host { child, base, data_dir: self.data_dir.clone(), client: client() }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(self.data_dir.join("host.log")).unwrap_or_default();
+                bail!("nukisashi did not start listening; its log:\n{log}")
+            }
+        }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client")
+}
+
+/// A running host process; killed when dropped.
+pub struct Host {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub client: reqwest::Client,
+}
+
+impl Host {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request reaches the host")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request reaches the host")
+    }
+
+    pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.put(self.url(path)).json(body).send().await.expect("request reaches the host")
+    }
+
+    /// The host's log so far (for assertions and for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("host.log")).unwrap_or_default()
+    }
+
+    /// Kills the process (no graceful shutdown: what was acknowledged must already be durable).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads a problem+json response, checking the content type.
+pub async fn problem(response: reqwest::Response) -> serde_json::Value {
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert_eq!(content_type, "application/problem+json", "expected a problem+json response");
+    response.json().await.expect("problem body is JSON")
+}

@@ -104,6 +104,10 @@ fn test(extra: &[String]) -> Result<()> {
         c.args(["-p", p]);
     }
     c.args(extra);
+    // Panics in tests are expected assertions; a backtrace for each only buries the message.
+    if std::env::var_os("RUST_BACKTRACE").is_none_or(|v| v == "1") {
+        c.env("RUST_BACKTRACE", "0");
+    }
     status(c)
 }
 
