@@ -3,6 +3,8 @@
 
 use crate::api::problem::Problem;
 use crate::lgcode::LgCode;
+use crate::auth::Authenticator;
+use crate::plugins::lifecycle::VersionCache;
 use crate::plugins::live::LiveTable;
 use crate::runtime::Runtime;
 use crate::store::Db;
@@ -17,14 +19,24 @@ pub struct App {
     pub runtime: Runtime,
     pub live: LiveTable,
     pub tenants: Tenants,
+    pub versions: VersionCache,
+    pub auth: Authenticator,
     configs: ConfigCache,
 }
 
 impl App {
-    pub async fn new(db: Db, runtime: Runtime) -> Result<Self> {
+    pub async fn new(db: Db, runtime: Runtime, auth: Authenticator) -> Result<Self> {
         let tenants = Tenants::default();
         tenants.replace(db.list_municipalities().await?);
-        Ok(Self { db, runtime, live: LiveTable::new(), tenants, configs: ConfigCache::default() })
+        Ok(Self {
+            db,
+            runtime,
+            live: LiveTable::new(),
+            tenants,
+            versions: VersionCache::default(),
+            auth,
+            configs: ConfigCache::default(),
+        })
     }
 
     /// Registers a municipality and makes it routable at once.

@@ -7,7 +7,10 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod capabilities;
+pub mod catalog;
+pub mod client;
 pub mod demo;
 pub mod engine;
 pub mod lgcode;

@@ -22,6 +22,171 @@ enum Command {
     /// Register, list and check municipalities (全国地方公共団体コード).
     #[command(subcommand)]
     Municipality(MunicipalityCommand),
+    /// Mint a token with this host's local secret (for local use and tests).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Vendor keys and registration.
+    #[command(subcommand)]
+    Vendor(VendorCommand),
+    /// Publish, review, swap, roll back and suspend module versions.
+    #[command(subcommand)]
+    Module(ModuleCommand),
+    /// Subscribe a municipality to a module, with grants, config and an optional pin.
+    Subscribe {
+        #[arg(long)]
+        lg_code: String,
+        #[arg(long)]
+        module: String,
+        /// Capability to grant (repeatable), e.g. --grant kv.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// Pin this version instead of following the latest.
+        #[arg(long)]
+        version: Option<String>,
+        /// Setting as key=value (repeatable); replaces the module's config when given.
+        #[arg(long = "config")]
+        config: Vec<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a signed token.
+    Mint {
+        /// operator, vendor, admin, staff or resident.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "local-user")]
+        sub: String,
+        #[arg(long)]
+        vendor: Option<String>,
+        #[arg(long)]
+        lg_code: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value_t = 8)]
+        ttl_hours: i64,
+        /// The host's data directory (where its secret is).
+        #[arg(long, env = "NUKISASHI_DATA_DIR", default_value = "nukisashi-data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum VendorCommand {
+    /// Create an Ed25519 signing key: the private key goes to FILE, the public key is
+    /// printed for the operator to register.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Register a vendor and its public key (operator).
+    Register {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        public_key: String,
+        /// Approve this vendor's admitted versions without review.
+        #[arg(long)]
+        auto_approve: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModuleCommand {
+    /// Print the signature of a component and manifest.
+    Sign {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        component: PathBuf,
+    },
+    /// Sign and upload a version (vendor).
+    Publish {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        component: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Approve a version (operator); followers of the latest move to it unless --no-release.
+    Approve {
+        module: String,
+        version: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        no_release: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Reject a version with a reason (operator).
+    Reject {
+        module: String,
+        version: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Move municipalities (default: every follower) to a version (operator).
+    Swap {
+        module: String,
+        version: String,
+        #[arg(long = "lg-code")]
+        lg_codes: Vec<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Return municipalities (default: every follower) to their previous version (operator).
+    Rollback {
+        module: String,
+        #[arg(long = "lg-code")]
+        lg_codes: Vec<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Stop a module everywhere (operator).
+    Suspend {
+        module: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Lift a suspension (operator).
+    Resume {
+        module: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    #[command(flatten)]
+    server: ServerArg,
+    /// Bearer token (see `nukisashi token mint`).
+    #[arg(long, env = "NUKISASHI_TOKEN")]
+    token: Option<String>,
+}
+
+impl ApiArgs {
+    fn client(&self) -> nukisashi::client::Client {
+        nukisashi::client::Client::new(&self.server.server, self.token.clone())
+    }
 }
 
 #[derive(Args)]
@@ -61,7 +226,7 @@ enum MunicipalityCommand {
         #[arg(long, default_value_t = 0)]
         population: i64,
         #[command(flatten)]
-        server: ServerArg,
+        api: ApiArgs,
     },
     /// List the municipalities a running host serves.
     List {
@@ -103,6 +268,29 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Municipality(cmd) => municipality(cmd).await,
+        Command::Token(cmd) => token(cmd),
+        Command::Vendor(cmd) => vendor(cmd).await,
+        Command::Module(cmd) => module(cmd).await,
+        Command::Subscribe { lg_code, module, grants, version, config, api } => {
+            let config: Option<serde_json::Map<String, serde_json::Value>> = if config.is_empty() {
+                None
+            } else {
+                Some(
+                    config
+                        .iter()
+                        .map(|kv| {
+                            kv.split_once('=')
+                                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+                                .with_context(|| format!("`{kv}` is not key=value"))
+                        })
+                        .collect::<Result<_>>()?,
+                )
+            };
+            let body = serde_json::json!({ "grants": grants, "version": version, "config": config });
+            let s = api.client().put(&format!("/municipalities/{lg_code}/subscriptions/{module}"), &body).await?;
+            println!("{lg_code} subscribes to {module} {} (grants: {})", s["version"].as_str().unwrap_or(""), s["grants"]);
+            Ok(())
+        }
     }
 }
 
@@ -132,31 +320,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
 }
 
 async fn municipality(cmd: MunicipalityCommand) -> Result<()> {
-    let client = reqwest::Client::new();
     match cmd {
         MunicipalityCommand::Check { lg_code } => {
             let code = LgCode::parse(&lg_code)?;
             println!("{code} is well-formed ({})", code.prefecture());
         }
-        MunicipalityCommand::Add { lg_code, name, population, server } => {
+        MunicipalityCommand::Add { lg_code, name, population, api } => {
             // Validate here too, so a typo gets its sentence without a round trip.
             LgCode::parse(&lg_code)?;
-            let response = client
-                .post(format!("{}/api/v1/municipalities", server.server))
-                .json(&serde_json::json!({ "lg_code": lg_code, "name": name, "population": population }))
-                .send()
-                .await
-                .with_context(|| format!("cannot reach the host at {}", server.server))?;
-            let body: serde_json::Value = check(response).await?;
-            println!("registered {} {} ({})", body["lg_code"].as_str().unwrap_or(""), body["name"].as_str().unwrap_or(""), body["prefecture"].as_str().unwrap_or(""));
+            let body = serde_json::json!({ "lg_code": lg_code, "name": name, "population": population });
+            let m = api.client().post("/municipalities", &body).await?;
+            println!("registered {} {} ({})", m["lg_code"].as_str().unwrap_or(""), m["name"].as_str().unwrap_or(""), m["prefecture"].as_str().unwrap_or(""));
         }
         MunicipalityCommand::List { server } => {
-            let response = client
-                .get(format!("{}/api/v1/municipalities", server.server))
-                .send()
-                .await
-                .with_context(|| format!("cannot reach the host at {}", server.server))?;
-            let list: Vec<serde_json::Value> = check(response).await?;
+            let list: Vec<serde_json::Value> = nukisashi::client::Client::new(&server.server, None).get("/municipalities").await?;
             for m in list {
                 println!("{}\t{}\t{}\t{}", m["lg_code"].as_str().unwrap_or(""), m["prefecture"].as_str().unwrap_or(""), m["name"].as_str().unwrap_or(""), m["population"]);
             }
@@ -165,12 +342,92 @@ async fn municipality(cmd: MunicipalityCommand) -> Result<()> {
     Ok(())
 }
 
-/// The body of a successful response, or the problem's detail as the error.
-async fn check<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T> {
-    if response.status().is_success() {
-        return Ok(response.json().await?);
+fn token(cmd: TokenCommand) -> Result<()> {
+    let TokenCommand::Mint { role, sub, vendor, lg_code, name, ttl_hours, data_dir } = cmd;
+    let role: nukisashi::auth::Role = serde_json::from_value(serde_json::Value::String(role.clone()))
+        .map_err(|_| anyhow::anyhow!("role `{role}` is not one of operator, vendor, admin, staff, resident"))?;
+    if let Some(code) = &lg_code {
+        LgCode::parse(code)?;
     }
-    let status = response.status();
-    let problem: serde_json::Value = response.json().await.unwrap_or_default();
-    anyhow::bail!("{} ({status})", problem["detail"].as_str().unwrap_or("the host refused the request"))
+    let claims = nukisashi::auth::Claims {
+        sub,
+        role,
+        vendor_id: vendor,
+        lg_code,
+        name,
+        iss: nukisashi::auth::LOCAL_ISSUER.into(),
+        aud: nukisashi::auth::LOCAL_AUDIENCE.into(),
+        exp: 0,
+        iat: 0,
+    };
+    println!("{}", nukisashi::auth::mint(&data_dir, claims, ttl_hours * 3600)?);
+    Ok(())
+}
+
+async fn vendor(cmd: VendorCommand) -> Result<()> {
+    match cmd {
+        VendorCommand::Keygen { out } => {
+            let (private, public) = nukisashi::plugins::signing::generate().map_err(anyhow::Error::msg)?;
+            nukisashi::auth::write_private(&out, private.as_bytes())?;
+            println!("{public}");
+            eprintln!("private key written to {}; give the operator the public key above", out.display());
+        }
+        VendorCommand::Register { id, name, public_key, auto_approve, api } => {
+            let body = serde_json::json!({ "id": id, "name": name, "public_key": public_key, "auto_approve": auto_approve });
+            api.client().post("/vendors", &body).await?;
+            println!("registered vendor {id}");
+        }
+    }
+    Ok(())
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn sign(key: &std::path::Path, manifest: &[u8], component: &[u8]) -> Result<String> {
+    let key = String::from_utf8(read(key)?).context("the key file is not text")?;
+    nukisashi::plugins::signing::sign(&key, component, manifest).map_err(anyhow::Error::msg)
+}
+
+async fn module(cmd: ModuleCommand) -> Result<()> {
+    match cmd {
+        ModuleCommand::Sign { key, manifest, component } => {
+            println!("{}", sign(&key, &read(&manifest)?, &read(&component)?)?);
+        }
+        ModuleCommand::Publish { key, manifest, component, api } => {
+            let (manifest, component) = (read(&manifest)?, read(&component)?);
+            let signature = sign(&key, &manifest, &component)?;
+            let v = api.client().publish(manifest, component, signature).await?;
+            println!("published {} {}: {}", v["module_id"].as_str().unwrap_or(""), v["version"].as_str().unwrap_or(""), v["status"].as_str().unwrap_or(""));
+        }
+        ModuleCommand::Approve { module, version, reason, no_release, api } => {
+            let body = serde_json::json!({ "reason": reason, "release": !no_release });
+            let r = api.client().post(&format!("/modules/{module}/versions/{version}/approve"), &body).await?;
+            println!("approved {module} {version}; moved: {}", r["moved"]);
+        }
+        ModuleCommand::Reject { module, version, reason, api } => {
+            api.client().post(&format!("/modules/{module}/versions/{version}/reject"), &serde_json::json!({ "reason": reason })).await?;
+            println!("rejected {module} {version}");
+        }
+        ModuleCommand::Swap { module, version, lg_codes, api } => {
+            let body = serde_json::json!({ "version": version, "lg_codes": (!lg_codes.is_empty()).then_some(lg_codes) });
+            let r = api.client().post(&format!("/modules/{module}/swap"), &body).await?;
+            println!("{module} → {version} for {} ({} µs)", r["municipalities"], r["elapsed_us"]);
+        }
+        ModuleCommand::Rollback { module, lg_codes, api } => {
+            let body = serde_json::json!({ "lg_codes": (!lg_codes.is_empty()).then_some(lg_codes) });
+            let r = api.client().post(&format!("/modules/{module}/rollback"), &body).await?;
+            println!("{module} rolled back for {}", r["rolled_back"]);
+        }
+        ModuleCommand::Suspend { module, reason, api } => {
+            api.client().post(&format!("/modules/{module}/suspend"), &serde_json::json!({ "reason": reason })).await?;
+            println!("{module} suspended everywhere");
+        }
+        ModuleCommand::Resume { module, api } => {
+            api.client().post(&format!("/modules/{module}/resume"), &serde_json::json!({})).await?;
+            println!("{module} resumed");
+        }
+    }
+    Ok(())
 }

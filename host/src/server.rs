@@ -1,6 +1,9 @@
 //! `nukisashi serve`: open the store, load modules, serve HTTP until told to stop.
 
 use crate::app::App;
+use crate::auth::Authenticator;
+use crate::catalog::manifest::Manifest;
+use crate::plugins::live::{Change, Routed};
 use crate::runtime::Runtime;
 use crate::settings::Settings;
 use crate::store::Db;
@@ -13,7 +16,9 @@ use std::sync::Arc;
 pub async fn build(settings: &Settings) -> Result<Arc<App>> {
     let db = Db::open(settings.database_url.as_deref(), &settings.data_dir).await?;
     let runtime = Runtime::new(settings)?;
-    let app = Arc::new(App::new(db, runtime).await?);
+    let auth = Authenticator::new(&settings.data_dir, &settings.auth)?;
+    let app = Arc::new(App::new(db, runtime, auth).await?);
+    app.restore_routes().await.context("cannot restore the routes of subscribed modules")?;
     for path in plugin_files(settings)? {
         load_plugin_file(&app, &path).await?;
     }
@@ -51,34 +56,28 @@ fn plugin_files(settings: &Settings) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Loads `name.wasm` as module `name` (underscores become hyphens), serving every
-/// municipality. An optional `name.toml` beside it may set `id` and `version`.
+/// Loads `name.wasm` outside the catalog, as module `name` (underscores become hyphens),
+/// serving every registered municipality without a subscription of its own, with every
+/// capability it requests: for development and the demo. A manifest `name.toml` beside
+/// it is used if present; otherwise every path is public and `kv` is requested.
 pub async fn load_plugin_file(app: &App, path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read module file {}", path.display()))?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("module").replace('_', "-");
-    let sidecar: Sidecar = match std::fs::read_to_string(path.with_extension("toml")) {
-        Ok(text) => toml::from_str(&text).with_context(|| format!("{} is not valid", path.with_extension("toml").display()))?,
-        Err(_) => Sidecar::default(),
-    };
-    let id = sidecar.id.unwrap_or(stem);
-    if !crate::is_valid_module_id(&id) {
-        anyhow::bail!("module id `{id}` (from {}) must be lower-case letters, digits and hyphens", path.display());
+    if !crate::is_valid_module_id(&stem) {
+        anyhow::bail!("{}: a module file name must be lower-case letters, digits, `-` or `_`", path.display());
     }
-    let version = sidecar.version.unwrap_or_else(|| "0.0.0".to_string());
+    let manifest = match std::fs::read(path.with_extension("toml")) {
+        Ok(text) => Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.with_extension("toml").display()))?,
+        Err(_) => Manifest::development(&stem),
+    };
     let loaded = app
         .runtime
-        .load(&id, &version, bytes)
+        .load(Arc::new(manifest), bytes)
         .await
         .with_context(|| format!("cannot load module {}", path.display()))?;
-    app.live.set_default(Arc::new(loaded));
+    let capabilities = loaded.manifest.capabilities.iter().copied().collect();
+    app.live.apply(vec![Change::SetDefault(Arc::new(Routed { version: Arc::new(loaded), capabilities }))]);
     Ok(())
-}
-
-#[derive(Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Sidecar {
-    id: Option<String>,
-    version: Option<String>,
 }
 
 async fn shutdown_signal() {

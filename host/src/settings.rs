@@ -23,6 +23,7 @@ pub struct Settings {
     pub plugins_dir: Option<PathBuf>,
     pub limits: Limits,
     pub pool: Pool,
+    pub auth: crate::auth::AuthSettings,
 }
 
 /// Per-request limits on a module. A module that exceeds one gets a clear error response
@@ -70,6 +71,7 @@ impl Default for Settings {
             plugins_dir: None,
             limits: Limits::default(),
             pool: Pool::default(),
+            auth: Default::default(),
         }
     }
 }

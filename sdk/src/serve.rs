@@ -35,7 +35,15 @@ fn read_request(request: IncomingRequest) -> Result<Request, Error> {
     };
     let path = request.path_with_query().unwrap_or_else(|| "/".into());
     let headers = request.headers().entries();
-    let body = read_body(request.consume().map_err(|()| Error::internal("request body already taken"))?)?;
+    // Reading an empty body still costs a round trip through the host's body task, so GET
+    // and HEAD bodies (which carry no meaning) and declared-empty bodies are not read.
+    // (Transfer-Encoding is hop-by-hop and may be gone by now, so it cannot be relied on.)
+    let declared_empty = headers.iter().any(|(name, value)| name == "content-length" && value.as_slice() == b"0");
+    let body = if matches!(method, Method::Get | Method::Head) || declared_empty {
+        Vec::new()
+    } else {
+        read_body(request.consume().map_err(|()| Error::internal("request body already taken"))?)?
+    };
     Ok(Request::new(method, &path, headers, body))
 }
 

@@ -153,6 +153,21 @@ impl Host {
         self.client.put(self.url(path)).json(body).send().await.expect("request reaches the host")
     }
 
+    /// A token for this host, minted by the CLI with the host's own secret.
+    /// `role` is operator, vendor, admin, staff or resident; `scope` the vendor id (vendor)
+    /// or municipality code (admin, staff).
+    pub fn token(&self, role: &str, scope: Option<&str>) -> String {
+        mint(&self.data_dir, role, scope, 1)
+    }
+
+    pub async fn send_as(&self, token: &str, method: reqwest::Method, path: &str, body: Option<&serde_json::Value>) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request reaches the host")
+    }
+
     /// The host's log so far (for assertions and for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("host.log")).unwrap_or_default()
@@ -177,4 +192,24 @@ pub async fn problem(response: reqwest::Response) -> serde_json::Value {
     let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     assert_eq!(content_type, "application/problem+json", "expected a problem+json response");
     response.json().await.expect("problem body is JSON")
+}
+
+/// Mints a token with the secret in `data_dir` through the CLI; `ttl_hours` may be negative
+/// (an expired token).
+pub fn mint(data_dir: &Path, role: &str, scope: Option<&str>, ttl_hours: i64) -> String {
+    let mut command = Command::new(binary());
+    command.args(["token", "mint", "--role", role, "--sub", &format!("test-{role}"), &format!("--ttl-hours={ttl_hours}"), "--data-dir"]);
+    command.arg(data_dir);
+    match (role, scope) {
+        ("vendor", Some(vendor)) => {
+            command.args(["--vendor", vendor]);
+        }
+        (_, Some(code)) => {
+            command.args(["--lg-code", code]);
+        }
+        _ => {}
+    }
+    let output = command.output().expect("nukisashi token mint runs");
+    assert!(output.status.success(), "token mint failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("token is text").trim().to_string()
 }

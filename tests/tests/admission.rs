@@ -48,13 +48,23 @@ async fn municipality_codes_are_validated_with_clear_errors() {
     let mut spec = HostSpec::new(Backend::Sqlite, dir.path(), &["guestbook"]).await.unwrap();
     spec.demo = false;
     let host = spec.start().unwrap();
+    let operator = host.token("operator", None);
+    let post = |body: serde_json::Value| {
+        let (host, operator) = (&host, &operator);
+        async move { host.send_as(operator, reqwest::Method::POST, "/api/v1/municipalities", Some(&body)).await }
+    };
 
-    let created = host.post_json("/api/v1/municipalities", &json!({"lg_code": "131016", "name": "千代田区", "population": 68000})).await;
+    // Registering municipalities is the operator's job.
+    assert_eq!(host.post_json("/api/v1/municipalities", &json!({"lg_code": "131016", "name": "千代田区"})).await.status(), 401);
+    let staff = host.token("staff", Some("131016"));
+    assert_eq!(host.send_as(&staff, reqwest::Method::POST, "/api/v1/municipalities", Some(&json!({"lg_code": "131016", "name": "千代田区"}))).await.status(), 403);
+
+    let created = post(json!({"lg_code": "131016", "name": "千代田区", "population": 68000})).await;
     assert_eq!(created.status(), 201);
     let body: serde_json::Value = created.json().await.unwrap();
     assert_eq!(body["prefecture"], "東京都");
 
-    let duplicate = host.post_json("/api/v1/municipalities", &json!({"lg_code": "131016", "name": "千代田区"})).await;
+    let duplicate = post(json!({"lg_code": "131016", "name": "千代田区"})).await;
     assert_eq!(duplicate.status(), 409);
     assert_eq!(problem(duplicate).await["type"], "urn:nukisashi:problem:municipality-exists");
 
@@ -66,13 +76,21 @@ async fn municipality_codes_are_validated_with_clear_errors() {
         ("001007", "prefecture 00"),
         ("481009", "prefecture 48"),
     ] {
-        let response = host.post_json("/api/v1/municipalities", &json!({"lg_code": code, "name": "テスト町"})).await;
+        let response = post(json!({"lg_code": code, "name": "テスト町"})).await;
         assert_eq!(response.status(), 422, "{code}");
         let p = problem(response).await;
         assert_eq!(p["type"], "urn:nukisashi:problem:invalid-lg-code");
         assert!(p["detail"].as_str().unwrap().contains(reason), "{code}: {p}");
     }
-    let malformed = host.client.post(host.url("/api/v1/municipalities")).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let malformed = host
+        .client
+        .post(host.url("/api/v1/municipalities"))
+        .bearer_auth(&operator)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(malformed.status(), 400);
     assert_eq!(problem(malformed).await["type"], "urn:nukisashi:problem:invalid-body");
 
@@ -81,7 +99,7 @@ async fn municipality_codes_are_validated_with_clear_errors() {
     assert_eq!(list.len(), 1);
 
     // The CLI talks to the same API and says what is wrong in a sentence.
-    let cli = |args: &[&str]| Command::new(binary()).args(args).args(["--server", &host.base]).output().unwrap();
+    let cli = |args: &[&str]| Command::new(binary()).args(args).args(["--server", &host.base]).env("NUKISASHI_TOKEN", &operator).output().unwrap();
     let ok = cli(&["municipality", "add", "--lg-code", "011002", "--name", "札幌市", "--population", "1960000"]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("011002 札幌市 (北海道)"));

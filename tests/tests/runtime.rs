@@ -82,10 +82,14 @@ async fn config_comes_from_the_municipality() {
     let host = HostSpec::new(Backend::Sqlite, dir.path(), &["guestbook"]).await.unwrap().start().unwrap();
     let page = host.get(&format!("/{CHIYODA}/guestbook/")).await.text().await.unwrap();
     assert!(page.contains("<title>千代田区 みんなの掲示板</title>"), "{page}");
-    let response = host
-        .put_json(&format!("/api/v1/municipalities/{CHIYODA}/modules/guestbook/config"), &json!({"title": "区民の声 <試行>"}))
-        .await;
-    assert_eq!(response.status(), 204);
+    let path = format!("/api/v1/municipalities/{CHIYODA}/modules/guestbook/config");
+    let body = json!({"title": "区民の声 <試行>"});
+    // Only 千代田区's admin (or an operator) may change it.
+    assert_eq!(host.put_json(&path, &body).await.status(), 401);
+    let sapporo_admin = host.token("admin", Some(SAPPORO));
+    assert_eq!(host.send_as(&sapporo_admin, reqwest::Method::PUT, &path, Some(&body)).await.status(), 403);
+    let admin = host.token("admin", Some(CHIYODA));
+    assert_eq!(host.send_as(&admin, reqwest::Method::PUT, &path, Some(&body)).await.status(), 204);
     let page = host.get(&format!("/{CHIYODA}/guestbook/")).await.text().await.unwrap();
     assert!(page.contains("<h1>区民の声 &lt;試行&gt;</h1>"), "{page}");
     // 札幌's page keeps its own title.
@@ -106,7 +110,7 @@ async fn gateway_passes_the_request_through_intact() {
         .client
         .put(host.url(&format!("/{CHIYODA}/fault-fixture/echo/a/b%20c?x=1&y=%E3%81%82")))
         .header("x-custom", "値")
-        .header("authorization", "Bearer secret-platform-token")
+        .bearer_auth(host.token("resident", None))
         .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
         .send()
         .await
@@ -122,7 +126,7 @@ async fn gateway_passes_the_request_through_intact() {
     assert_eq!(seen["body_checksum"], expected_checksum);
     let headers = seen["headers"].as_array().unwrap();
     assert!(headers.iter().any(|h| h[0] == "x-custom" && h[1] == "値"), "{headers:?}");
-    // The platform's credentials never reach the module.
+    // The platform's credentials never reach the module (it gets verified claims instead).
     assert!(!headers.iter().any(|h| h[0] == "authorization"), "{headers:?}");
 }
 

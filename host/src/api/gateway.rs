@@ -8,7 +8,8 @@
 use super::municipalities::parse_code;
 use super::problem::Problem;
 use crate::app::App;
-use crate::capabilities::{Caller, Capability, PlatformState};
+use crate::auth::{AccessLevel, AuthError};
+use crate::capabilities::{Caller, PlatformState};
 use crate::runtime::InvokeError;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -48,29 +49,64 @@ async fn serve(State(app): State<Arc<App>>, code: String, module: String, reques
 async fn route(app: &App, code: &str, module: &str, request_id: &str, request: Request) -> Result<Response, Problem> {
     let lg_code = parse_code(code)?;
     let municipality = app.require_municipality(&lg_code)?;
-    let Some(version) = app.live.resolve(module, &lg_code) else {
+    let Some(routed) = app.live.resolve(module, &lg_code) else {
+        if let Some(reason) = app.db.module_suspension(module).await? {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "module-suspended",
+                "Module suspended",
+                format!("module `{module}` is suspended by the platform operator: {reason}"),
+            ));
+        }
         return Err(Problem::not_found(
             "unknown-module",
             format!("module `{module}` is not available for municipality {lg_code}"),
         ));
     };
+    let version = &routed.version;
     let span = tracing::info_span!("module_request", lg_code = %lg_code, module, version = %version.identity.version, request_id);
 
+    let module_path = module_path(request.uri().path(), code, module)?;
+    let Some(level) = version.manifest.access_level(&canonical(&module_path)?) else {
+        return Err(Problem::not_found("undeclared-route", format!("module `{module}` declares no route for {module_path}")));
+    };
+    let principal = app.optional_principal(request.headers()).map_err(|e| e.into_problem())?;
+    if level != AccessLevel::Public {
+        match &principal {
+            None => return Err(AuthError::Missing.into_problem()),
+            Some(p) if !p.may_use(level, &lg_code) => {
+                let e = AuthError::Forbidden(format!("this route needs {level:?} access to municipality {lg_code}"));
+                tracing::warn!(parent: &span, subject = %p.subject, reason = %e, "refused module route");
+                return Err(e.into_problem());
+            }
+            Some(_) => {}
+        }
+    }
+
+    let settings = app.module_config(&lg_code, module).await?;
     let platform = PlatformState {
         municipality,
         module: version.identity.clone(),
-        caller: Caller::default(),
+        caller: principal.as_ref().map(Caller::from).unwrap_or_default(),
         request_id: request_id.to_string(),
-        config: app.module_config(&lg_code, module).await?,
-        granted: Capability::ALL.into_iter().collect(),
+        config: Arc::new(version.manifest.effective_config(&settings)),
+        granted: routed.capabilities.clone(),
         db: app.db.clone(),
         host_call_bytes: app.runtime.limits().host_call_bytes,
         log_lines_left: app.runtime.limits().log_lines,
     };
     let request = into_module_request(request, code, module, request_id)?;
 
-    match app.runtime.invoke(&version, platform, request).instrument(span.clone()).await {
-        Ok(response) => Ok(from_module_response(response)),
+    match app.runtime.invoke(version, platform, request).instrument(span.clone()).await {
+        Ok(response) => {
+            let mut response = from_module_response(response);
+            // Which version answered: operators and tests can see a swap take effect.
+            let served_by = format!("{}@{}", version.identity.id, version.identity.version);
+            if let Ok(value) = HeaderValue::from_str(&served_by) {
+                response.headers_mut().insert("x-nukisashi-version", value);
+            }
+            Ok(response)
+        }
         Err(error) => {
             tracing::warn!(parent: &span, error = %error, detail = ?error, "module request failed");
             Err(problem_for(&error, &version.identity.id, &version.identity.version))
@@ -78,13 +114,33 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
     }
 }
 
+/// The path inside the module: the raw URL path without `/{code}/{module}`.
+fn module_path<'a>(path: &'a str, code: &str, module: &str) -> Result<&'a str, Problem> {
+    let rest = path.strip_prefix('/').and_then(|p| p.strip_prefix(code)).and_then(|p| p.strip_prefix('/')).and_then(|p| p.strip_prefix(module));
+    match rest {
+        Some("") => Ok("/"),
+        Some(rest) if rest.starts_with('/') => Ok(rest),
+        _ => Err(Problem::bad_request("non-canonical-path", "write the municipality code and module id in the URL without percent-encoding")),
+    }
+}
+
+/// The decoded path the route's auth level is decided on. Decoding before matching means
+/// `/%61dmin` is checked as `/admin`; dot segments are refused because a module's router
+/// might resolve them where the check did not.
+fn canonical(module_path: &str) -> Result<String, Problem> {
+    let decoded = percent_encoding::percent_decode_str(module_path).decode_utf8_lossy().into_owned();
+    if decoded.split('/').any(|segment| segment == "." || segment == "..") || decoded.contains('\\') {
+        return Err(Problem::bad_request("non-canonical-path", "paths with `.` or `..` segments or backslashes are not accepted"));
+    }
+    Ok(decoded)
+}
+
 /// The request as the module sees it: path relative to its mount point, the mount point in
 /// `x-nukisashi-base-path`, the request id, and no platform credentials.
 fn into_module_request(request: Request, code: &str, module: &str, request_id: &str) -> Result<Request, Problem> {
     let (mut parts, body) = request.into_parts();
     let prefix = format!("/{code}/{module}");
-    let path = parts.uri.path().strip_prefix(&prefix).unwrap_or("/");
-    let path = if path.is_empty() { "/" } else { path };
+    let path = module_path(parts.uri.path(), code, module)?;
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),

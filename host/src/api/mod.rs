@@ -1,13 +1,16 @@
 //! HTTP: the gateway into modules, the platform REST API under `/api/v1`, and health.
 
+mod auth;
+mod catalog;
 mod gateway;
+mod subscriptions;
 mod module_config;
 mod municipalities;
 pub mod problem;
 
 use crate::app::App;
 use axum::Router;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use std::sync::Arc;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -30,8 +33,30 @@ fn api_v1() -> Router<Arc<App>> {
             "/municipalities/{lg_code}/modules/{module}/config",
             get(module_config::show).put(module_config::replace),
         )
-        .route("/modules", get(module_config::list_modules))
+        .route("/modules", get(module_config::list_modules).post(catalog::publish))
+        .route("/modules/{id}/versions", get(catalog::versions))
+        .route("/modules/{id}/versions/{version}/approve", post(catalog::approve))
+        .route("/modules/{id}/versions/{version}/reject", post(catalog::reject))
+        .route("/modules/{id}/swap", post(subscriptions::swap))
+        .route("/modules/{id}/rollback", post(subscriptions::rollback))
+        .route("/modules/{id}/suspend", post(subscriptions::suspend))
+        .route("/modules/{id}/resume", post(subscriptions::resume))
+        .route("/vendors", post(catalog::register_vendor))
+        .route("/reviews", get(catalog::pending))
+        .route("/catalog", get(catalog::catalog))
+        .route("/municipalities/{lg_code}/subscriptions", get(subscriptions::list))
+        .route(
+            "/municipalities/{lg_code}/subscriptions/{module}",
+            axum::routing::put(subscriptions::subscribe).delete(subscriptions::unplug),
+        )
+        .route("/municipalities/{lg_code}/modules/{module}/export", get(subscriptions::export))
+        .route("/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        // Uploads carry a component of up to 32 MiB.
+        .layer(axum::extract::DefaultBodyLimit::max(crate::plugins::admission::MAX_COMPONENT_BYTES + (1 << 20)))
 }
+
+/// The OpenAPI 3.1 description of `/api/v1`.
+const OPENAPI: &str = include_str!("openapi.json");
 
 /// Ready when the database answers and at least one module is loaded.
 async fn readyz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> axum::response::Response {

@@ -2,6 +2,7 @@
 //! module; `/api/v1/modules`: what is loaded.
 
 use super::municipalities::parse_code;
+use super::auth::{Caller, refused};
 use super::problem::Problem;
 use crate::app::App;
 use axum::Json;
@@ -17,19 +18,23 @@ const MAX_VALUE_BYTES: usize = 16 * 1024;
 
 pub async fn show(
     State(app): State<Arc<App>>,
+    Caller(who): Caller,
     Path((code, module)): Path<(String, String)>,
 ) -> Result<Json<BTreeMap<String, String>>, Problem> {
     let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     app.require_municipality(&code)?;
     Ok(Json(app.db.module_config(&code, &module).await?))
 }
 
 pub async fn replace(
     State(app): State<Arc<App>>,
+    Caller(who): Caller,
     Path((code, module)): Path<(String, String)>,
     body: Result<Json<BTreeMap<String, String>>, JsonRejection>,
 ) -> Result<StatusCode, Problem> {
     let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     app.require_municipality(&code)?;
     let Json(settings) = body?;
     if let Some((key, _)) = settings.iter().find(|(k, v)| k.is_empty() || v.len() > MAX_VALUE_BYTES) {
@@ -43,21 +48,21 @@ pub async fn replace(
 }
 
 #[derive(Serialize)]
-pub struct LoadedModule {
+pub struct LiveModule {
     id: String,
-    version: String,
-    digest: String,
+    /// Version serving every municipality without a subscription (modules loaded from files).
+    default_version: Option<String>,
+    /// Version serving each subscribed municipality.
+    municipalities: BTreeMap<String, String>,
 }
 
-pub async fn list_modules(State(app): State<Arc<App>>) -> Json<Vec<LoadedModule>> {
-    let modules = app
-        .live
-        .module_ids()
-        .into_iter()
-        .filter_map(|id| {
-            let v = app.live.resolve_default(&id)?;
-            Some(LoadedModule { id, version: v.identity.version.clone(), digest: v.identity.digest.clone() })
-        })
-        .collect();
-    Json(modules)
+/// `GET /modules`: what is routed right now.
+pub async fn list_modules(State(app): State<Arc<App>>) -> Json<Vec<LiveModule>> {
+    Json(
+        app.live
+            .snapshot()
+            .into_iter()
+            .map(|(id, default_version, per)| LiveModule { id, default_version, municipalities: per.into_iter().collect() })
+            .collect(),
+    )
 }

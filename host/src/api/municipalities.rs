@@ -1,5 +1,6 @@
 //! `/api/v1/municipalities`: the tenants.
 
+use super::auth::{Caller, refused};
 use super::problem::Problem;
 use crate::app::App;
 use crate::lgcode::LgCode;
@@ -34,8 +35,10 @@ pub async fn show(State(app): State<Arc<App>>, Path(code): Path<String>) -> Resu
 
 pub async fn create(
     State(app): State<Arc<App>>,
+    Caller(who): Caller,
     body: Result<Json<NewMunicipality>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Municipality>), Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
     let Json(new) = body?;
     let lg_code = LgCode::parse(new.lg_code.trim()).map_err(|e| Problem::unprocessable("invalid-lg-code", e.to_string()))?;
     if new.name.trim().is_empty() {

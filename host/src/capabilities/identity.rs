@@ -37,3 +37,18 @@ impl Host for PlatformState {
         }
     }
 }
+
+impl From<&crate::auth::Principal> for Caller {
+    fn from(p: &crate::auth::Principal) -> Self {
+        use crate::auth::Role as R;
+        let role = match p.role {
+            R::Operator => Role::Operator,
+            R::Admin => Role::Admin,
+            R::Staff => Role::Staff,
+            R::Resident => Role::Resident,
+            // Vendors have no business inside a municipality's module.
+            R::Vendor => Role::Anonymous,
+        };
+        Caller { subject: Some(p.subject.clone()), role, display_name: p.name.clone() }
+    }
+}

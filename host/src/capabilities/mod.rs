@@ -47,6 +47,10 @@ pub enum Capability {
 impl Capability {
     pub const ALL: [Capability; 1] = [Capability::Kv];
 
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Capability::Kv => "kv",

@@ -1,22 +1,34 @@
-//! The live table: which version serves each (module, municipality).
+//! The live table: which version serves each (module, municipality), with the capabilities
+//! that municipality granted.
 //!
-//! Readers take one atomic snapshot per request (`resolve`) and keep the `Arc` of the version
-//! they got for the whole request, so a request that started on version N finishes on N even
-//! if the table changes meanwhile; new requests see the new table. Writers build a new table
-//! and swap it in atomically, one writer at a time.
+//! Readers take one atomic snapshot per request (`resolve`) and keep the `Arc` they got for
+//! the whole request, so a request that started on version N finishes on N even if the
+//! table changes meanwhile; new requests see the new table. Writers build a new table and
+//! swap it in atomically, one writer at a time, so a change that moves many municipalities
+//! at once is seen by every request either entirely or not at all.
 
 use super::LoadedVersion;
+use crate::capabilities::Capability;
 use crate::lgcode::LgCode;
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+
+/// A version as routed for one municipality.
+#[derive(Debug)]
+pub struct Routed {
+    pub version: Arc<LoadedVersion>,
+    /// Requested by the module ∩ granted by the municipality.
+    pub capabilities: BTreeSet<Capability>,
+}
 
 #[derive(Default, Clone)]
 struct ModuleRoutes {
-    /// Serves every municipality without an entry of its own.
-    default: Option<Arc<LoadedVersion>>,
-    /// Municipalities on a specific version (staged rollout, pins).
-    per_municipality: HashMap<LgCode, Arc<LoadedVersion>>,
+    /// Serves every municipality without an entry of its own (modules loaded from files
+    /// at start-up, outside the catalog).
+    default: Option<Arc<Routed>>,
+    /// Subscribed municipalities.
+    per_municipality: HashMap<LgCode, Arc<Routed>>,
 }
 
 #[derive(Default)]
@@ -25,20 +37,32 @@ pub struct LiveTable {
     writer: Mutex<()>,
 }
 
+/// One change to the table; a batch of them is applied atomically.
+pub enum Change {
+    /// Route `module` for every municipality without its own route.
+    SetDefault(Arc<Routed>),
+    /// Route the module of `routed` for one municipality.
+    Set(LgCode, Arc<Routed>),
+    /// Stop routing `module` for one municipality.
+    Unset(String, LgCode),
+    /// Stop routing `module` anywhere.
+    RemoveModule(String),
+}
+
 impl LiveTable {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The version that serves `module` for `lg_code` right now.
-    pub fn resolve(&self, module: &str, lg_code: &LgCode) -> Option<Arc<LoadedVersion>> {
+    /// What serves `module` for `lg_code` right now.
+    pub fn resolve(&self, module: &str, lg_code: &LgCode) -> Option<Arc<Routed>> {
         let table = self.current.load();
         let routes = table.get(module)?;
         routes.per_municipality.get(lg_code).or(routes.default.as_ref()).cloned()
     }
 
     /// The version serving municipalities that have none of their own.
-    pub fn resolve_default(&self, module: &str) -> Option<Arc<LoadedVersion>> {
+    pub fn resolve_default(&self, module: &str) -> Option<Arc<Routed>> {
         self.current.load().get(module)?.default.clone()
     }
 
@@ -49,29 +73,52 @@ impl LiveTable {
         ids
     }
 
-    /// Makes `version` serve every municipality that has no version of its own; returns
-    /// the version it replaced.
-    pub fn set_default(&self, version: Arc<LoadedVersion>) -> Option<Arc<LoadedVersion>> {
-        let module = version.identity.id.clone();
-        self.update(|table| table.entry(module).or_default().default.replace(version))
+    /// What serves where: per module, the default version and each municipality's.
+    pub fn snapshot(&self) -> Vec<(String, Option<String>, Vec<(String, String)>)> {
+        let table = self.current.load();
+        let mut out: Vec<_> = table
+            .iter()
+            .map(|(module, routes)| {
+                let mut per: Vec<(String, String)> = routes
+                    .per_municipality
+                    .iter()
+                    .map(|(code, r)| (code.to_string(), r.version.identity.version.clone()))
+                    .collect();
+                per.sort();
+                (module.clone(), routes.default.as_ref().map(|r| r.version.identity.version.clone()), per)
+            })
+            .collect();
+        out.sort();
+        out
     }
 
-    /// Makes `version` serve `lg_code`; returns the version it replaced.
-    pub fn set_for(&self, lg_code: LgCode, version: Arc<LoadedVersion>) -> Option<Arc<LoadedVersion>> {
-        let module = version.identity.id.clone();
-        self.update(|table| table.entry(module).or_default().per_municipality.insert(lg_code, version))
-    }
-
-    /// Stops routing to `module` anywhere. Requests already running finish on their version.
-    pub fn remove(&self, module: &str) -> bool {
-        self.update(|table| table.remove(module).is_some())
-    }
-
-    fn update<R>(&self, change: impl FnOnce(&mut HashMap<String, ModuleRoutes>) -> R) -> R {
+    /// Applies every change in one atomic swap.
+    pub fn apply(&self, changes: Vec<Change>) {
         let _one_writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut next = HashMap::clone(&self.current.load());
-        let result = change(&mut next);
+        for change in changes {
+            match change {
+                Change::SetDefault(routed) => {
+                    let module = routed.version.identity.id.clone();
+                    next.entry(module).or_default().default = Some(routed);
+                }
+                Change::Set(code, routed) => {
+                    let module = routed.version.identity.id.clone();
+                    next.entry(module).or_default().per_municipality.insert(code, routed);
+                }
+                Change::Unset(module, code) => {
+                    if let Some(routes) = next.get_mut(&module) {
+                        routes.per_municipality.remove(&code);
+                        if routes.per_municipality.is_empty() && routes.default.is_none() {
+                            next.remove(&module);
+                        }
+                    }
+                }
+                Change::RemoveModule(module) => {
+                    next.remove(&module);
+                }
+            }
+        }
         self.current.store(Arc::new(next));
-        result
     }
 }

@@ -5,6 +5,7 @@
 use super::LoadedVersion;
 use crate::capabilities::bindings::ModulePre;
 use crate::capabilities::{ALLOWED_IMPORT_PREFIXES, ModuleIdentity};
+use crate::catalog::manifest::Manifest;
 use crate::engine::{Compiler, digest};
 use crate::runtime::state::RequestState;
 use std::sync::Arc;
@@ -41,8 +42,7 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 pub async fn load(
     compiler: &Compiler,
     linker: &Linker<RequestState>,
-    id: &str,
-    version: &str,
+    manifest: Arc<Manifest>,
     bytes: Vec<u8>,
 ) -> Result<(LoadedVersion, bool), LoadError> {
     check_header(&bytes)?;
@@ -51,8 +51,8 @@ pub async fn load(
     check_imports(&component, compiler.engine())?;
     let instance_pre = linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
     let pre = ModulePre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-    let identity = Arc::new(ModuleIdentity { id: id.to_string(), version: version.to_string(), digest });
-    Ok((LoadedVersion { identity, pre }, cached))
+    let identity = Arc::new(ModuleIdentity { id: manifest.id.clone(), version: manifest.version.clone(), digest });
+    Ok((LoadedVersion { identity, manifest, pre }, cached))
 }
 
 fn check_imports(component: &Component, engine: &wasmtime::Engine) -> Result<(), LoadError> {

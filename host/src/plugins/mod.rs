@@ -1,10 +1,14 @@
 //! Modules: loading components into ready-to-run versions, and the live table that routes
 //! each (municipality, module) to exactly one version at a time.
 
+pub mod admission;
+pub mod lifecycle;
 pub mod live;
 pub mod load;
+pub mod signing;
 
 use crate::capabilities::ModuleIdentity;
+use crate::catalog::manifest::Manifest;
 use crate::capabilities::bindings::ModulePre;
 use crate::runtime::state::RequestState;
 use std::sync::Arc;
@@ -13,6 +17,7 @@ use std::sync::Arc;
 /// and pre-linked. Requests instantiate from `pre`; nothing is compiled or linked per request.
 pub struct LoadedVersion {
     pub identity: Arc<ModuleIdentity>,
+    pub manifest: Arc<Manifest>,
     pub pre: ModulePre<RequestState>,
 }
 

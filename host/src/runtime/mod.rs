@@ -5,6 +5,7 @@ pub mod limits;
 pub mod state;
 
 use crate::capabilities::{self, PlatformState};
+use crate::catalog::manifest::Manifest;
 use crate::engine::{Compiler, build_engine, start_epoch_ticker};
 use crate::plugins::LoadedVersion;
 use crate::plugins::load::{LoadError, load};
@@ -83,10 +84,46 @@ impl Runtime {
     }
 
     /// Compiles (or loads from cache), checks and pre-links a module version.
-    pub async fn load(&self, id: &str, version: &str, bytes: Vec<u8>) -> Result<LoadedVersion, LoadError> {
-        let (loaded, cached) = load(&self.compiler, &self.linker, id, version, bytes).await?;
-        tracing::info!(module = id, version, digest = %loaded.identity.digest, cached, "module version loaded");
+    pub async fn load(&self, manifest: Arc<Manifest>, bytes: Vec<u8>) -> Result<LoadedVersion, LoadError> {
+        let (loaded, cached) = load(&self.compiler, &self.linker, manifest, bytes).await?;
+        let id = &loaded.identity;
+        tracing::info!(module = %id.id, version = %id.version, digest = %id.digest, cached, "module version loaded");
         Ok(loaded)
+    }
+
+    /// A fresh store for one request: limiter, and an epoch deadline that yields to other
+    /// requests at every tick and interrupts the module once the deadline has passed.
+    fn new_store(&self, platform: PlatformState) -> Store<RequestState> {
+        let deadline = Instant::now() + self.limits.deadline();
+        let mut store = Store::new(self.compiler.engine(), RequestState::new(platform, StoreLimiter::new(&self.limits), deadline));
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Give other requests on this thread a turn, then keep going.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Instantiates a version in a fresh store and drops it, calling nothing: the fixed
+    /// cost of a request before the module runs (for benchmarks).
+    pub async fn instantiate_only(&self, version: &LoadedVersion, platform: PlatformState) -> Result<()> {
+        let mut store = self.new_store(platform);
+        version.pre.instantiate_async(&mut store).await?;
+        Ok(())
+    }
+
+    /// Instantiates a version once in a throwaway store: proves it starts within the
+    /// limits before anyone can route to it.
+    pub async fn health_check(&self, version: &LoadedVersion, platform: PlatformState) -> Result<(), InvokeError> {
+        let mut store = self.new_store(platform);
+        let result = version.pre.instantiate_async(&mut store).await;
+        let ended = Ended { memory_limit_hit: store.data().limiter.memory_limit_hit, stderr: store.data().stderr_text() };
+        result.map(|_| ()).map_err(|e| classify(e, &ended, self.limits.deadline_ms, self.limits.memory_bytes))
     }
 
     /// Serves one request on `version` in a fresh instance and returns the module's full
@@ -103,21 +140,7 @@ impl Runtime {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let limits = &self.limits;
-        let deadline = Instant::now() + limits.deadline();
-        let mut store = Store::new(
-            self.compiler.engine(),
-            RequestState::new(platform, StoreLimiter::new(limits), deadline),
-        );
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                // Give other requests on this thread a turn, then keep going.
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        let mut store = self.new_store(platform);
 
         let request_body_limit = limits.request_body_bytes;
         let request = request.map(move |body| {
@@ -138,9 +161,11 @@ impl Runtime {
         };
 
         let pre = version.pre.clone();
-        // The instance runs in its own task so it can keep writing the body after it sent
-        // the response head; the store (and so every resource) is dropped when it ends.
-        let task = tokio::spawn(async move {
+        // The instance and the host's reading of its response run concurrently in this one
+        // task (no cross-thread hand-offs): the module may keep writing its body after it
+        // sent the response head. The store, with every resource in it, is dropped when
+        // the instance future ends, which ends the response channels too.
+        let instance = async move {
             let result = async {
                 let module = pre.instantiate_async(&mut store).await?;
                 module.wasi_http_incoming_handler().call_handle(&mut store, incoming, outparam).await
@@ -148,47 +173,41 @@ impl Runtime {
             .await;
             let ended = Ended { memory_limit_hit: store.data().limiter.memory_limit_hit, stderr: store.data().stderr_text() };
             (result, ended)
-        }.in_current_span());
-        let abort = task.abort_handle();
+        };
+        let response_limit = limits.response_body_bytes;
+        let response = async move {
+            let (parts, body) = match receiver.await {
+                Ok(Ok(response)) => response.into_parts(),
+                Ok(Err(code)) => return Err(InvokeError::ModuleError(format!("{code:?}"))),
+                // No response: the instance ended without one; its outcome says why.
+                Err(_) => return Ok(None),
+            };
+            match Limited::new(body, response_limit).collect().await {
+                Ok(collected) => Ok(Some(http::Response::from_parts(parts, collected.to_bytes()))),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(InvokeError::ResponseTooLarge(response_limit)),
+                // The body broke off: the instance trapped mid-body; its outcome says why.
+                Err(_) => Ok(None),
+            }
+        };
 
         let (deadline_ms, memory_bytes) = (limits.deadline_ms, limits.memory_bytes);
-        let response_limit = limits.response_body_bytes;
-        let outcome = tokio::time::timeout(limits.deadline() + DEADLINE_GRACE, async move {
-            let head = receiver.await;
-            let response = match head {
-                Ok(Ok(response)) => {
-                    let (parts, body) = response.into_parts();
-                    match Limited::new(body, response_limit).collect().await {
-                        Ok(collected) => Some(http::Response::from_parts(parts, collected.to_bytes())),
-                        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                            return Err(InvokeError::ResponseTooLarge(response_limit));
-                        }
-                        // The body broke off: the instance trapped mid-body; its error says why.
-                        Err(_) => None,
-                    }
-                }
-                Ok(Err(code)) => return Err(InvokeError::ModuleError(format!("{code:?}"))),
-                Err(_) => None,
+        let both = async move {
+            let mut instance = std::pin::pin!(instance.in_current_span());
+            let mut response = std::pin::pin!(response);
+            let (response, (result, ended)) = tokio::select! {
+                outcome = &mut instance => (response.await?, outcome),
+                // Dropping the instance future (on an error here) stops the module.
+                read = &mut response => { let read = read?; (read, instance.await) }
             };
-            let (result, ended) = task.await.map_err(|e| InvokeError::Host(e.to_string()))?;
             match (result, response) {
                 (Ok(()), Some(response)) => Ok(response),
                 (Ok(()), None) => Err(InvokeError::NoResponse),
                 (Err(error), _) => Err(classify(error, &ended, deadline_ms, memory_bytes)),
             }
-        })
-        .await;
-        match outcome {
-            Ok(result) => {
-                if result.is_err() {
-                    abort.abort();
-                }
-                result
-            }
-            Err(_elapsed) => {
-                abort.abort();
-                Err(InvokeError::Deadline(deadline_ms))
-            }
+        };
+        match tokio::time::timeout(limits.deadline() + DEADLINE_GRACE, both).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(InvokeError::Deadline(deadline_ms)),
         }
     }
 }

@@ -79,4 +79,18 @@ impl Db {
         }
         Ok(keys)
     }
+
+    /// Every (key, value) of a scope in key order, one page at a time.
+    pub async fn kv_page(&self, scope: &KvScope, after: Option<&str>, limit: u32) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT key, value FROM kv_entries WHERE lg_code = $1 AND module_id = $2 AND key > $3 ORDER BY key LIMIT $4",
+        )
+        .bind(&scope.lg_code)
+        .bind(&scope.module_id)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
 }

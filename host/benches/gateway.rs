@@ -1,0 +1,235 @@
+//! Gateway overhead: the same work served by a module through the full host path and by a
+//! plain axum handler, side by side in one process (run by `cargo xtask bench`).
+//!
+//! 1. instantiate + call latency (no HTTP): `Runtime::invoke` on a trivial route and on
+//!    the guestbook's `GET /entries`;
+//! 2. the full HTTP path at several concurrencies, module vs native, interleaved rounds;
+//!
+//! Results are printed and written into docs/BENCHMARKS.md between the `bench:gateway`
+//! markers.
+
+use axum::extract::State;
+use nukisashi::capabilities::{Caller, PlatformState};
+use nukisashi::lgcode::LgCode;
+use nukisashi::settings::Settings;
+use nukisashi::store::kv::KvScope;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const ROUND: Duration = Duration::from_secs(2);
+const ROUNDS: usize = 3;
+const CONCURRENCY: &[usize] = &[1, 4, 16];
+/// `cargo xtask bench quick`: only the no-HTTP section.
+fn quick() -> bool {
+    std::env::args().any(|a| a == "quick")
+}
+const ENTRIES: u64 = 10;
+const CHIYODA: &str = "131016";
+
+fn module_file(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join("target/wasm32-wasip2/guest").join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} missing: run `cargo xtask bench`", path.display());
+    path
+}
+
+#[derive(Default, Clone)]
+struct Samples(Vec<Duration>);
+
+impl Samples {
+    fn percentile(&self, p: f64) -> Duration {
+        let mut v = self.0.clone();
+        v.sort();
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e6)
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        plugins: vec![module_file("guestbook"), module_file("fault_fixture")],
+        ..Settings::default()
+    };
+    let app = nukisashi::server::build(&settings).await?;
+    nukisashi::demo::seed(&app).await?;
+    let code = LgCode::parse(CHIYODA)?;
+    let scope = KvScope { lg_code: CHIYODA.into(), module_id: "guestbook".into() };
+    for id in 1..=ENTRIES {
+        let entry = serde_json::json!({"id": id, "name": "山田太郎", "message": "ベンチマーク用の記帳です"});
+        app.db.kv_set(&scope, &format!("entry/{id:012}"), &serde_json::to_vec(&entry)?).await?;
+    }
+
+    let mut report = String::new();
+    writeln!(report, "Machine: {} cores, {}; wasmtime 48.0.8, release build, SQLite in a temp dir; {ENTRIES} guestbook entries.", num_cpus(), std::env::consts::ARCH)?;
+    writeln!(report, "Method: `cargo xtask bench` (host/benches/gateway.rs), one process; module and native runs interleaved, {ROUNDS} rounds of {}s each, best round kept.\n", ROUND.as_secs())?;
+
+    // 1. instantiate + call, no HTTP.
+    writeln!(report, "### Instantiate + call (no HTTP), sequential\n")?;
+    writeln!(report, "| route | p50 µs | p99 µs | calls/s |")?;
+    writeln!(report, "| --- | ---: | ---: | ---: |")?;
+    for (module, path) in [("fault-fixture", "(instantiate only)"), ("fault-fixture", "/ok"), ("guestbook", "/entries")] {
+        let routed = app.live.resolve(module, &code).expect("loaded");
+        let version = &routed.version;
+        let mut samples = Samples::default();
+        let started = Instant::now();
+        while started.elapsed() < ROUND {
+            let platform = PlatformState {
+                municipality: app.tenants.get(&code).unwrap(),
+                module: version.identity.clone(),
+                caller: Caller::default(),
+                request_id: "bench".into(),
+                config: app.module_config(&code, module).await?,
+                granted: routed.capabilities.clone(),
+                db: app.db.clone(),
+                host_call_bytes: 1 << 20,
+                log_lines_left: 100,
+            };
+            let t = Instant::now();
+            if path.starts_with('(') {
+                app.runtime.instantiate_only(version, platform).await?;
+                samples.0.push(t.elapsed());
+                continue;
+            }
+            let request = http::Request::get(format!("http://localhost{path}")).body(http_body_util::Empty::<bytes::Bytes>::new())?;
+            let response = app.runtime.invoke(version, platform, request).await?;
+            samples.0.push(t.elapsed());
+            assert_eq!(response.status(), 200);
+        }
+        let rate = samples.0.len() as f64 / ROUND.as_secs_f64();
+        writeln!(report, "| {module} `{path}` | {} | {} | {rate:.0} |", us(samples.percentile(0.5)), us(samples.percentile(0.99)))?;
+    }
+
+    if quick() {
+        println!("{report}");
+        return Ok(());
+    }
+
+    // 2. Full HTTP path: host vs a plain axum handler doing the same work.
+    let host = serve(nukisashi::api::router(app.clone())).await?;
+    let native = serve(native_router(app.db.clone(), scope.clone())).await?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let pairs = [
+        ("trivial response", format!("{host}/{CHIYODA}/fault-fixture/ok"), format!("{native}/ok")),
+        ("guestbook GET /entries", format!("{host}/{CHIYODA}/guestbook/entries"), format!("{native}/entries")),
+    ];
+    writeln!(report, "\n### Full HTTP path (reqwest client in the same process)\n")?;
+    writeln!(report, "| work | concurrency | module req/s | native req/s | module p50 µs | native p50 µs | added p50 µs | module p99 µs | native p99 µs |")?;
+    writeln!(report, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")?;
+    for (work, module_url, native_url) in &pairs {
+        // Both sides must answer the same thing.
+        let a = client.get(module_url).send().await?.text().await?;
+        let b = client.get(native_url).send().await?.text().await?;
+        let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).unwrap_or(serde_json::Value::String(t.into()));
+        assert_eq!(parse(&a), parse(&b), "module and native answers differ");
+        for &c in CONCURRENCY {
+            let mut best_module: Option<(f64, Samples)> = None;
+            let mut best_native: Option<(f64, Samples)> = None;
+            for _ in 0..ROUNDS {
+                for (url, best) in [(module_url, &mut best_module), (native_url, &mut best_native)] {
+                    let (rate, samples) = load(&client, url, c).await;
+                    if best.as_ref().is_none_or(|(r, _)| rate > *r) {
+                        *best = Some((rate, samples));
+                    }
+                }
+            }
+            let (mr, ms) = best_module.unwrap();
+            let (nr, ns) = best_native.unwrap();
+            let added = ms.percentile(0.5).saturating_sub(ns.percentile(0.5));
+            writeln!(
+                report,
+                "| {work} | {c} | {mr:.0} | {nr:.0} | {} | {} | {} | {} | {} |",
+                us(ms.percentile(0.5)),
+                us(ns.percentile(0.5)),
+                us(added),
+                us(ms.percentile(0.99)),
+                us(ns.percentile(0.99))
+            )?;
+        }
+    }
+    println!("{report}");
+    write_into_benchmarks_md(&report)?;
+    Ok(())
+}
+
+async fn serve(router: axum::Router) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(format!("http://{addr}"))
+}
+
+/// `concurrency` workers sending requests back to back for one round.
+async fn load(client: &reqwest::Client, url: &str, concurrency: usize) -> (f64, Samples) {
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.to_string();
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                while started.elapsed() < ROUND {
+                    let t = Instant::now();
+                    let response = client.get(&url).send().await.expect("request");
+                    assert!(response.status().is_success());
+                    response.bytes().await.expect("body");
+                    samples.push(t.elapsed());
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut all = Samples::default();
+    for w in workers {
+        all.0.extend(w.await.expect("worker"));
+    }
+    (all.0.len() as f64 / started.elapsed().as_secs_f64(), all)
+}
+
+/// The same work as the modules, written as ordinary axum handlers on the same database.
+fn native_router(db: nukisashi::store::Db, scope: KvScope) -> axum::Router {
+    async fn ok() -> &'static str {
+        "ok"
+    }
+    async fn entries(State((db, scope)): State<(nukisashi::store::Db, KvScope)>) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let mut out = Vec::new();
+        for key in db.kv_list_keys(&scope, "entry/", None, 1000).await.unwrap() {
+            let bytes = db.kv_get(&scope, &key).await.unwrap().unwrap();
+            out.push(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap());
+        }
+        out.reverse();
+        ([(axum::http::header::CONTENT_TYPE, "application/json")], serde_json::to_string(&out).unwrap()).into_response()
+    }
+    axum::Router::new()
+        .route("/ok", axum::routing::get(ok))
+        .route("/entries", axum::routing::get(entries))
+        .with_state((db, scope))
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn write_into_benchmarks_md(report: &str) -> anyhow::Result<()> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (start, end) = ("<!-- bench:gateway:start -->", "<!-- bench:gateway:end -->");
+    let block = format!("{start}\n{report}\n{end}");
+    let updated = match (text.find(start), text.find(end)) {
+        (Some(s), Some(e)) => format!("{}{block}{}", &text[..s], &text[e + end.len()..]),
+        _ => format!("{text}\n{block}\n"),
+    };
+    std::fs::write(&path, updated)?;
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Vendors publish, operators review, municipalities browse the catalog.
+
+use super::auth::{Caller, refused};
+use super::problem::Problem;
+use crate::app::App;
+use crate::plugins::admission::{AdmissionError, Upload, admit};
+use crate::plugins::signing;
+use crate::store::catalog::{Review, Vendor, VersionRecord, VersionStatus};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVendor {
+    id: String,
+    name: String,
+    public_key: String,
+    #[serde(default)]
+    auto_approve: bool,
+}
+
+/// `POST /vendors` (operator): register a vendor and the key its uploads are signed with.
+pub async fn register_vendor(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    body: Result<Json<NewVendor>, JsonRejection>,
+) -> Result<(StatusCode, Json<Vendor>), Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    let Json(new) = body?;
+    if !crate::is_valid_module_id(&new.id) {
+        return Err(Problem::unprocessable("invalid-vendor", "vendor ids are lower-case letters, digits and hyphens"));
+    }
+    signing::parse_public_key(&new.public_key).map_err(|e| Problem::unprocessable("invalid-public-key", e))?;
+    let vendor = Vendor { id: new.id, name: new.name, public_key: new.public_key.trim().to_string(), auto_approve: new.auto_approve };
+    if !app.db.insert_vendor(&vendor).await? {
+        return Err(Problem::conflict("vendor-exists", format!("vendor `{}` is already registered", vendor.id)));
+    }
+    tracing::info!(vendor = %vendor.id, by = %who.subject, "vendor registered");
+    Ok((StatusCode::CREATED, Json(vendor)))
+}
+
+/// `POST /modules` (vendor): multipart with `manifest`, `component` and `signature`.
+pub async fn publish(State(app): State<Arc<App>>, Caller(who): Caller, mut form: Multipart) -> Result<(StatusCode, Json<VersionRecord>), Problem> {
+    let mut upload = Upload { manifest: Vec::new(), component: Vec::new(), signature: None };
+    while let Some(field) = form.next_field().await.map_err(|e| Problem::bad_request("invalid-upload", format!("the upload is not valid multipart: {e}")))? {
+        let name = field.name().unwrap_or_default().to_string();
+        let bytes = field.bytes().await.map_err(|e| {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "upload-too-large", "Upload too large", format!("reading `{name}` failed: {e}"))
+        })?;
+        match name.as_str() {
+            "manifest" => upload.manifest = bytes.to_vec(),
+            "component" => upload.component = bytes.to_vec(),
+            "signature" => upload.signature = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            other => return Err(Problem::bad_request("invalid-upload", format!("unexpected field `{other}`; send manifest, component and signature"))),
+        }
+    }
+    if upload.manifest.is_empty() || upload.component.is_empty() {
+        return Err(Problem::bad_request("invalid-upload", "both `manifest` and `component` are required"));
+    }
+    let span = tracing::info_span!("admission", publisher = %who.subject);
+    let _enter = span.enter();
+    match admit(&app, &who, upload).await {
+        Ok((record, _)) => Ok((StatusCode::CREATED, Json(record))),
+        Err(e) => {
+            tracing::warn!(reason = %e, "admission refused");
+            Err(admission_problem(e))
+        }
+    }
+}
+
+fn admission_problem(e: AdmissionError) -> Problem {
+    let detail = e.to_string();
+    let (status, slug) = match &e {
+        AdmissionError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "upload-too-large"),
+        AdmissionError::Manifest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-manifest"),
+        AdmissionError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        AdmissionError::UnknownVendor(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown-vendor"),
+        AdmissionError::MissingSignature => (StatusCode::UNPROCESSABLE_ENTITY, "missing-signature"),
+        AdmissionError::BadSignature(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad-signature"),
+        AdmissionError::Duplicate { .. } => (StatusCode::CONFLICT, "duplicate-version"),
+        AdmissionError::Load(crate::plugins::load::LoadError::NotWasm) => (StatusCode::UNPROCESSABLE_ENTITY, "not-wasm"),
+        AdmissionError::Load(crate::plugins::load::LoadError::CoreModule) => (StatusCode::UNPROCESSABLE_ENTITY, "not-a-component"),
+        AdmissionError::Load(crate::plugins::load::LoadError::ForbiddenImport(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "forbidden-import"),
+        AdmissionError::Load(crate::plugins::load::LoadError::WrongWorld(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "wrong-world"),
+        AdmissionError::Load(crate::plugins::load::LoadError::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-component"),
+        AdmissionError::HealthCheck(_) => (StatusCode::UNPROCESSABLE_ENTITY, "health-check-failed"),
+        AdmissionError::Internal(e) => return Problem::internal(anyhow::anyhow!("{e:#}")),
+    };
+    Problem::new(status, slug, "Module version refused", detail)
+}
+
+#[derive(Serialize)]
+pub struct VersionsView {
+    versions: Vec<VersionRecord>,
+    reviews: Vec<Review>,
+    suspended: Option<String>,
+}
+
+/// `GET /modules/{id}/versions` (the owning vendor or an operator).
+pub async fn versions(State(app): State<Arc<App>>, Caller(who): Caller, Path(id): Path<String>) -> Result<Json<VersionsView>, Problem> {
+    let owner = app.db.module_owner(&id).await?.ok_or_else(|| Problem::not_found("unknown-module", format!("no module `{id}`")))?;
+    who.require_vendor(&owner).map_err(|e| refused(&who, e))?;
+    Ok(Json(VersionsView {
+        versions: app.db.versions(Some(&id)).await?,
+        reviews: app.db.reviews(&id).await?,
+        suspended: app.db.module_suspension(&id).await?,
+    }))
+}
+
+/// `GET /reviews` (operator): versions waiting for a decision.
+pub async fn pending(State(app): State<Arc<App>>, Caller(who): Caller) -> Result<Json<Vec<VersionRecord>>, Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    let all = app.db.versions(None).await?;
+    Ok(Json(all.into_iter().filter(|v| v.status == VersionStatus::Pending).collect()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    #[serde(default)]
+    reason: String,
+    /// On approval: move subscribers that follow the latest version (default true).
+    /// False keeps them where they are, for a staged rollout through `swap`.
+    #[serde(default)]
+    release: Option<bool>,
+}
+
+/// `POST /modules/{id}/versions/{version}/approve` (operator).
+pub async fn approve(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path((id, version)): Path<(String, String)>,
+    body: Option<Json<Decision>>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    let decision = body.map(|Json(d)| d).unwrap_or_default();
+    let reason = if decision.reason.trim().is_empty() { "approved".to_string() } else { decision.reason };
+    decide(&app, &id, &version, true, &reason, &who.subject).await?;
+    let moved = if decision.release.unwrap_or(true) { app.release(&id, &version).await? } else { Vec::new() };
+    Ok(Json(serde_json::json!({ "module": id, "version": version, "status": "approved", "moved": moved })))
+}
+
+/// `POST /modules/{id}/versions/{version}/reject` (operator); a reason is required.
+pub async fn reject(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path((id, version)): Path<(String, String)>,
+    body: Result<Json<Decision>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    let Json(decision) = body?;
+    if decision.reason.trim().is_empty() {
+        return Err(Problem::unprocessable("reason-required", "a rejection needs a reason the vendor can act on"));
+    }
+    decide(&app, &id, &version, false, &decision.reason, &who.subject).await?;
+    Ok(Json(serde_json::json!({ "module": id, "version": version, "status": "rejected" })))
+}
+
+async fn decide(app: &App, id: &str, version: &str, approve: bool, reason: &str, reviewer: &str) -> Result<(), Problem> {
+    match app.db.version(id, version).await? {
+        None => Err(Problem::not_found("unknown-version", format!("no version {id} {version}"))),
+        Some(v) if v.status != VersionStatus::Pending => {
+            Err(Problem::conflict("already-decided", format!("{id} {version} is already {}", v.status.as_str())))
+        }
+        Some(_) => {
+            app.db.decide(id, version, approve, reason, reviewer).await?;
+            tracing::info!(module = id, version, approve, reviewer, reason, "review decision");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CatalogQuery {
+    category: Option<String>,
+    q: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct CatalogEntry {
+    id: String,
+    vendor: String,
+    category: String,
+    name: crate::catalog::manifest::Names,
+    description: String,
+    capabilities: Vec<crate::capabilities::Capability>,
+    latest: String,
+    versions: Vec<String>,
+}
+
+/// `GET /catalog?category=&q=` (any signed-in user): approved, unsuspended modules.
+pub async fn catalog(State(app): State<Arc<App>>, Caller(_): Caller, Query(query): Query<CatalogQuery>) -> Result<Json<Vec<CatalogEntry>>, Problem> {
+    let mut by_module: std::collections::BTreeMap<String, Vec<VersionRecord>> = Default::default();
+    for v in app.db.versions(None).await? {
+        if v.status == VersionStatus::Approved {
+            by_module.entry(v.module_id.clone()).or_default().push(v);
+        }
+    }
+    let mut out = Vec::new();
+    for (id, versions) in by_module {
+        if app.db.module_suspension(&id).await?.is_some() {
+            continue;
+        }
+        let Some(latest) = crate::plugins::lifecycle::latest_approved(&versions) else { continue };
+        let manifest = versions.iter().find(|v| v.version == latest).expect("latest is listed").manifest.clone();
+        if query.category.as_ref().is_some_and(|c| *c != manifest.category) {
+            continue;
+        }
+        if let Some(q) = &query.q {
+            let hay = format!("{} {} {} {}", manifest.id, manifest.name.ja, manifest.name.en, manifest.description);
+            if !hay.to_lowercase().contains(&q.to_lowercase()) {
+                continue;
+            }
+        }
+        out.push(CatalogEntry {
+            id,
+            vendor: manifest.vendor,
+            category: manifest.category,
+            name: manifest.name,
+            description: manifest.description,
+            capabilities: manifest.capabilities,
+            latest,
+            versions: versions.into_iter().map(|v| v.version).collect(),
+        });
+    }
+    Ok(Json(out))
+}

@@ -1,0 +1,254 @@
+//! Municipalities subscribe, grant, configure, pin, unplug and export; operators swap,
+//! roll back and suspend.
+
+use super::auth::{Caller, refused};
+use super::municipalities::parse_code;
+use super::problem::Problem;
+use crate::app::App;
+use crate::capabilities::Capability;
+use crate::plugins::lifecycle::latest_approved;
+use crate::store::catalog::{Subscription, VersionStatus};
+use crate::store::kv::KvScope;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use base64::Engine as _;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// `GET /municipalities/{code}/subscriptions` (its admin or an operator).
+pub async fn list(State(app): State<Arc<App>>, Caller(who): Caller, Path(code): Path<String>) -> Result<Json<Vec<Subscription>>, Problem> {
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    Ok(Json(app.db.subscriptions(Some(code.as_str()), None).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeRequest {
+    /// Capabilities granted; the module gets these ∩ what it requests.
+    grants: Vec<String>,
+    /// Pin this version; absent or null follows the latest released version.
+    #[serde(default)]
+    version: Option<String>,
+    /// Replaces the municipality's config for the module when given.
+    #[serde(default)]
+    config: Option<BTreeMap<String, String>>,
+}
+
+/// `PUT /municipalities/{code}/subscriptions/{module}` (its admin): subscribe, or change
+/// grants, pin and config. Re-subscribing after an unplug finds the data as it was.
+pub async fn subscribe(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path((code, module)): Path<(String, String)>,
+    body: Result<Json<SubscribeRequest>, JsonRejection>,
+) -> Result<Json<Subscription>, Problem> {
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    app.require_municipality(&code)?;
+    let Json(request) = body?;
+    if let Some(unknown) = request.grants.iter().find(|g| !Capability::ALL.iter().any(|c| c.name() == g.as_str())) {
+        return Err(Problem::unprocessable("unknown-capability", format!("`{unknown}` is not a capability this platform grants")));
+    }
+    if let Some(reason) = app.db.module_suspension(&module).await? {
+        return Err(Problem::conflict("module-suspended", format!("module `{module}` is suspended by the operator: {reason}")));
+    }
+    let versions = app.db.versions(Some(&module)).await?;
+    let version = match &request.version {
+        Some(pin) => match versions.iter().find(|v| &v.version == pin) {
+            Some(v) if v.status == VersionStatus::Approved => pin.clone(),
+            Some(_) => return Err(Problem::unprocessable("version-not-approved", format!("{module} {pin} is not approved"))),
+            None => return Err(Problem::not_found("unknown-version", format!("no version {module} {pin}"))),
+        },
+        None => latest_approved(&versions)
+            .ok_or_else(|| Problem::not_found("unknown-module", format!("module `{module}` has no approved version in the catalog")))?,
+    };
+    let manifest = &versions.iter().find(|v| v.version == version).expect("chosen from the list").manifest;
+    let settings = match &request.config {
+        Some(config) => config.clone(),
+        None => app.db.module_config(&code, &module).await?,
+    };
+    let missing = manifest.missing_config(&settings);
+    if !missing.is_empty() {
+        return Err(Problem::unprocessable("missing-config", format!("the module needs these settings: {}", missing.join(", "))));
+    }
+    let existing = app.db.subscription(code.as_str(), &module).await?;
+    let previous_version = match &existing {
+        Some(e) if e.version != version => Some(e.version.clone()),
+        Some(e) => e.previous_version.clone(),
+        None => None,
+    };
+    // Load (or find in the artifact cache) before anything changes.
+    app.loaded_version(&module, &version).await?;
+    if let Some(config) = request.config {
+        app.set_module_config(&code, &module, config).await?;
+    }
+    let subscription = Subscription {
+        lg_code: code.to_string(),
+        module_id: module.clone(),
+        grants: request.grants,
+        pinned: request.version.is_some(),
+        version,
+        previous_version,
+        active: true,
+    };
+    app.db.upsert_subscription(&subscription).await?;
+    app.reroute(&module, Some(&[code.to_string()])).await?;
+    tracing::info!(lg_code = %code, module, version = %subscription.version, grants = ?subscription.grants, by = %who.subject, "subscribed");
+    Ok(Json(subscription))
+}
+
+/// `DELETE /municipalities/{code}/subscriptions/{module}` (its admin): unplug. Requests in
+/// flight finish; later ones get 404; the module's data stays and can be exported.
+pub async fn unplug(State(app): State<Arc<App>>, Caller(who): Caller, Path((code, module)): Path<(String, String)>) -> Result<Json<serde_json::Value>, Problem> {
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    if !app.db.set_subscription_active(code.as_str(), &module, false).await? {
+        return Err(Problem::not_found("unknown-subscription", format!("{code} has no subscription to `{module}`")));
+    }
+    app.reroute(&module, Some(&[code.to_string()])).await?;
+    tracing::info!(lg_code = %code, module, by = %who.subject, "unplugged");
+    Ok(Json(serde_json::json!({ "lg_code": code, "module": module, "active": false })))
+}
+
+/// `GET /municipalities/{code}/modules/{module}/export` (its admin): the module's stored
+/// data for this municipality as JSON lines: `{"key": …, "value": …}` with the value as
+/// UTF-8 text when it is, otherwise `{"key": …, "value_base64": …}`.
+pub async fn export(State(app): State<Arc<App>>, Caller(who): Caller, Path((code, module)): Path<(String, String)>) -> Result<axum::response::Response, Problem> {
+    use axum::response::IntoResponse;
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    let scope = KvScope { lg_code: code.to_string(), module_id: module.clone() };
+    let db = app.db.clone();
+    let stream = futures::stream::try_unfold(Some(String::new()), move |after| {
+        let db = db.clone();
+        let scope = scope.clone();
+        async move {
+            let Some(after) = after else { return Ok::<_, anyhow::Error>(None) };
+            let page = db.kv_page(&scope, Some(&after), 500).await?;
+            if page.is_empty() {
+                return Ok(None);
+            }
+            let next = (page.len() == 500).then(|| page.last().expect("non-empty").0.clone());
+            let mut chunk = String::new();
+            for (key, value) in page {
+                let line = match String::from_utf8(value) {
+                    Ok(text) => serde_json::json!({ "key": key, "value": text }),
+                    Err(e) => serde_json::json!({ "key": key, "value_base64": base64::engine::general_purpose::STANDARD.encode(e.as_bytes()) }),
+                };
+                chunk.push_str(&line.to_string());
+                chunk.push('\n');
+            }
+            Ok(Some((chunk, next)))
+        }
+    });
+    tracing::info!(lg_code = %code, module, by = %who.subject, "module data exported");
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(stream)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwapRequest {
+    version: String,
+    /// Municipalities to move; absent moves every active subscriber that is not pinned.
+    #[serde(default)]
+    lg_codes: Option<Vec<String>>,
+}
+
+/// `POST /modules/{id}/swap` (operator): move municipalities to an approved version.
+pub async fn swap(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(module): Path<String>,
+    body: Result<Json<SwapRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    let Json(request) = body?;
+    match app.db.version(&module, &request.version).await? {
+        Some(v) if v.status == VersionStatus::Approved => {}
+        Some(_) => return Err(Problem::unprocessable("version-not-approved", format!("{module} {} is not approved", request.version))),
+        None => return Err(Problem::not_found("unknown-version", format!("no version {module} {}", request.version))),
+    }
+    let targets = targets(&app, &module, request.lg_codes).await?;
+    let started = Instant::now();
+    let moved = app.swap(&module, &request.version, &targets).await?;
+    Ok(Json(serde_json::json!({
+        "module": module, "version": request.version, "municipalities": targets, "moved": moved,
+        "elapsed_us": started.elapsed().as_micros() as u64,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    #[serde(default)]
+    lg_codes: Option<Vec<String>>,
+}
+
+/// `POST /modules/{id}/rollback` (operator): back to the previous version, no recompile.
+pub async fn rollback(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(module): Path<String>,
+    body: Option<Json<RollbackRequest>>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    let request = body.map(|Json(r)| r).unwrap_or_default();
+    let targets = targets(&app, &module, request.lg_codes).await?;
+    let started = Instant::now();
+    let rolled = app.rollback(&module, &targets).await?;
+    Ok(Json(serde_json::json!({ "module": module, "rolled_back": rolled, "elapsed_us": started.elapsed().as_micros() as u64 })))
+}
+
+/// The subscribers an operator action applies to: the codes given (each must be
+/// subscribed), or every active subscriber that is not pinned.
+async fn targets(app: &App, module: &str, lg_codes: Option<Vec<String>>) -> Result<Vec<String>, Problem> {
+    let subscriptions = app.db.subscriptions(None, Some(module)).await?;
+    match lg_codes {
+        Some(codes) => {
+            for code in &codes {
+                if !subscriptions.iter().any(|s| &s.lg_code == code) {
+                    return Err(Problem::unprocessable("unknown-subscription", format!("{code} does not subscribe to `{module}`")));
+                }
+            }
+            Ok(codes)
+        }
+        None => Ok(subscriptions.into_iter().filter(|s| s.active && !s.pinned).map(|s| s.lg_code).collect()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendRequest {
+    reason: String,
+}
+
+/// `POST /modules/{id}/suspend` (operator): the kill switch.
+pub async fn suspend(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(module): Path<String>,
+    body: Result<Json<SuspendRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    let Json(request) = body?;
+    if request.reason.trim().is_empty() {
+        return Err(Problem::unprocessable("reason-required", "say why the module is suspended"));
+    }
+    if !app.suspend(&module, Some(&request.reason)).await? {
+        return Err(Problem::not_found("unknown-module", format!("no module `{module}`")));
+    }
+    Ok(Json(serde_json::json!({ "module": module, "suspended": request.reason })))
+}
+
+/// `POST /modules/{id}/resume` (operator).
+pub async fn resume(State(app): State<Arc<App>>, Caller(who): Caller, Path(module): Path<String>) -> Result<Json<serde_json::Value>, Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    if !app.suspend(&module, None).await? {
+        return Err(Problem::not_found("unknown-module", format!("no module `{module}`")));
+    }
+    Ok(Json(serde_json::json!({ "module": module, "suspended": null })))
+}

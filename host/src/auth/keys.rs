@@ -1,0 +1,198 @@
+//! Token verification keys and the local HS256 secret.
+
+use super::policy::{Principal, Role};
+use super::AuthError;
+use crate::lgcode::LgCode;
+use anyhow::{Context, Result};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Issuer and audience of tokens the host mints with its own secret.
+pub const LOCAL_ISSUER: &str = "nukisashi";
+pub const LOCAL_AUDIENCE: &str = "nukisashi";
+
+/// `[auth]` in the settings file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// External identity providers (municipal single sign-on).
+    pub providers: Vec<Provider>,
+}
+
+/// An identity provider whose RS256/ES256 tokens the host accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    pub issuer: String,
+    pub audience: String,
+    /// `RS256` or `ES256`.
+    pub algorithm: String,
+    /// A PEM public key, or …
+    pub pem_file: Option<PathBuf>,
+    /// … a JWKS file with the provider's keys.
+    pub jwks_file: Option<PathBuf>,
+}
+
+/// The claims the platform reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lg_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub iss: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+}
+
+struct Key {
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    label: String,
+}
+
+pub struct Authenticator {
+    keys: Vec<Key>,
+}
+
+/// Reads the host's HS256 secret, creating it (0600) on first run.
+pub fn local_secret(data_dir: &Path) -> Result<Vec<u8>> {
+    let path = data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read(&path) {
+        return Ok(existing);
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut secret = vec![0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness for the secret: {e}"))?;
+    let secret = hex::encode(secret).into_bytes();
+    write_private(&path, &secret)?;
+    Ok(secret)
+}
+
+/// Writes a new file readable only by its owner; refuses to overwrite.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes)?;
+    Ok(())
+}
+
+fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut v = Validation::new(algorithm);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    v.leeway = 30;
+    v
+}
+
+impl Authenticator {
+    pub fn new(data_dir: &Path, settings: &AuthSettings) -> Result<Self> {
+        let secret = local_secret(data_dir)?;
+        let mut keys = vec![Key {
+            decoding: DecodingKey::from_secret(&secret),
+            validation: validation(Algorithm::HS256, LOCAL_ISSUER, LOCAL_AUDIENCE),
+            issuer: LOCAL_ISSUER.into(),
+            label: "the host's own secret".into(),
+        }];
+        for provider in &settings.providers {
+            let algorithm = match provider.algorithm.as_str() {
+                "RS256" => Algorithm::RS256,
+                "ES256" => Algorithm::ES256,
+                other => anyhow::bail!("identity provider {}: algorithm {other} is not supported (use RS256 or ES256)", provider.issuer),
+            };
+            let mut decoding = Vec::new();
+            if let Some(pem) = &provider.pem_file {
+                let bytes = std::fs::read(pem).with_context(|| format!("cannot read {}", pem.display()))?;
+                decoding.push(match algorithm {
+                    Algorithm::RS256 => DecodingKey::from_rsa_pem(&bytes)?,
+                    _ => DecodingKey::from_ec_pem(&bytes)?,
+                });
+            }
+            if let Some(jwks) = &provider.jwks_file {
+                let text = std::fs::read_to_string(jwks).with_context(|| format!("cannot read {}", jwks.display()))?;
+                let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).with_context(|| format!("{} is not a JWKS document", jwks.display()))?;
+                for jwk in &set.keys {
+                    decoding.push(DecodingKey::from_jwk(jwk)?);
+                }
+            }
+            if decoding.is_empty() {
+                anyhow::bail!("identity provider {} has neither pem_file nor jwks_file", provider.issuer);
+            }
+            for key in decoding {
+                keys.push(Key {
+                    decoding: key,
+                    validation: validation(algorithm, &provider.issuer, &provider.audience),
+                    issuer: provider.issuer.clone(),
+                    label: format!("identity provider {}", provider.issuer),
+                });
+            }
+        }
+        Ok(Self { keys })
+    }
+
+    /// Verifies a bearer token. Only keys of the algorithm the token names are tried
+    /// (none for `alg: none`); the reason reported is the one from the key whose issuer the
+    /// token claims, so the log says what is actually wrong.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(format!("unreadable token header: {e}")))?;
+        let candidates: Vec<&Key> = self.keys.iter().filter(|k| k.validation.algorithms.contains(&header.alg)).collect();
+        if candidates.is_empty() {
+            return Err(AuthError::Invalid(format!("tokens signed with {:?} are not accepted here", header.alg)));
+        }
+        let claimed_issuer = claimed_issuer(token);
+        let mut reason = None;
+        for key in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation) {
+                Ok(data) => return principal(data.claims),
+                Err(e) => {
+                    let message = format!("{e:?} (checked against {})", key.label);
+                    if reason.is_none() || claimed_issuer.as_deref() == Some(key.issuer.as_str()) {
+                        reason = Some(message);
+                    }
+                }
+            }
+        }
+        Err(AuthError::Invalid(reason.unwrap_or_default()))
+    }
+}
+
+/// The `iss` a token claims, read without verifying (only to pick the error to report).
+fn claimed_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("iss")?.as_str().map(str::to_string)
+}
+
+fn principal(claims: Claims) -> Result<Principal, AuthError> {
+    let lg_code = match &claims.lg_code {
+        Some(code) => Some(LgCode::parse(code).map_err(|e| AuthError::Invalid(format!("lg_code claim: {e}")))?),
+        None => None,
+    };
+    match claims.role {
+        Role::Vendor if claims.vendor_id.is_none() => return Err(AuthError::Invalid("a vendor token needs a vendor_id claim".into())),
+        Role::Admin | Role::Staff if lg_code.is_none() => return Err(AuthError::Invalid("admin and staff tokens need an lg_code claim".into())),
+        _ => {}
+    }
+    Ok(Principal { subject: claims.sub, role: claims.role, vendor_id: claims.vendor_id, lg_code, name: claims.name })
+}
+
+/// Mints a token with the host's local secret (for `nukisashi token mint`).
+pub fn mint(data_dir: &Path, claims_without_times: Claims, ttl_seconds: i64) -> Result<String> {
+    let secret = local_secret(data_dir)?;
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims { iat: now, exp: now + ttl_seconds, ..claims_without_times };
+    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&secret))?)
+}

@@ -1,0 +1,38 @@
+//! Who may do what: JWT bearer tokens, verified once at the edge, turned into a
+//! [`Principal`] with a role bound to a vendor or a municipality.
+//!
+//! Keys: an HS256 secret the host creates on first run (for laptops and the CLI's
+//! `token mint`), plus any number of external identity providers (RS256/ES256 keys from a
+//! PEM or JWKS file) with their own issuer and audience. Each key only accepts its own
+//! algorithm, so `alg: none` and HS/RS confusion fail verification. Every refusal is logged
+//! with its reason.
+
+mod keys;
+mod policy;
+
+pub use keys::{AuthSettings, Authenticator, Claims, LOCAL_AUDIENCE, LOCAL_ISSUER, Provider, mint, write_private};
+pub use policy::{AccessLevel, Principal, Role};
+
+use crate::api::problem::Problem;
+use axum::http::StatusCode;
+
+/// Why a request was refused authentication or authorization; logged, then answered.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+impl AuthError {
+    pub fn into_problem(self) -> Problem {
+        match self {
+            AuthError::Missing => Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Sign-in required", "this endpoint needs a bearer token"),
+            AuthError::Invalid(why) => Problem::new(StatusCode::UNAUTHORIZED, "invalid-token", "Invalid token", format!("the bearer token was refused: {why}")),
+            AuthError::Forbidden(why) => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", why),
+        }
+    }
+}

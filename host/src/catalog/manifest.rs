@@ -1,0 +1,201 @@
+//! The module manifest a vendor publishes with each version (TOML or JSON).
+
+use crate::auth::AccessLevel;
+use crate::capabilities::Capability;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// WIT majors of `nukisashi:platform` this host can run.
+pub const SUPPORTED_WIT_MAJORS: &[u32] = &[1];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// URL name of the module, e.g. `furusato-tax`.
+    pub id: String,
+    /// Semantic version, e.g. `1.2.0`.
+    pub version: String,
+    /// Vendor id, as registered by the operator.
+    pub vendor: String,
+    /// e.g. `ふるさと納税`, `電子申請`, `福祉`.
+    pub category: String,
+    pub name: Names,
+    pub description: String,
+    /// Capabilities the module asks for; it gets these ∩ what the municipality grants.
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    /// Auth level per path prefix; the longest matching prefix decides. A path no route
+    /// covers is refused by the host.
+    pub routes: Vec<Route>,
+    /// Per-municipality settings the module reads through `config`.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigField>,
+    /// Major version of `nukisashi:platform` the module targets.
+    pub wit_major: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Names {
+    pub ja: String,
+    pub en: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub path: String,
+    pub auth: AccessLevel,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigField {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+}
+
+impl Manifest {
+    /// The manifest of a module loaded from a file without one: every path public, every
+    /// capability requested, version 0.0.0.
+    pub fn development(id: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            version: "0.0.0".into(),
+            vendor: "local".into(),
+            category: "development".into(),
+            name: Names { ja: id.to_string(), en: id.to_string() },
+            description: "loaded from a file at start-up".into(),
+            capabilities: Capability::ALL.to_vec(),
+            routes: vec![Route { path: "/".into(), auth: AccessLevel::Public }],
+            config: BTreeMap::new(),
+            wit_major: SUPPORTED_WIT_MAJORS[0],
+        }
+    }
+
+    /// Parses JSON (if it starts with `{`) or TOML, then checks every field.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "the manifest is not UTF-8".to_string())?;
+        let manifest: Manifest = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| format!("the manifest is not valid JSON for a module manifest: {e}"))?
+        } else {
+            toml::from_str(text).map_err(|e| format!("the manifest is not valid TOML for a module manifest: {e}"))?
+        };
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !crate::is_valid_module_id(&self.id) {
+            return Err(format!("module id `{}` must be 1–64 lower-case letters, digits and hyphens", self.id));
+        }
+        semver::Version::parse(&self.version).map_err(|e| format!("version `{}` is not a semantic version: {e}", self.version))?;
+        if !SUPPORTED_WIT_MAJORS.contains(&self.wit_major) {
+            return Err(format!("wit_major {} is not supported by this host (supported: {SUPPORTED_WIT_MAJORS:?})", self.wit_major));
+        }
+        if self.routes.is_empty() {
+            return Err("the manifest declares no routes; declare each path prefix with its auth level".into());
+        }
+        if let Some(route) = self.routes.iter().find(|r| !r.path.starts_with('/')) {
+            return Err(format!("route path `{}` must start with `/`", route.path));
+        }
+        for (name, value) in [("category", &self.category), ("name.ja", &self.name.ja), ("name.en", &self.name.en)] {
+            if value.trim().is_empty() {
+                return Err(format!("`{name}` must not be empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The auth level for a module-relative path, by longest matching prefix on segment
+    /// boundaries (`/admin` covers `/admin` and `/admin/x`, not `/administrator`).
+    pub fn access_level(&self, path: &str) -> Option<AccessLevel> {
+        self.routes
+            .iter()
+            .filter(|r| {
+                let prefix = r.path.trim_end_matches('/');
+                prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"))
+            })
+            .max_by_key(|r| r.path.trim_end_matches('/').len())
+            .map(|r| r.auth)
+    }
+
+    /// Config with the manifest's defaults filled in under the municipality's settings.
+    pub fn effective_config(&self, settings: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> =
+            self.config.iter().filter_map(|(k, f)| f.default.clone().map(|d| (k.clone(), d))).collect();
+        out.extend(settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+        out
+    }
+
+    /// Required settings the municipality has not given (and that have no default).
+    pub fn missing_config(&self, settings: &BTreeMap<String, String>) -> Vec<String> {
+        self.config
+            .iter()
+            .filter(|(k, f)| f.required && f.default.is_none() && !settings.contains_key(*k))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOML: &str = r#"
+id = "guestbook"
+version = "1.2.0"
+vendor = "acme"
+category = "電子申請"
+name = { ja = "ゲストブック", en = "Guestbook" }
+description = "記帳"
+capabilities = ["kv"]
+wit_major = 1
+routes = [{ path = "/", auth = "public" }, { path = "/admin", auth = "staff" }]
+[config.title]
+description = "ページの題名"
+default = "ゲストブック"
+[config.contact]
+required = true
+"#;
+
+    #[test]
+    fn parses_toml_and_json_alike() {
+        let m = Manifest::parse(TOML.as_bytes()).unwrap();
+        let json = serde_json::to_vec(&m).unwrap();
+        assert_eq!(Manifest::parse(&json).unwrap(), m);
+        assert_eq!(m.capabilities, vec![Capability::Kv]);
+    }
+
+    #[test]
+    fn longest_prefix_decides_access() {
+        let m = Manifest::parse(TOML.as_bytes()).unwrap();
+        assert_eq!(m.access_level("/"), Some(AccessLevel::Public));
+        assert_eq!(m.access_level("/entries"), Some(AccessLevel::Public));
+        assert_eq!(m.access_level("/admin"), Some(AccessLevel::Staff));
+        assert_eq!(m.access_level("/admin/queue"), Some(AccessLevel::Staff));
+        assert_eq!(m.access_level("/administrator"), Some(AccessLevel::Public));
+    }
+
+    #[test]
+    fn config_defaults_and_required() {
+        let m = Manifest::parse(TOML.as_bytes()).unwrap();
+        let given = BTreeMap::from([("contact".to_string(), "03-0000-0000".to_string())]);
+        assert_eq!(m.effective_config(&given)["title"], "ゲストブック");
+        assert_eq!(m.missing_config(&BTreeMap::new()), vec!["contact".to_string()]);
+    }
+
+    #[test]
+    fn refuses_bad_fields_with_reasons() {
+        let bad = |from: &str, to: &str| Manifest::parse(TOML.replace(from, to).as_bytes()).unwrap_err();
+        assert!(bad("version = \"1.2.0\"", "version = \"1.2\"").contains("semantic version"));
+        assert!(bad("capabilities = [\"kv\"]", "capabilities = [\"teleport\"]").contains("teleport"));
+        assert!(bad("wit_major = 1", "wit_major = 9").contains("wit_major 9"));
+        assert!(bad("id = \"guestbook\"", "id = \"Guest Book\"").contains("module id"));
+        assert!(Manifest::parse(b"not = [valid").unwrap_err().contains("TOML"));
+    }
+}

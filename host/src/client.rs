@@ -1,0 +1,75 @@
+//! The command line's REST client: every CLI action that changes a running host goes
+//! through the same API (and authorization) as any other client.
+
+use anyhow::{Context, Result, bail};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        Self { base: base.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, format!("{}/api/v1{path}", self.base));
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.send(self.request(reqwest::Method::POST, path).json(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value> {
+        self.send(self.request(reqwest::Method::PUT, path).json(body)).await
+    }
+
+    /// Uploads a signed module version, showing progress on stderr.
+    pub async fn publish(&self, manifest: Vec<u8>, component: Vec<u8>, signature: String) -> Result<Value> {
+        let total = component.len() as u64;
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("uploading {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let progress = bar.clone();
+        let chunks: Vec<Vec<u8>> = component.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+        let stream = futures::stream::iter(chunks.into_iter().map(move |chunk| {
+            progress.inc(chunk.len() as u64);
+            Ok::<_, std::io::Error>(chunk)
+        }));
+        let component_part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), total)
+            .file_name("component.wasm")
+            .mime_str("application/wasm")?;
+        let form = reqwest::multipart::Form::new()
+            .part("manifest", reqwest::multipart::Part::bytes(manifest))
+            .part("component", component_part)
+            .text("signature", signature);
+        let result = self.send(self.request(reqwest::Method::POST, "/modules").multipart(form)).await;
+        bar.finish_and_clear();
+        result
+    }
+
+    async fn send<T: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> Result<T> {
+        let response = builder.send().await.with_context(|| format!("cannot reach the host at {}", self.base))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.json().await?);
+        }
+        let problem: Value = response.json().await.unwrap_or_default();
+        bail!("{} ({status})", problem["detail"].as_str().unwrap_or("the host refused the request"))
+    }
+}

@@ -1,0 +1,126 @@
+//! Admission: everything a published version must pass before anyone can route to it.
+//!
+//! In order: size → manifest → the publisher may act for the manifest's vendor → the
+//! vendor is registered → signature over component and manifest → the module id belongs to
+//! that vendor → the version is new → component loads (header, compile, imports, world) →
+//! health check in a throwaway store → one transaction records module, bytes, version (and
+//! the review, under an auto-approve policy). A refusal at any step writes nothing; the
+//! compiled artifact may stay in the cache, keyed by digest, where it harms nothing.
+
+use super::LoadedVersion;
+use super::load::LoadError;
+use super::signing;
+use crate::app::App;
+use crate::auth::Principal;
+use crate::capabilities::{Caller, PlatformState};
+use crate::catalog::manifest::Manifest;
+use crate::store::catalog::{NewVersion, VersionRecord};
+use std::sync::Arc;
+
+/// Largest component accepted.
+pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
+/// Largest manifest accepted.
+pub const MAX_MANIFEST_BYTES: usize = 64 << 10;
+
+/// What a vendor uploads.
+pub struct Upload {
+    pub manifest: Vec<u8>,
+    pub component: Vec<u8>,
+    pub signature: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Manifest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("vendor `{0}` is not registered with this platform; the operator registers vendors and their keys")]
+    UnknownVendor(String),
+    #[error("the upload carries no signature; sign it with the vendor's key (`nukisashi module sign`)")]
+    MissingSignature,
+    #[error("bad signature: {0}")]
+    BadSignature(String),
+    #[error("module `{module}` {version} is already published; versions are immutable, publish a new version number")]
+    Duplicate { module: String, version: String },
+    #[error("{0}")]
+    Load(#[from] LoadError),
+    #[error("the health check failed: {0}")]
+    HealthCheck(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub async fn admit(app: &App, principal: &Principal, upload: Upload) -> Result<(VersionRecord, Arc<LoadedVersion>), AdmissionError> {
+    if upload.component.len() > MAX_COMPONENT_BYTES {
+        return Err(AdmissionError::TooLarge(format!(
+            "the component has {} bytes; the limit is {MAX_COMPONENT_BYTES}",
+            upload.component.len()
+        )));
+    }
+    if upload.manifest.len() > MAX_MANIFEST_BYTES {
+        return Err(AdmissionError::TooLarge(format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes")));
+    }
+    let manifest = Manifest::parse(&upload.manifest).map_err(AdmissionError::Manifest)?;
+    principal.require_vendor(&manifest.vendor).map_err(|e| AdmissionError::Forbidden(e.to_string()))?;
+    let vendor = app.db.vendor(&manifest.vendor).await?.ok_or_else(|| AdmissionError::UnknownVendor(manifest.vendor.clone()))?;
+    let signature = upload.signature.as_deref().filter(|s| !s.trim().is_empty()).ok_or(AdmissionError::MissingSignature)?;
+    signing::verify(&vendor.public_key, signature, &upload.component, &upload.manifest).map_err(AdmissionError::BadSignature)?;
+    if let Some(owner) = app.db.module_owner(&manifest.id).await? {
+        if owner != manifest.vendor {
+            return Err(AdmissionError::Forbidden(format!("module id `{}` belongs to vendor `{owner}`", manifest.id)));
+        }
+    }
+    if app.db.version(&manifest.id, &manifest.version).await?.is_some() {
+        return Err(AdmissionError::Duplicate { module: manifest.id, version: manifest.version });
+    }
+
+    let manifest = Arc::new(manifest);
+    let loaded = Arc::new(app.runtime.load(manifest.clone(), upload.component.clone()).await?);
+    app.runtime
+        .health_check(&loaded, health_check_state(app, &loaded))
+        .await
+        .map_err(|e| AdmissionError::HealthCheck(e.to_string()))?;
+
+    let approve_as = vendor.auto_approve.then_some("auto-approve");
+    let inserted = app
+        .db
+        .insert_version(&NewVersion {
+            manifest: &manifest,
+            digest: &loaded.identity.digest,
+            bytes: &upload.component,
+            published_by: &principal.subject,
+            approve_as,
+        })
+        .await?;
+    if !inserted {
+        // Published concurrently by another request.
+        return Err(AdmissionError::Duplicate { module: manifest.id.clone(), version: manifest.version.clone() });
+    }
+    app.versions.insert(loaded.clone());
+    let record = app.db.version(&manifest.id, &manifest.version).await?.expect("just inserted");
+    tracing::info!(module = %manifest.id, version = %manifest.version, vendor = %manifest.vendor, status = ?record.status, "version admitted");
+    Ok((record, loaded))
+}
+
+/// A store state with no grants and no caller, for instantiating once.
+fn health_check_state(app: &App, loaded: &LoadedVersion) -> PlatformState {
+    PlatformState {
+        municipality: Arc::new(crate::store::municipalities::Municipality {
+            lg_code: crate::lgcode::LgCode::parse("130001").expect("valid code"),
+            name: "(admission health check)".into(),
+            prefecture: String::new(),
+            population: 0,
+        }),
+        module: loaded.identity.clone(),
+        caller: Caller::default(),
+        request_id: "admission".into(),
+        config: Default::default(),
+        granted: Default::default(),
+        db: app.db.clone(),
+        host_call_bytes: 0,
+        log_lines_left: 0,
+    }
+}

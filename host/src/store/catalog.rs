@@ -1,0 +1,374 @@
+//! Vendors, modules, versions, reviews and subscriptions.
+
+use super::{Db, now_iso};
+use crate::catalog::manifest::Manifest;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Vendor {
+    pub id: String,
+    pub name: String,
+    pub public_key: String,
+    pub auto_approve: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl VersionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionStatus::Pending => "pending",
+            VersionStatus::Approved => "approved",
+            VersionStatus::Rejected => "rejected",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        match s {
+            "approved" => VersionStatus::Approved,
+            "rejected" => VersionStatus::Rejected,
+            _ => VersionStatus::Pending,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionRecord {
+    pub module_id: String,
+    pub version: String,
+    pub digest: String,
+    pub status: VersionStatus,
+    pub manifest: Manifest,
+    pub published_by: String,
+    pub published_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Review {
+    pub module_id: String,
+    pub version: String,
+    pub decision: String,
+    pub reason: String,
+    pub reviewer: String,
+    pub decided_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Subscription {
+    pub lg_code: String,
+    pub module_id: String,
+    pub grants: Vec<String>,
+    pub pinned: bool,
+    pub version: String,
+    pub previous_version: Option<String>,
+    pub active: bool,
+}
+
+/// A new version as admission hands it over.
+pub struct NewVersion<'a> {
+    pub manifest: &'a Manifest,
+    pub digest: &'a str,
+    pub bytes: &'a [u8],
+    pub published_by: &'a str,
+    pub approve_as: Option<&'a str>,
+}
+
+fn version_row(r: AnyRow) -> Result<VersionRecord> {
+    let manifest: String = r.try_get(3)?;
+    Ok(VersionRecord {
+        module_id: r.try_get(0)?,
+        version: r.try_get(1)?,
+        digest: r.try_get(2)?,
+        manifest: serde_json::from_str(&manifest).context("stored manifest")?,
+        status: VersionStatus::parse(&r.try_get::<String, _>(4)?),
+        published_by: r.try_get(5)?,
+        published_at: r.try_get(6)?,
+    })
+}
+
+const VERSION_COLUMNS: &str = "module_id, version, digest, manifest, status, published_by, published_at";
+
+fn subscription_row(r: AnyRow) -> Result<Subscription> {
+    let grants: String = r.try_get(2)?;
+    Ok(Subscription {
+        lg_code: r.try_get(0)?,
+        module_id: r.try_get(1)?,
+        grants: serde_json::from_str(&grants)?,
+        pinned: r.try_get::<i64, _>(3)? != 0,
+        version: r.try_get(4)?,
+        previous_version: r.try_get(5)?,
+        active: r.try_get::<i64, _>(6)? != 0,
+    })
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "lg_code, module_id, grants, pinned, version, previous_version, active";
+
+impl Db {
+    pub async fn insert_vendor(&self, v: &Vendor) -> Result<bool> {
+        let r = sqlx::query("INSERT INTO vendors (id, name, public_key, auto_approve, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING")
+            .bind(&v.id)
+            .bind(&v.name)
+            .bind(&v.public_key)
+            .bind(v.auto_approve as i64)
+            .bind(now_iso())
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn vendor(&self, id: &str) -> Result<Option<Vendor>> {
+        let row = sqlx::query("SELECT id, name, public_key, auto_approve FROM vendors WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+        row.map(|r| {
+            Ok(Vendor { id: r.try_get(0)?, name: r.try_get(1)?, public_key: r.try_get(2)?, auto_approve: r.try_get::<i64, _>(3)? != 0 })
+        })
+        .transpose()
+    }
+
+    /// The vendor that owns a module id, if the id is taken.
+    pub async fn module_owner(&self, module_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT vendor_id FROM modules WHERE id = $1").bind(module_id).fetch_optional(self.pool()).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    pub async fn module_suspension(&self, module_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT suspended_reason FROM modules WHERE id = $1").bind(module_id).fetch_optional(self.pool()).await?;
+        Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
+    }
+
+    pub async fn set_module_suspension(&self, module_id: &str, reason: Option<&str>) -> Result<bool> {
+        let r = sqlx::query("UPDATE modules SET suspended_reason = $1 WHERE id = $2").bind(reason).bind(module_id).execute(self.pool()).await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records an admitted version in one transaction: the module (first version), the
+    /// component bytes, the version, and (auto-approve) its review. Returns false, writing
+    /// nothing, if the version already exists.
+    pub async fn insert_version(&self, new: &NewVersion<'_>) -> Result<bool> {
+        let m = new.manifest;
+        let now = now_iso();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("INSERT INTO modules (id, vendor_id, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+            .bind(&m.id)
+            .bind(&m.vendor)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO components (digest, bytes) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING")
+            .bind(new.digest)
+            .bind(new.bytes.to_vec())
+            .execute(&mut *tx)
+            .await?;
+        let status = if new.approve_as.is_some() { VersionStatus::Approved } else { VersionStatus::Pending };
+        let inserted = sqlx::query(
+            "INSERT INTO module_versions (module_id, version, digest, manifest, status, published_by, published_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (module_id, version) DO NOTHING",
+        )
+        .bind(&m.id)
+        .bind(&m.version)
+        .bind(new.digest)
+        .bind(serde_json::to_string(m)?)
+        .bind(status.as_str())
+        .bind(new.published_by)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(reviewer) = new.approve_as {
+            insert_review(&mut tx, &m.id, &m.version, "approved", "auto-approve policy for this vendor", reviewer).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn version(&self, module_id: &str, version: &str) -> Result<Option<VersionRecord>> {
+        let row = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM module_versions WHERE module_id = $1 AND version = $2"))
+            .bind(module_id)
+            .bind(version)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(version_row).transpose()
+    }
+
+    /// Versions of a module, or of every module when `module_id` is `None`, by publication.
+    pub async fn versions(&self, module_id: Option<&str>) -> Result<Vec<VersionRecord>> {
+        let rows = match module_id {
+            Some(id) => sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM module_versions WHERE module_id = $1 ORDER BY published_at, version"))
+                .bind(id)
+                .fetch_all(self.pool())
+                .await?,
+            None => sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM module_versions ORDER BY module_id, published_at, version"))
+                .fetch_all(self.pool())
+                .await?,
+        };
+        rows.into_iter().map(version_row).collect()
+    }
+
+    pub async fn component_bytes(&self, digest: &str) -> Result<Vec<u8>> {
+        let row = sqlx::query("SELECT bytes FROM components WHERE digest = $1").bind(digest).fetch_one(self.pool()).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Approves or rejects a pending version and records the decision, in one transaction.
+    /// Returns false if the version is not pending.
+    pub async fn decide(&self, module_id: &str, version: &str, approve: bool, reason: &str, reviewer: &str) -> Result<bool> {
+        let decision = if approve { VersionStatus::Approved } else { VersionStatus::Rejected };
+        let mut tx = self.pool().begin().await?;
+        let r = sqlx::query("UPDATE module_versions SET status = $1 WHERE module_id = $2 AND version = $3 AND status = 'pending'")
+            .bind(decision.as_str())
+            .bind(module_id)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_review(&mut tx, module_id, version, decision.as_str(), reason, reviewer).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn reviews(&self, module_id: &str) -> Result<Vec<Review>> {
+        let rows = sqlx::query("SELECT module_id, version, decision, reason, reviewer, decided_at FROM reviews WHERE module_id = $1 ORDER BY decided_at")
+            .bind(module_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Review {
+                    module_id: r.try_get(0)?,
+                    version: r.try_get(1)?,
+                    decision: r.try_get(2)?,
+                    reason: r.try_get(3)?,
+                    reviewer: r.try_get(4)?,
+                    decided_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn subscription(&self, lg_code: &str, module_id: &str) -> Result<Option<Subscription>> {
+        let row = sqlx::query(&format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE lg_code = $1 AND module_id = $2"))
+            .bind(lg_code)
+            .bind(module_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(subscription_row).transpose()
+    }
+
+    /// Subscriptions filtered by municipality and/or module.
+    pub async fn subscriptions(&self, lg_code: Option<&str>, module_id: Option<&str>) -> Result<Vec<Subscription>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE ($1 = '' OR lg_code = $1) AND ($2 = '' OR module_id = $2) ORDER BY lg_code, module_id"
+        ))
+        .bind(lg_code.unwrap_or(""))
+        .bind(module_id.unwrap_or(""))
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(subscription_row).collect()
+    }
+
+    /// Creates or replaces a subscription (re-subscribing after an unplug keeps the data).
+    pub async fn upsert_subscription(&self, s: &Subscription) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO subscriptions (lg_code, module_id, grants, pinned, version, previous_version, active, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (lg_code, module_id) DO UPDATE SET grants = excluded.grants, pinned = excluded.pinned,
+               version = excluded.version, previous_version = excluded.previous_version, active = excluded.active,
+               updated_at = excluded.updated_at",
+        )
+        .bind(&s.lg_code)
+        .bind(&s.module_id)
+        .bind(serde_json::to_string(&s.grants)?)
+        .bind(s.pinned as i64)
+        .bind(&s.version)
+        .bind(&s.previous_version)
+        .bind(s.active as i64)
+        .bind(now_iso())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Moves the given subscriptions to `version` in one transaction, remembering what
+    /// each ran before; returns how many moved.
+    pub async fn move_subscriptions(&self, module_id: &str, lg_codes: &[String], version: &str) -> Result<u64> {
+        let mut tx = self.pool().begin().await?;
+        let mut moved = 0;
+        for code in lg_codes {
+            let r = sqlx::query(
+                "UPDATE subscriptions SET previous_version = version, version = $1, updated_at = $2
+                 WHERE lg_code = $3 AND module_id = $4 AND version <> $1",
+            )
+            .bind(version)
+            .bind(now_iso())
+            .bind(code)
+            .bind(module_id)
+            .execute(&mut *tx)
+            .await?;
+            moved += r.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+}
+
+impl Db {
+    /// Swaps version and previous version for the given subscriptions (one transaction);
+    /// returns the municipalities that had a previous version to return to.
+    pub async fn rollback_subscriptions(&self, module_id: &str, lg_codes: &[String]) -> Result<Vec<String>> {
+        let mut tx = self.pool().begin().await?;
+        let mut rolled = Vec::new();
+        for code in lg_codes {
+            let r = sqlx::query(
+                "UPDATE subscriptions SET version = previous_version, previous_version = version, updated_at = $1
+                 WHERE lg_code = $2 AND module_id = $3 AND previous_version IS NOT NULL",
+            )
+            .bind(now_iso())
+            .bind(code)
+            .bind(module_id)
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() > 0 {
+                rolled.push(code.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(rolled)
+    }
+
+    pub async fn set_subscription_active(&self, lg_code: &str, module_id: &str, active: bool) -> Result<bool> {
+        let r = sqlx::query("UPDATE subscriptions SET active = $1, updated_at = $2 WHERE lg_code = $3 AND module_id = $4")
+            .bind(active as i64)
+            .bind(now_iso())
+            .bind(lg_code)
+            .bind(module_id)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+async fn insert_review(tx: &mut sqlx::Transaction<'_, sqlx::Any>, module_id: &str, version: &str, decision: &str, reason: &str, reviewer: &str) -> Result<()> {
+    sqlx::query("INSERT INTO reviews (module_id, version, decision, reason, reviewer, decided_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(module_id)
+        .bind(version)
+        .bind(decision)
+        .bind(reason)
+        .bind(reviewer)
+        .bind(now_iso())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Who may do what: every bad token is refused and logged; roles stay in their lane.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use nukisashi_e2e::{Backend, Host, HostSpec, mint, problem};
+use reqwest::Method;
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+
+const CHIYODA: &str = "131016";
+const ISSUER: &str = "https://idp.example.lg.jp";
+const AUDIENCE: &str = "nukisashi-chiyoda";
+
+fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is installed");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn claims(iss: &str, aud: &str, exp_offset: i64) -> serde_json::Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({"sub": "idp-user-1", "role": "admin", "lg_code": CHIYODA, "iss": iss, "aud": aud, "iat": now, "exp": now + exp_offset})
+}
+
+/// A host that also trusts an RS256 identity provider whose keys are in `dir`.
+async fn start(dir: &Path) -> Host {
+    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "idp.key"], dir);
+    openssl(&["pkey", "-in", "idp.key", "-pubout", "-out", "idp.pub"], dir);
+    let settings = format!(
+        "[[auth.providers]]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\nalgorithm = \"RS256\"\npem_file = \"{}\"\n",
+        dir.join("idp.pub").display()
+    );
+    HostSpec::new(Backend::Sqlite, &dir.join("host"), &[]).await.unwrap().settings(&settings).start().unwrap()
+}
+
+async fn status_with(host: &Host, token: &str) -> reqwest::Response {
+    host.send_as(token, Method::GET, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions"), None).await
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = start(dir.path()).await;
+    let private = std::fs::read(dir.path().join("idp.key")).unwrap();
+    let public = std::fs::read(dir.path().join("idp.pub")).unwrap();
+    let rs = |claims: serde_json::Value| {
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(&private).unwrap()).unwrap()
+    };
+
+    // Positive controls: the local admin token and the identity provider's RS256 token work.
+    assert_eq!(status_with(&host, &host.token("admin", Some(CHIYODA))).await.status(), 200);
+    assert_eq!(status_with(&host, &rs(claims(ISSUER, AUDIENCE, 600))).await.status(), 200);
+
+    let other_dir = tempfile::tempdir().unwrap();
+    let alg_none = format!(
+        "{}.{}.",
+        B64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        B64.encode(claims("nukisashi", "nukisashi", 600).to_string())
+    );
+    // HS256 signed with the provider's *public* key as the secret: the classic confusion.
+    let confused = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(ISSUER, AUDIENCE, 600), &EncodingKey::from_secret(&public)).unwrap();
+    let cases = [
+        ("expired", mint(&host.data_dir, "admin", Some(CHIYODA), -1), "ExpiredSignature"),
+        ("signed by another host", mint(other_dir.path(), "admin", Some(CHIYODA), 1), "InvalidSignature"),
+        ("alg none", alg_none, ""),
+        ("HS/RS confusion", confused, ""),
+        ("wrong issuer", rs(claims("https://evil.example", AUDIENCE, 600)), "InvalidIssuer"),
+        ("wrong audience", rs(claims(ISSUER, "someone-else", 600)), "InvalidAudience"),
+        ("garbage", "not.a.token".to_string(), ""),
+    ];
+    for (case, token, reason) in cases {
+        let r = status_with(&host, &token).await;
+        assert_eq!(r.status(), 401, "{case}");
+        let p = problem(r).await;
+        assert_eq!(p["type"], "urn:nukisashi:problem:invalid-token", "{case}");
+        assert!(p["detail"].as_str().unwrap().contains(reason), "{case}: {p}");
+    }
+    let log = host.log();
+    let failed_logins = log.lines().filter(|l| l.contains("failed login")).count();
+    assert!(failed_logins >= 7, "every refused token is logged with its reason:\n{log}");
+    assert!(log.contains("ExpiredSignature"));
+}
+
+#[tokio::test]
+async fn roles_stay_in_their_lane_and_refusals_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostSpec::new(Backend::Sqlite, dir.path(), &[]).await.unwrap().start().unwrap();
+    let sapporo_admin = host.token("admin", Some("011002"));
+    let chiyoda_staff = host.token("staff", Some(CHIYODA));
+    let vendor = host.token("vendor", Some("acme"));
+    let resident = host.token("resident", None);
+    let checks = [
+        (&sapporo_admin, Method::GET, format!("/api/v1/municipalities/{CHIYODA}/subscriptions"), None),
+        (&sapporo_admin, Method::PUT, format!("/api/v1/municipalities/{CHIYODA}/subscriptions/guestbook"), Some(json!({"grants": []}))),
+        (&chiyoda_staff, Method::PUT, format!("/api/v1/municipalities/{CHIYODA}/subscriptions/guestbook"), Some(json!({"grants": []}))),
+        (&vendor, Method::POST, "/api/v1/modules/guestbook/swap".to_string(), Some(json!({"version": "1.0.0"}))),
+        (&resident, Method::GET, "/api/v1/reviews".to_string(), None),
+        (&vendor, Method::POST, "/api/v1/vendors".to_string(), Some(json!({"id": "x", "name": "x", "public_key": "x"}))),
+    ];
+    for (token, method, path, body) in checks {
+        let r = host.send_as(token, method.clone(), &path, body.as_ref()).await;
+        assert_eq!(r.status(), 403, "{method} {path}");
+        assert_eq!(problem(r).await["type"], "urn:nukisashi:problem:forbidden");
+    }
+    let log = host.log();
+    assert!(log.lines().filter(|l| l.contains("refused authorization")).count() >= 6, "{log}");
+}
