@@ -117,6 +117,7 @@ async fn run() -> anyhow::Result<()> {
 
     // 2. Full HTTP path: host vs a plain axum handler doing the same work.
     let host = serve(nukisashi::api::router(app.clone())).await?;
+    let host_url = host.clone();
     let native = serve(native_router(app.db.clone(), scope.clone())).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
     let pairs = [
@@ -157,9 +158,97 @@ async fn run() -> anyhow::Result<()> {
             )?;
         }
     }
+    lifecycle(&app, &host_url, &client, &mut report).await?;
     println!("{report}");
     write_into_benchmarks_md(&report)?;
     Ok(())
+}
+
+/// Publish → first response, swap latency, and serving during a swap storm.
+async fn lifecycle(app: &nukisashi::app::App, host: &str, client: &reqwest::Client, report: &mut String) -> anyhow::Result<()> {
+    use nukisashi::auth::{Principal, Role};
+    use nukisashi::plugins::{admission, signing};
+    let (private, public) = signing::generate().map_err(anyhow::Error::msg)?;
+    app.db.insert_vendor(&nukisashi::store::catalog::Vendor { id: "bench".into(), name: "bench".into(), public_key: public, auto_approve: false }).await?;
+    let vendor = Principal { subject: "bench-vendor".into(), role: Role::Vendor, vendor_id: Some("bench".into()), lg_code: None, name: None };
+    let code = LgCode::parse(CHIYODA)?;
+    writeln!(report, "\n### Plug-in: publish → first successful response (in process, cold artifact cache)\n")?;
+    writeln!(report, "| module | size | admit (verify, compile, health check) ms | approve + subscribe ms | first response ms | total ms |")?;
+    writeln!(report, "| --- | ---: | ---: | ---: | ---: | ---: |")?;
+    for (file, id) in [("guestbook", "bench-guestbook"), ("fault_fixture", "bench-faults")] {
+        let component = std::fs::read(module_file(file))?;
+        for version in ["1.0.0", "2.0.0"] {
+            let manifest = format!(
+                "id = \"{id}\"\nversion = \"{version}\"\nvendor = \"bench\"\ncategory = \"bench\"\nname = {{ ja = \"b\", en = \"b\" }}\ndescription = \"\"\ncapabilities = [\"kv\"]\nwit_major = 1\nroutes = [{{ path = \"/\", auth = \"public\" }}]\n"
+            )
+            .into_bytes();
+            // Different bytes per version so each admission compiles from scratch.
+            let mut bytes = component.clone();
+            append_custom_section(&mut bytes, version);
+            let signature = signing::sign(&private, &bytes, &manifest).map_err(anyhow::Error::msg)?;
+            let t = Instant::now();
+            admission::admit(app, &vendor, admission::Upload { manifest, component: bytes.clone(), signature: Some(signature) }).await?;
+            let admitted = t.elapsed();
+            app.db.decide(id, version, true, "bench", "bench").await?;
+            if version == "1.0.0" {
+                app.db.upsert_subscription(&nukisashi::store::catalog::Subscription {
+                    lg_code: CHIYODA.into(), module_id: id.into(), grants: vec!["kv".into()], pinned: false,
+                    version: version.into(), previous_version: None, active: true,
+                }).await?;
+                app.reroute(id, Some(&[CHIYODA.to_string()])).await?;
+            } else {
+                continue;
+            }
+            let subscribed = t.elapsed();
+            let path = if file == "guestbook" { "/" } else { "/ok" };
+            let response = client.get(format!("{host}/{CHIYODA}/{id}{path}")).send().await?;
+            assert!(response.status().is_success());
+            let first = t.elapsed();
+            writeln!(report, "| {file} | {} KiB | {:.1} | {:.1} | {:.1} | {:.1} |", bytes.len() / 1024,
+                admitted.as_secs_f64() * 1e3, (subscribed - admitted).as_secs_f64() * 1e3, (first - subscribed).as_secs_f64() * 1e3, first.as_secs_f64() * 1e3)?;
+        }
+    }
+
+    // Swap latency, and serving while swapping.
+    let url = format!("{host}/{CHIYODA}/bench-faults/ok");
+    let mut swaps = Samples::default();
+    let (steady_rate, steady) = load(client, &url, 4).await;
+    let storm = {
+        let client = client.clone();
+        let url = url.clone();
+        tokio::spawn(async move { load(&client, &url, 4).await })
+    };
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < ROUND {
+        let version = if n % 2 == 0 { "2.0.0" } else { "1.0.0" };
+        let t = Instant::now();
+        app.swap("bench-faults", version, &[CHIYODA.to_string()]).await?;
+        swaps.0.push(t.elapsed());
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (storm_rate, storm_samples) = storm.await?;
+    assert!(app.live.resolve("bench-faults", &code).is_some());
+    writeln!(report, "\n### Swap latency and serving during a swap storm (4 concurrent clients)\n")?;
+    writeln!(report, "| | value |")?;
+    writeln!(report, "| --- | ---: |")?;
+    writeln!(report, "| swaps in {}s (database write + atomic route change) | {} |", ROUND.as_secs(), swaps.0.len())?;
+    writeln!(report, "| swap p50 / p99 µs | {} / {} |", us(swaps.percentile(0.5)), us(swaps.percentile(0.99)))?;
+    writeln!(report, "| steady req/s, p99 µs | {steady_rate:.0}, {} |", us(steady.percentile(0.99)))?;
+    writeln!(report, "| during swaps req/s, p99 µs | {storm_rate:.0}, {} |", us(storm_samples.percentile(0.99)))?;
+    Ok(())
+}
+
+/// Appends a custom section (ignored by wasmtime) so two builds have distinct digests.
+fn append_custom_section(bytes: &mut Vec<u8>, label: &str) {
+    let name = b"bench-label";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(label.as_bytes());
+    bytes.push(0); // custom section id
+    bytes.push(payload.len() as u8);
+    bytes.extend_from_slice(&payload);
 }
 
 async fn serve(router: axum::Router) -> anyhow::Result<String> {

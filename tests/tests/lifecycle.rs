@@ -166,6 +166,12 @@ async fn the_whole_lifecycle_over_http() {
     ok(cli(&host, &operator, &["module", "resume", "guestbook"]));
     assert_eq!(served_by(&host, CHIYODA).await, "guestbook@1.0.0");
 
+    // The API describes itself.
+    let openapi: Value = host.get("/api/v1/openapi.json").await.json().await.unwrap();
+    for path in ["/modules", "/modules/{id}/swap", "/modules/{id}/rollback", "/municipalities/{lg_code}/subscriptions/{module}", "/catalog"] {
+        assert!(openapi["paths"].get(path).is_some(), "{path} is documented");
+    }
+
     // Every decision was recorded with who and when.
     let view: Value = host.send_as(&vendor_token, Method::GET, "/api/v1/modules/guestbook/versions", None).await.json().await.unwrap();
     let reviews = view["reviews"].as_array().unwrap();
