@@ -103,21 +103,13 @@ enum VendorCommand {
 enum ModuleCommand {
     /// Print the signature of a component and manifest.
     Sign {
-        #[arg(long)]
-        key: PathBuf,
-        #[arg(long)]
-        manifest: PathBuf,
-        #[arg(long)]
-        component: PathBuf,
+        #[command(flatten)]
+        files: SignedFiles,
     },
     /// Sign and upload a version (vendor).
     Publish {
-        #[arg(long)]
-        key: PathBuf,
-        #[arg(long)]
-        manifest: PathBuf,
-        #[arg(long)]
-        component: PathBuf,
+        #[command(flatten)]
+        files: SignedFiles,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -172,6 +164,28 @@ enum ModuleCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+}
+
+/// A vendor's signing key and the two files a version consists of.
+#[derive(Args)]
+struct SignedFiles {
+    /// Private key from `nukisashi vendor keygen`.
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long)]
+    manifest: PathBuf,
+    #[arg(long)]
+    component: PathBuf,
+}
+
+impl SignedFiles {
+    /// (manifest, component, signature)
+    fn read_and_sign(&self) -> Result<(Vec<u8>, Vec<u8>, String)> {
+        let (manifest, component) = (read(&self.manifest)?, read(&self.component)?);
+        let key = String::from_utf8(read(&self.key)?).context("the key file is not text")?;
+        let signature = nukisashi::plugins::signing::sign(&key, &component, &manifest).map_err(anyhow::Error::msg)?;
+        Ok((manifest, component, signature))
+    }
 }
 
 #[derive(Args)]
@@ -385,19 +399,13 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn sign(key: &std::path::Path, manifest: &[u8], component: &[u8]) -> Result<String> {
-    let key = String::from_utf8(read(key)?).context("the key file is not text")?;
-    nukisashi::plugins::signing::sign(&key, component, manifest).map_err(anyhow::Error::msg)
-}
-
 async fn module(cmd: ModuleCommand) -> Result<()> {
     match cmd {
-        ModuleCommand::Sign { key, manifest, component } => {
-            println!("{}", sign(&key, &read(&manifest)?, &read(&component)?)?);
+        ModuleCommand::Sign { files } => {
+            println!("{}", files.read_and_sign()?.2);
         }
-        ModuleCommand::Publish { key, manifest, component, api } => {
-            let (manifest, component) = (read(&manifest)?, read(&component)?);
-            let signature = sign(&key, &manifest, &component)?;
+        ModuleCommand::Publish { files, api } => {
+            let (manifest, component, signature) = files.read_and_sign()?;
             let v = api.client().publish(manifest, component, signature).await?;
             println!("published {} {}: {}", v["module_id"].as_str().unwrap_or(""), v["version"].as_str().unwrap_or(""), v["status"].as_str().unwrap_or(""));
         }

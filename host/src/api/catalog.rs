@@ -12,6 +12,7 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tracing::Instrument;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,11 +63,10 @@ pub async fn publish(State(app): State<Arc<App>>, Caller(who): Caller, mut form:
         return Err(Problem::bad_request("invalid-upload", "both `manifest` and `component` are required"));
     }
     let span = tracing::info_span!("admission", publisher = %who.subject);
-    let _enter = span.enter();
-    match admit(&app, &who, upload).await {
+    match admit(&app, &who, upload).instrument(span.clone()).await {
         Ok((record, _)) => Ok((StatusCode::CREATED, Json(record))),
         Err(e) => {
-            tracing::warn!(reason = %e, "admission refused");
+            tracing::warn!(parent: &span, reason = %e, "admission refused");
             Err(admission_problem(e))
         }
     }

@@ -89,6 +89,7 @@ impl App {
     /// At start-up: routes for every subscription, from the catalog.
     pub async fn restore_routes(&self) -> Result<()> {
         let mut modules: Vec<String> = self.db.subscriptions(None, None).await?.into_iter().map(|s| s.module_id).collect();
+        modules.sort();
         modules.dedup();
         for module in modules {
             self.reroute(&module, None).await?;

@@ -109,3 +109,26 @@ fn redact(url: &str) -> String {
 pub fn now_iso() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The two migration sets must describe the same schema: PostgreSQL's differs only in
+    /// BYTEA for BLOB and the byte-order collation of kv keys.
+    #[test]
+    fn migrations_stay_equivalent() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut names: Vec<_> = std::fs::read_dir(dir.join("sqlite")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert!(!names.is_empty());
+        for name in names {
+            let sqlite = std::fs::read_to_string(dir.join("sqlite").join(&name)).unwrap();
+            let postgres = std::fs::read_to_string(dir.join("postgres").join(&name))
+                .unwrap_or_else(|_| panic!("postgres/{} is missing", name.to_string_lossy()));
+            let normalised = postgres
+                .replace("BYTEA", "BLOB")
+                .replace("    -- Byte order, as in SQLite, so key listing and paging agree on both backends.\n", "")
+                .replace("TEXT COLLATE \"C\" NOT NULL", "TEXT NOT NULL");
+            assert_eq!(normalised, sqlite, "{} differs between backends", name.to_string_lossy());
+        }
+    }
+}
