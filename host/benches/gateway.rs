@@ -163,7 +163,10 @@ async fn run() -> anyhow::Result<()> {
         lifecycle(&app, &host_url, &client, &mut report).await?;
     }
     println!("{report}");
-    write_into_benchmarks_md(&report)?;
+    // Partial runs (`quick`, `trivial`) are for investigation; only a full run is recorded.
+    if !only_trivial {
+        write_into_benchmarks_md(&report)?;
+    }
     Ok(())
 }
 
