@@ -181,7 +181,7 @@ async fn lifecycle(app: &nukisashi::app::App, host: &str, client: &reqwest::Clie
     writeln!(report, "\n### Plug-in: publish → first successful response (in process, cold artifact cache)\n")?;
     writeln!(report, "| module | size | admit (verify, compile, health check) ms | approve + subscribe ms | first response ms | total ms |")?;
     writeln!(report, "| --- | ---: | ---: | ---: | ---: | ---: |")?;
-    for (file, id) in [("guestbook", "bench-guestbook"), ("fault_fixture", "bench-faults")] {
+    for (file, id) in [("guestbook", "bench-guestbook"), ("large_fixture", "bench-large"), ("fault_fixture", "bench-faults")] {
         let component = std::fs::read(module_file(file))?;
         for version in ["1.0.0", "2.0.0"] {
             let manifest = format!(
