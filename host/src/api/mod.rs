@@ -33,7 +33,13 @@ fn api_v1() -> Router<Arc<App>> {
             "/municipalities/{lg_code}/modules/{module}/config",
             get(module_config::show).put(module_config::replace),
         )
-        .route("/modules", get(module_config::list_modules).post(catalog::publish))
+        .route(
+            "/modules",
+            // Uploads carry a component of up to 32 MiB; every other body keeps axum's 2 MB cap.
+            get(module_config::list_modules).post(catalog::publish).layer(axum::extract::DefaultBodyLimit::max(
+                crate::plugins::admission::MAX_COMPONENT_BYTES + (1 << 20),
+            )),
+        )
         .route("/modules/{id}/versions", get(catalog::versions))
         .route("/modules/{id}/versions/{version}/approve", post(catalog::approve))
         .route("/modules/{id}/versions/{version}/reject", post(catalog::reject))
@@ -51,8 +57,6 @@ fn api_v1() -> Router<Arc<App>> {
         )
         .route("/municipalities/{lg_code}/modules/{module}/export", get(subscriptions::export))
         .route("/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }))
-        // Uploads carry a component of up to 32 MiB.
-        .layer(axum::extract::DefaultBodyLimit::max(crate::plugins::admission::MAX_COMPONENT_BYTES + (1 << 20)))
 }
 
 /// The OpenAPI 3.1 description of `/api/v1`.
