@@ -21,6 +21,8 @@ pub struct App {
     pub tenants: Tenants,
     pub versions: VersionCache,
     pub auth: Authenticator,
+    /// Modules loaded from files at start-up (outside the catalog), by id.
+    pub file_routes: std::sync::Mutex<HashMap<String, Arc<crate::plugins::live::Routed>>>,
     configs: ConfigCache,
 }
 
@@ -35,6 +37,7 @@ impl App {
             tenants,
             versions: VersionCache::default(),
             auth,
+            file_routes: Default::default(),
             configs: ConfigCache::default(),
         })
     }

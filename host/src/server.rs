@@ -76,7 +76,9 @@ pub async fn load_plugin_file(app: &App, path: &Path) -> Result<()> {
         .await
         .with_context(|| format!("cannot load module {}", path.display()))?;
     let capabilities = loaded.manifest.capabilities.iter().copied().collect();
-    app.live.apply(vec![Change::SetDefault(Arc::new(Routed { version: Arc::new(loaded), capabilities }))]);
+    let routed = Arc::new(Routed { version: Arc::new(loaded), capabilities });
+    app.file_routes.lock().expect("file routes").insert(routed.version.identity.id.clone(), routed.clone());
+    app.live.apply(vec![Change::SetDefault(routed)]);
     Ok(())
 }
 

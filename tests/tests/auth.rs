@@ -106,3 +106,34 @@ async fn roles_stay_in_their_lane_and_refusals_are_logged() {
     let log = host.log();
     assert!(log.lines().filter(|l| l.contains("refused authorization")).count() >= 6, "{log}");
 }
+
+#[tokio::test]
+async fn jwks_identity_provider_tokens_are_accepted_and_others_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwk_for = |name: &str| -> serde_json::Value {
+        openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &format!("{name}.key")], dir.path());
+        openssl(&["pkey", "-in", &format!("{name}.key"), "-pubout", "-outform", "DER", "-out", &format!("{name}.der")], dir.path());
+        // A P-256 SubjectPublicKeyInfo ends with the uncompressed point's x and y.
+        let der = std::fs::read(dir.path().join(format!("{name}.der"))).unwrap();
+        let (x, y) = der[der.len() - 64..].split_at(32);
+        json!({"kty": "EC", "crv": "P-256", "x": B64.encode(x), "y": B64.encode(y), "alg": "ES256", "use": "sig", "kid": name})
+    };
+    let trusted = jwk_for("trusted");
+    let _stranger = jwk_for("stranger");
+    std::fs::write(dir.path().join("jwks.json"), json!({"keys": [trusted]}).to_string()).unwrap();
+    let settings = format!(
+        "[[auth.providers]]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\nalgorithm = \"ES256\"\njwks_file = \"{}\"\n",
+        dir.path().join("jwks.json").display()
+    );
+    let host = HostSpec::new(Backend::Sqlite, &dir.path().join("host"), &[]).await.unwrap().settings(&settings).start().unwrap();
+    let es = |key: &str| {
+        let pem = std::fs::read(dir.path().join(format!("{key}.key"))).unwrap();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.to_string());
+        jsonwebtoken::encode(&header, &claims(ISSUER, AUDIENCE, 600), &EncodingKey::from_ec_pem(&pem).unwrap()).unwrap()
+    };
+    assert_eq!(status_with(&host, &es("trusted")).await.status(), 200);
+    let r = status_with(&host, &es("stranger")).await;
+    assert_eq!(r.status(), 401);
+    assert!(problem(r).await["detail"].as_str().unwrap().contains("InvalidSignature"));
+}

@@ -81,6 +81,9 @@ impl App {
         }
         if suspended {
             changes.push(Change::RemoveModule(module.to_string()));
+        } else if let Some(file_route) = self.file_routes.lock().expect("file routes").get(module) {
+            // A resumed module gets its start-up file route back too.
+            changes.push(Change::SetDefault(file_route.clone()));
         }
         self.live.apply(changes);
         Ok(())
