@@ -110,3 +110,20 @@ async fn municipality_codes_are_validated_with_clear_errors() {
     let out = String::from_utf8_lossy(&listed.stdout);
     assert!(out.contains("011002\t北海道\t札幌市") && out.contains("131016\t東京都\t千代田区"), "{out}");
 }
+
+#[tokio::test]
+async fn every_module_in_a_plugin_directory_is_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(module("guestbook"), plugins.join("guestbook.wasm")).unwrap();
+    std::fs::copy(module("fault-fixture"), plugins.join("fault_fixture.wasm")).unwrap();
+    std::fs::write(plugins.join("README.txt"), "not a module").unwrap();
+    let settings = format!("plugins_dir = \"{}\"\n", plugins.display());
+    let host = HostSpec::new(Backend::Sqlite, &dir.path().join("host"), &[]).await.unwrap().settings(&settings).start().unwrap();
+    let modules: Vec<serde_json::Value> = host.get("/api/v1/modules").await.json().await.unwrap();
+    let ids: Vec<&str> = modules.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["fault-fixture", "guestbook"]);
+    assert_eq!(host.get("/131016/fault-fixture/ok").await.text().await.unwrap(), "ok");
+    assert_eq!(host.get("/131016/guestbook/entries").await.status(), 200);
+}
