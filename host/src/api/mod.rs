@@ -36,8 +36,11 @@ fn api_v1() -> Router<Arc<App>> {
         .route(
             "/modules",
             // Uploads carry a component of up to 32 MiB; every other body keeps axum's 2 MB cap.
+            // The transport cap is twice admission's limit so that a somewhat oversized upload
+            // is read whole and refused with a 413 naming the limit, instead of the connection
+            // being cut while the client is still sending.
             get(module_config::list_modules).post(catalog::publish).layer(axum::extract::DefaultBodyLimit::max(
-                crate::plugins::admission::MAX_COMPONENT_BYTES + (1 << 20),
+                2 * crate::plugins::admission::MAX_COMPONENT_BYTES,
             )),
         )
         .route("/modules/{id}/versions", get(catalog::versions))

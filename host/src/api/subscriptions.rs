@@ -50,7 +50,7 @@ pub async fn subscribe(
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     app.require_municipality(&code)?;
     let Json(request) = body?;
-    if let Some(unknown) = request.grants.iter().find(|g| !Capability::ALL.iter().any(|c| c.name() == g.as_str())) {
+    if let Some(unknown) = request.grants.iter().find(|g| Capability::parse(g).is_none()) {
         return Err(Problem::unprocessable("unknown-capability", format!("`{unknown}` is not a capability this platform grants")));
     }
     if let Some(reason) = app.db.module_suspension(&module).await? {

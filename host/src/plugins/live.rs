@@ -61,11 +61,6 @@ impl LiveTable {
         routes.per_municipality.get(lg_code).or(routes.default.as_ref()).cloned()
     }
 
-    /// The version serving municipalities that have none of their own.
-    pub fn resolve_default(&self, module: &str) -> Option<Arc<Routed>> {
-        self.current.load().get(module)?.default.clone()
-    }
-
     /// Module ids with at least one route.
     pub fn module_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.current.load().keys().cloned().collect();
