@@ -94,6 +94,8 @@ async fn run() -> anyhow::Result<()> {
                 db: app.db.clone(),
                 host_call_bytes: 1 << 20,
                 log_lines_left: 100,
+                audit: Default::default(),
+                kv_writes: None,
             };
             let t = Instant::now();
             if path.starts_with('(') {

@@ -23,6 +23,8 @@ pub struct App {
     pub auth: Authenticator,
     /// Modules loaded from files at start-up (outside the catalog), by id.
     pub file_routes: std::sync::Mutex<HashMap<String, Arc<crate::plugins::live::Routed>>>,
+    /// Wakes the push of the change feed to modules (`linkage::delivery`).
+    pub deliveries: crate::linkage::delivery::Deliveries,
     configs: ConfigCache,
 }
 
@@ -38,6 +40,7 @@ impl App {
             versions: VersionCache::default(),
             auth,
             file_routes: Default::default(),
+            deliveries: Default::default(),
             configs: ConfigCache::default(),
         })
     }

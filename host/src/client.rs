@@ -39,12 +39,7 @@ impl Client {
     /// Uploads a signed module version, showing progress on stderr.
     pub async fn publish(&self, manifest: Vec<u8>, component: Vec<u8>, signature: String) -> Result<Value> {
         let total = component.len() as u64;
-        let bar = indicatif::ProgressBar::new(total);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("uploading {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
+        let bar = upload_bar(total);
         let progress = bar.clone();
         let chunks: Vec<Vec<u8>> = component.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
         let stream = futures::stream::iter(chunks.into_iter().map(move |chunk| {
@@ -63,6 +58,45 @@ impl Client {
         result
     }
 
+    /// Streams a file as the request body (CSV imports), showing progress on stderr.
+    pub async fn upload(&self, path: &str, file: &std::path::Path) -> Result<Value> {
+        use futures::TryStreamExt;
+        let f = tokio::fs::File::open(file).await.with_context(|| format!("cannot read {}", file.display()))?;
+        let total = f.metadata().await?.len();
+        let bar = upload_bar(total);
+        let progress = bar.clone();
+        let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).inspect_ok(move |chunk| progress.inc(chunk.len() as u64));
+        let builder = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, "text/csv")
+            .header(reqwest::header::CONTENT_LENGTH, total)
+            .body(reqwest::Body::wrap_stream(stream));
+        let result = self.send(builder).await;
+        bar.finish_and_clear();
+        result
+    }
+
+    /// Streams a response body into `out`; returns the bytes written.
+    pub async fn download(&self, path: &str, out: &mut (impl tokio::io::AsyncWrite + Unpin)) -> Result<u64> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let response = self.request(reqwest::Method::GET, path).send().await.with_context(|| format!("cannot reach the host at {}", self.base))?;
+        let status = response.status();
+        if !status.is_success() {
+            let problem: Value = response.json().await.unwrap_or_default();
+            bail!("{} ({status})", problem["detail"].as_str().unwrap_or("the host refused the request"));
+        }
+        let mut written = 0;
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.context("the download broke off")?;
+            out.write_all(&chunk).await?;
+            written += chunk.len() as u64;
+        }
+        out.flush().await?;
+        Ok(written)
+    }
+
     async fn send<T: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> Result<T> {
         let response = builder.send().await.with_context(|| format!("cannot reach the host at {}", self.base))?;
         let status = response.status();
@@ -72,4 +106,14 @@ impl Client {
         let problem: Value = response.json().await.unwrap_or_default();
         bail!("{} ({status})", problem["detail"].as_str().unwrap_or("the host refused the request"))
     }
+}
+
+fn upload_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("uploading {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
 }

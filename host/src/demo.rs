@@ -15,8 +15,13 @@ const DEMO: &[(&str, &str, i64, &str)] = &[
     ("472018", "那覇市", 310_000, "なは ゆんたく帳"),
 ];
 
-/// Adds the demo municipalities (once) and their guestbook titles; leaves existing data alone.
+/// Residents generated for each demo municipality that has no linkage data yet.
+const DEMO_RESIDENTS: usize = 300;
+
+/// Adds the demo municipalities (once), their guestbook titles, and a synthetic resident
+/// registry with tax summaries; leaves existing data alone.
 pub async fn seed(app: &App) -> Result<()> {
+    let with_data: Vec<String> = app.db.linkage_heads().await?.into_iter().map(|(lg, _)| lg).collect();
     for &(code, name, population, title) in DEMO {
         let lg_code = LgCode::parse(code)?;
         let municipality = Municipality { prefecture: lg_code.prefecture().to_string(), lg_code: lg_code.clone(), name: name.to_string(), population };
@@ -25,10 +30,34 @@ pub async fn seed(app: &App) -> Result<()> {
             let settings = BTreeMap::from([("title".to_string(), title.to_string())]);
             app.set_module_config(&lg_code, "guestbook", settings).await?;
         }
+        if !with_data.iter().any(|lg| lg == code) {
+            seed_linkage(app, &lg_code, &format!("{}{name}", lg_code.prefecture())).await?;
+        }
     }
     Ok(())
 }
 
 pub fn codes() -> impl Iterator<Item = &'static str> {
     DEMO.iter().map(|d| d.0)
+}
+
+async fn seed_linkage(app: &App, lg_code: &LgCode, place: &str) -> Result<()> {
+    use crate::linkage::generate::{Spec, generate, write_residents, write_tax};
+    use crate::linkage::import::{Encoding, import};
+    use crate::linkage::layout::Layout;
+    let spec = Spec {
+        lg_code: lg_code.to_string(),
+        place: place.to_string(),
+        residents: DEMO_RESIDENTS,
+        seed: lg_code.as_str().parse().unwrap_or(1),
+        as_of: chrono::Local::now().date_naive(),
+        shift_jis_safe: false,
+    };
+    let generated = generate(&spec);
+    let (mut residents, mut tax) = (Vec::new(), Vec::new());
+    write_residents(&mut residents, &generated.residents, Encoding::Utf8)?;
+    write_tax(&mut tax, &generated.tax, Encoding::Utf8)?;
+    import(&app.db, lg_code.as_str(), Layout::Residents, Encoding::Utf8, std::io::Cursor::new(residents)).await?;
+    import(&app.db, lg_code.as_str(), Layout::Tax, Encoding::Utf8, std::io::Cursor::new(tax)).await?;
+    Ok(())
 }

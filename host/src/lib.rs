@@ -14,6 +14,7 @@ pub mod client;
 pub mod demo;
 pub mod engine;
 pub mod lgcode;
+pub mod linkage;
 pub mod plugins;
 pub mod runtime;
 pub mod server;

@@ -31,6 +31,13 @@ enum Command {
     /// Publish, review, swap, roll back and suspend module versions.
     #[command(subcommand)]
     Module(ModuleCommand),
+    /// The municipality's data: import and export the standard CSV layouts, read the
+    /// change feed, the delivery state and the audit trail.
+    #[command(subcommand)]
+    Linkage(LinkageCommand),
+    /// Developer tools: synthetic municipalities.
+    #[command(subcommand)]
+    Dev(DevCommand),
     /// Subscribe a municipality to a module, with grants, config and an optional pin.
     Subscribe {
         #[arg(long)]
@@ -51,6 +58,86 @@ enum Command {
     },
 }
 
+
+#[derive(Subcommand)]
+enum LinkageCommand {
+    /// Import a CSV file (residents or tax layout; see docs/LINKAGE.md) into a municipality.
+    /// All good rows or nothing are written; rejected rows are listed with line numbers.
+    Import {
+        #[arg(long)]
+        lg_code: String,
+        /// residents or tax.
+        #[arg(long)]
+        layout: String,
+        /// utf-8 or shift_jis (CP932).
+        #[arg(long, default_value = "utf-8")]
+        encoding: String,
+        file: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Export a layout as CSV to FILE (or stdout).
+    Export {
+        #[arg(long)]
+        lg_code: String,
+        #[arg(long)]
+        layout: String,
+        #[arg(long, default_value = "utf-8")]
+        encoding: String,
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show the audit trail of personal-data reads by modules.
+    Audit {
+        #[arg(long)]
+        lg_code: String,
+        #[arg(long)]
+        module: Option<String>,
+        #[arg(long)]
+        addressee_number: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show how far each module has been pushed the change feed.
+    Deliveries {
+        #[arg(long)]
+        lg_code: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Write a synthetic municipality as residents and tax CSV files (import them with
+    /// `nukisashi linkage import`).
+    Generate {
+        #[arg(long)]
+        lg_code: String,
+        #[arg(long, default_value_t = 1000)]
+        residents: usize,
+        /// Written before every address, e.g. 北海道札幌市; defaults to the prefecture.
+        #[arg(long)]
+        place: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Reference day for ages and the tax year (YYYY-MM-DD); defaults to today.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// utf-8 or shift_jis (then no IVS names are generated).
+        #[arg(long, default_value = "utf-8")]
+        encoding: String,
+        /// Directory for {lg_code}-residents.csv and {lg_code}-tax.csv.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
 
 #[derive(Subcommand)]
 enum TokenCommand {
@@ -285,6 +372,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Token(cmd) => token(cmd),
         Command::Vendor(cmd) => vendor(cmd).await,
         Command::Module(cmd) => module(cmd).await,
+        Command::Linkage(cmd) => linkage(cmd).await,
+        Command::Dev(cmd) => dev(cmd),
         Command::Subscribe { lg_code, module, grants, version, config, api } => {
             let config: Option<serde_json::Map<String, serde_json::Value>> = if config.is_empty() {
                 None
@@ -437,5 +526,109 @@ async fn module(cmd: ModuleCommand) -> Result<()> {
             println!("{module} resumed");
         }
     }
+    Ok(())
+}
+
+fn parse_encoding(name: &str) -> Result<nukisashi::linkage::import::Encoding> {
+    nukisashi::linkage::import::Encoding::parse(name).with_context(|| format!("encoding `{name}` is not supported: use utf-8 or shift_jis"))
+}
+
+async fn linkage(cmd: LinkageCommand) -> Result<()> {
+    match cmd {
+        LinkageCommand::Import { lg_code, layout, encoding, file, api } => {
+            LgCode::parse(&lg_code)?;
+            let encoding = parse_encoding(&encoding)?;
+            let path = format!("/municipalities/{lg_code}/linkage/{layout}/import?encoding={}", encoding.name());
+            let r = api.client().upload(&path, &file).await?;
+            println!(
+                "imported {}: {} rows, {} new, {} updated, {} unchanged, {} rejected, {} changes in the feed",
+                file.display(), r["rows"], r["inserted"], r["updated"], r["unchanged"], r["rejected_count"], r["changes"]
+            );
+            for rejected in r["rejected"].as_array().into_iter().flatten() {
+                println!("  line {}: {}", rejected["line"], rejected["reason"].as_str().unwrap_or(""));
+            }
+        }
+        LinkageCommand::Export { lg_code, layout, encoding, out, api } => {
+            LgCode::parse(&lg_code)?;
+            let encoding = parse_encoding(&encoding)?;
+            let path = format!("/municipalities/{lg_code}/linkage/{layout}/export?encoding={}", encoding.name());
+            match out {
+                Some(file) => {
+                    // Written beside the target and renamed, so a broken download leaves no half file.
+                    let partial = file.with_extension("partial");
+                    let mut f = tokio::fs::File::create(&partial).await.with_context(|| format!("cannot write {}", partial.display()))?;
+                    let bytes = api.client().download(&path, &mut f).await;
+                    match bytes {
+                        Ok(bytes) => {
+                            std::fs::rename(&partial, &file)?;
+                            eprintln!("wrote {} ({bytes} bytes)", file.display());
+                        }
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&partial);
+                            return Err(e);
+                        }
+                    }
+                }
+                None => {
+                    api.client().download(&path, &mut tokio::io::stdout()).await?;
+                }
+            }
+        }
+        LinkageCommand::Audit { lg_code, module, addressee_number, after, limit, api } => {
+            let mut path = format!("/municipalities/{lg_code}/audit?after={after}&limit={limit}");
+            if let Some(m) = module {
+                path.push_str(&format!("&module={m}"));
+            }
+            if let Some(a) = addressee_number {
+                path.push_str(&format!("&addressee_number={a}"));
+            }
+            let rows: Vec<serde_json::Value> = api.client().get(&path).await?;
+            for r in rows {
+                println!(
+                    "{}\t{}\t{}@{}\t{}\t{}\t{}\t{}",
+                    r["id"], r["at"].as_str().unwrap_or(""), r["module_id"].as_str().unwrap_or(""), r["module_version"].as_str().unwrap_or(""),
+                    r["caller_subject"].as_str().unwrap_or(r["caller_role"].as_str().unwrap_or("")), r["interface"].as_str().unwrap_or(""),
+                    r["query"].as_str().unwrap_or(""), r["records"]
+                );
+            }
+        }
+        LinkageCommand::Deliveries { lg_code, api } => {
+            let rows: Vec<serde_json::Value> = api.client().get(&format!("/municipalities/{lg_code}/linkage/deliveries")).await?;
+            for r in rows {
+                println!("{}\tdelivered {}\tfailures {}\t{}", r["module"].as_str().unwrap_or(""), r["delivered"], r["failures"], r["last_error"].as_str().unwrap_or(""));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dev(cmd: DevCommand) -> Result<()> {
+    let DevCommand::Generate { lg_code, residents, place, seed, as_of, encoding, out } = cmd;
+    let code = LgCode::parse(&lg_code)?;
+    let encoding = parse_encoding(&encoding)?;
+    let as_of = match as_of {
+        Some(d) => chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").with_context(|| format!("--as-of `{d}` is not YYYY-MM-DD"))?,
+        None => chrono::Local::now().date_naive(),
+    };
+    use nukisashi::linkage::generate::{Spec, generate, write_residents, write_tax};
+    let spec = Spec {
+        lg_code: code.to_string(),
+        place: place.unwrap_or_else(|| code.prefecture().to_string()),
+        residents,
+        seed,
+        as_of,
+        shift_jis_safe: encoding == nukisashi::linkage::import::Encoding::ShiftJis,
+    };
+    let generated = generate(&spec);
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let residents_path = out.join(format!("{code}-residents.csv"));
+    let tax_path = out.join(format!("{code}-tax.csv"));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&residents_path).with_context(|| format!("cannot write {}", residents_path.display()))?);
+    write_residents(&mut f, &generated.residents, encoding)?;
+    std::io::Write::flush(&mut f)?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&tax_path).with_context(|| format!("cannot write {}", tax_path.display()))?);
+    write_tax(&mut f, &generated.tax, encoding)?;
+    std::io::Write::flush(&mut f)?;
+    println!("wrote {} ({} residents) and {} ({} tax summaries)", residents_path.display(), generated.residents.len(), tax_path.display(), generated.tax.len());
     Ok(())
 }

@@ -38,6 +38,7 @@ pub async fn serve(app: Arc<App>, settings: &Settings) -> Result<()> {
             println!("  try: http://{addr}/{code}/{id}/");
         }
     }
+    crate::linkage::delivery::spawn(app.clone());
     axum::serve(listener, crate::api::router(app)).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }

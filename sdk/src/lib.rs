@@ -28,7 +28,7 @@
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "nukisashi:platform/module",
+        world: "nukisashi:platform/linked-module",
         pub_export_macro: true,
         export_macro_name: "export_bindings",
         default_bindings_module: "nukisashi_sdk::bindings",
@@ -36,6 +36,7 @@ pub mod bindings {
     });
 }
 
+pub mod changes;
 pub mod config;
 pub mod context;
 mod error;
@@ -43,9 +44,11 @@ mod http;
 pub mod identity;
 pub mod kv;
 pub mod log;
+pub mod registry;
 mod router;
 #[doc(hidden)]
 pub mod serve;
+pub mod tax;
 mod url;
 
 pub use error::{Error, Result};
@@ -55,18 +58,23 @@ pub use router::{Handler, Router};
 /// Everything a module usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        config, context, identity, kv, log, Error, Method, Request, Response, Result, Router,
+        changes, config, context, identity, kv, log, registry, tax, Error, Method, Request, Response, Result,
+        Router,
     };
     pub use serde::{Deserialize, Serialize};
 }
 
-/// Exports a module whose routes are built by `$routes: fn() -> Router`.
+/// Exports a module whose routes are built by `$routes: fn() -> Router`, and optionally a
+/// handler for pushed changes (`on_change = path`, see [`changes`]).
 ///
 /// The router is built once per request (requests get a fresh instance each time, so
 /// nothing is kept between requests except what the module stores in [`kv`]).
 #[macro_export]
 macro_rules! module {
     ($routes:path) => {
+        $crate::module!($routes, on_change = $crate::changes::ignore);
+    };
+    ($routes:path, on_change = $handler:path) => {
         struct __NukisashiModule;
 
         impl $crate::bindings::exports::wasi::http::incoming_handler::Guest for __NukisashiModule {
@@ -75,6 +83,13 @@ macro_rules! module {
                 response_out: $crate::bindings::wasi::http::types::ResponseOutparam,
             ) {
                 $crate::serve::serve(request, response_out, $routes);
+            }
+        }
+
+        impl $crate::bindings::exports::nukisashi::platform::change_handler::Guest for __NukisashiModule {
+            fn on_change(change: $crate::bindings::nukisashi::platform::changes::Change) -> ::core::result::Result<(), ::std::string::String> {
+                let handler: $crate::changes::Handler = $handler;
+                handler(&$crate::changes::Change::from(change))
             }
         }
 

@@ -10,6 +10,7 @@ use super::problem::Problem;
 use crate::app::App;
 use crate::auth::{AccessLevel, AuthError};
 use crate::capabilities::{Caller, PlatformState};
+use crate::linkage::audit::{self, AuditBuffer, AuditContext};
 use crate::runtime::InvokeError;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -84,6 +85,15 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
     }
 
     let settings = app.module_config(&lg_code, module).await?;
+    let audit_buffer = AuditBuffer::default();
+    let audit_context = AuditContext {
+        lg_code: lg_code.to_string(),
+        module_id: version.identity.id.clone(),
+        module_version: version.identity.version.clone(),
+        request_id: request_id.to_string(),
+        caller_subject: principal.as_ref().map(|p| p.subject.clone()),
+        caller_role: principal.as_ref().map(|p| format!("{:?}", p.role).to_lowercase()).unwrap_or_else(|| "anonymous".into()),
+    };
     let platform = PlatformState {
         municipality,
         module: version.identity.clone(),
@@ -94,10 +104,23 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
         db: app.db.clone(),
         host_call_bytes: app.runtime.limits().host_call_bytes,
         log_lines_left: app.runtime.limits().log_lines,
+        audit: audit_buffer.clone(),
+        kv_writes: None,
     };
     let request = into_module_request(request, code, module, request_id)?;
 
-    match app.runtime.invoke(version, platform, request).instrument(span.clone()).await {
+    let outcome = app.runtime.invoke(version, platform, request).instrument(span.clone()).await;
+    // What the module read is on record before anything it produced leaves the host.
+    if let Err(e) = audit::flush(&app.db, &audit_context, &audit_buffer).await {
+        tracing::error!(parent: &span, error = %format!("{e:#}"), "audit trail write failed; response withheld");
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit-unavailable",
+            "Audit trail unavailable",
+            "the module read personal data but the audit trail could not be written, so its response was withheld",
+        ));
+    }
+    match outcome {
         Ok(response) => {
             let mut response = from_module_response(response);
             // Which version answered: operators and tests can see a swap take effect.

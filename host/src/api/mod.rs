@@ -3,6 +3,7 @@
 mod auth;
 mod catalog;
 mod gateway;
+mod linkage;
 mod subscriptions;
 mod module_config;
 mod municipalities;
@@ -59,6 +60,15 @@ fn api_v1() -> Router<Arc<App>> {
             axum::routing::put(subscriptions::subscribe).delete(subscriptions::unplug),
         )
         .route("/municipalities/{lg_code}/modules/{module}/export", get(subscriptions::export))
+        .route(
+            "/municipalities/{lg_code}/linkage/{layout}/import",
+            // Import files stream through; their size is not capped by the 2 MB body limit.
+            post(linkage::import_file).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/municipalities/{lg_code}/linkage/{layout}/export", get(linkage::export_file))
+        .route("/municipalities/{lg_code}/linkage/changes", get(linkage::changes))
+        .route("/municipalities/{lg_code}/linkage/deliveries", get(linkage::deliveries))
+        .route("/municipalities/{lg_code}/audit", get(linkage::audit_trail))
         .route("/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }))
 }
 

@@ -5,6 +5,7 @@
 use super::wit::kv::{Host, KeyPage};
 use super::wit::types::Error;
 use super::{Capability, PlatformState};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 512;
@@ -28,10 +29,43 @@ fn unavailable(e: anyhow::Error) -> Error {
     Error::Unavailable("the platform's storage is unavailable; nothing was written".into())
 }
 
+/// Writes held back until the host commits them with something else (a change delivery
+/// commits the module's writes and the delivery record together). Reads see them.
+#[derive(Debug, Default)]
+pub struct KvWrites(pub BTreeMap<String, Option<Vec<u8>>>);
+
+impl KvWrites {
+    /// Merges buffered keys into a page read from the database. `page` holds up to
+    /// `fetched` keys in order; when it is full, buffered keys past its end are left for
+    /// the next page (the database may hold keys before them that were not read).
+    fn merge(&self, page: Vec<String>, fetched: u32, prefix: &str, after: Option<&str>, limit: u32) -> Vec<String> {
+        let full = page.len() == fetched as usize;
+        let end = page.last().cloned();
+        let mut keys: BTreeSet<String> = page.into_iter().collect();
+        for (key, value) in &self.0 {
+            let in_range = key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a);
+            let before_end = !full || end.as_ref().is_some_and(|e| key <= e);
+            match value {
+                Some(_) if in_range && before_end => {
+                    keys.insert(key.clone());
+                }
+                None => {
+                    keys.remove(key);
+                }
+                _ => {}
+            }
+        }
+        keys.into_iter().take(limit as usize).collect()
+    }
+}
+
 impl Host for PlatformState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Error> {
         self.require(Capability::Kv)?;
         self.check_key(&key)?;
+        if let Some(buffered) = self.kv_writes.as_ref().and_then(|w| w.0.get(&key)) {
+            return Ok(buffered.clone());
+        }
         self.db.kv_get(&self.kv_scope(), &key).await.map_err(unavailable)
     }
 
@@ -45,20 +79,62 @@ impl Host for PlatformState {
                 value.len()
             )));
         }
+        if let Some(writes) = &mut self.kv_writes {
+            writes.0.insert(key, Some(value));
+            return Ok(());
+        }
         self.db.kv_set(&self.kv_scope(), &key, &value).await.map_err(unavailable)
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, Error> {
         self.require(Capability::Kv)?;
         self.check_key(&key)?;
+        if self.kv_writes.is_some() {
+            let existed = <Self as Host>::get(self, key.clone()).await?.is_some();
+            self.kv_writes.as_mut().expect("checked").0.insert(key, None);
+            return Ok(existed);
+        }
         self.db.kv_delete(&self.kv_scope(), &key).await.map_err(unavailable)
     }
 
     async fn list_keys(&mut self, prefix: String, after: Option<String>, limit: u32) -> Result<KeyPage, Error> {
         self.require(Capability::Kv)?;
         let limit = limit.clamp(1, MAX_PAGE);
-        let keys = self.db.kv_list_keys(&self.kv_scope(), &prefix, after.as_deref(), limit).await.map_err(unavailable)?;
+        let keys = match &self.kv_writes {
+            None => self.db.kv_list_keys(&self.kv_scope(), &prefix, after.as_deref(), limit).await.map_err(unavailable)?,
+            Some(writes) => {
+                // Read enough that deleted-but-buffered keys cannot leave the page short.
+                let deleted = writes.0.values().filter(|v| v.is_none()).count() as u32;
+                let fetched = limit + deleted;
+                let page = self.db.kv_list_keys(&self.kv_scope(), &prefix, after.as_deref(), fetched).await.map_err(unavailable)?;
+                writes.merge(page, fetched, &prefix, after.as_deref(), limit)
+            }
+        };
         let next = if keys.len() == limit as usize { keys.last().cloned() } else { None };
         Ok(KeyPage { keys, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KvWrites;
+
+    fn writes(entries: &[(&str, bool)]) -> KvWrites {
+        KvWrites(entries.iter().map(|(k, set)| (k.to_string(), set.then(|| vec![1]))).collect())
+    }
+
+    fn keys(k: &[&str]) -> Vec<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn buffered_writes_show_in_listings() {
+        let w = writes(&[("a/2", true), ("a/3", false), ("b/1", true)]);
+        // A short page: everything in the database was read, buffered keys all count.
+        assert_eq!(w.merge(keys(&["a/1", "a/3"]), 10, "a/", None, 10), keys(&["a/1", "a/2"]));
+        // A full page ending at a/1: a/2 may come after keys not yet read, so it waits.
+        assert_eq!(w.merge(keys(&["a/0", "a/1"]), 2, "a/", None, 2), keys(&["a/0", "a/1"]));
+        // Paging past a key leaves it out.
+        assert_eq!(w.merge(keys(&[]), 10, "a/", Some("a/2"), 10), Vec::<String>::new());
     }
 }

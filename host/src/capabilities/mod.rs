@@ -3,12 +3,16 @@
 //! line in [`add_to_linker`]. Enforcement (grants, scoping, size caps) happens here and
 //! nowhere else: a module reaches platform data only through these functions.
 
+mod changes;
 mod config;
 mod context;
 mod identity;
 mod kv;
 mod log;
+mod registry;
+mod tax;
 
+use crate::linkage::audit::AuditBuffer;
 use crate::store::Db;
 use crate::store::kv::KvScope;
 use crate::store::municipalities::Municipality;
@@ -16,13 +20,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
+pub use changes::to_wit as change_to_wit;
 pub use identity::Caller;
+pub use kv::KvWrites;
 
-/// Host-side bindings generated from `wit/platform.wit`.
+/// Host-side bindings generated from `wit/platform.wit`, world `linked-module` (a superset
+/// of `module`). Requests use `wasi:http`'s `ProxyPre`; the optional `change-handler`
+/// export is looked up per version.
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "nukisashi:platform/module",
+        world: "nukisashi:platform/linked-module",
         imports: { default: async },
         exports: { default: async },
         with: {
@@ -42,10 +50,20 @@ use bindings::nukisashi::platform as wit;
 pub enum Capability {
     /// `kv`: key-value storage scoped to (municipality, module).
     Kv,
+    /// `resident-registry`: the basic four items (name, address, birth date, sex) and the
+    /// household of the municipality's residents.
+    ResidentRegistry,
+    /// `identity-numbers`: マイナンバー and 住民票コード.
+    IdentityNumbers,
+    /// `tax`: 個人住民税 summaries.
+    Tax,
+    /// `change-feed`: the change feed, pulled and pushed.
+    ChangeFeed,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 1] = [Capability::Kv];
+    pub const ALL: [Capability; 5] =
+        [Capability::Kv, Capability::ResidentRegistry, Capability::IdentityNumbers, Capability::Tax, Capability::ChangeFeed];
 
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.name() == name)
@@ -54,7 +72,27 @@ impl Capability {
     pub fn name(self) -> &'static str {
         match self {
             Capability::Kv => "kv",
+            Capability::ResidentRegistry => "resident-registry",
+            Capability::IdentityNumbers => "identity-numbers",
+            Capability::Tax => "tax",
+            Capability::ChangeFeed => "change-feed",
         }
+    }
+
+    /// What granting this capability lets a module do, in plain words (catalog, console).
+    pub fn explain(self) -> &'static str {
+        match self {
+            Capability::Kv => "このサービス専用のデータ保存領域を使う (store its own data)",
+            Capability::ResidentRegistry => "住民の基本4情報と世帯を照会する (read residents' name, address, birth date, sex and household)",
+            Capability::IdentityNumbers => "マイナンバーと住民票コードを照会する (read individual numbers and resident record codes)",
+            Capability::Tax => "個人住民税の課税情報を照会する (read resident tax assessments)",
+            Capability::ChangeFeed => "住民異動と課税の変更通知を受け取る (receive moves, deaths and tax changes)",
+        }
+    }
+
+    /// True if the capability reads personal data (and so is audited).
+    pub fn is_personal_data(self) -> bool {
+        !matches!(self, Capability::Kv)
     }
 }
 
@@ -80,6 +118,11 @@ pub struct PlatformState {
     pub host_call_bytes: usize,
     /// Log lines this request may still write.
     pub log_lines_left: u32,
+    /// Personal-data reads of this request, written to the audit trail by the host.
+    pub audit: AuditBuffer,
+    /// `Some` while a change is delivered: kv writes wait here and are committed with the
+    /// delivery record.
+    pub kv_writes: Option<KvWrites>,
 }
 
 impl PlatformState {
@@ -99,7 +142,9 @@ impl PlatformState {
 
 impl wit::types::Host for PlatformState {}
 
-/// Adds every platform interface of world `module@1` to the linker.
+/// Adds every platform interface of the 1.x worlds to the linker. Modules built against an
+/// earlier 1.x minor link too: wasmtime resolves `…@1.0.0` imports to these `@1.1.0`
+/// definitions (semver-compatible).
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> &mut PlatformState,
@@ -110,6 +155,10 @@ pub fn add_to_linker<T: Send + 'static>(
     wit::config::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     wit::kv::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     wit::log::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::resident_registry::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::identity_numbers::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::tax::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::changes::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     Ok(())
 }
 

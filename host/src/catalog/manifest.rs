@@ -70,7 +70,7 @@ impl Manifest {
             category: "development".into(),
             name: Names { ja: id.to_string(), en: id.to_string() },
             description: "loaded from a file at start-up".into(),
-            capabilities: Capability::ALL.to_vec(),
+            capabilities: vec![Capability::Kv],
             routes: vec![Route { path: "/".into(), auth: AccessLevel::Public }],
             config: BTreeMap::new(),
             wit_major: SUPPORTED_WIT_MAJORS[0],

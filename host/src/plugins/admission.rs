@@ -122,5 +122,7 @@ fn health_check_state(app: &App, loaded: &LoadedVersion) -> PlatformState {
         db: app.db.clone(),
         host_call_bytes: 0,
         log_lines_left: 0,
+        audit: Default::default(),
+        kv_writes: None,
     }
 }

@@ -61,6 +61,15 @@ impl LiveTable {
         routes.per_municipality.get(lg_code).or(routes.default.as_ref()).cloned()
     }
 
+    /// Everything that serves `lg_code` right now, one entry per module.
+    pub fn routes_for(&self, lg_code: &LgCode) -> Vec<Arc<Routed>> {
+        let table = self.current.load();
+        let mut routes: Vec<Arc<Routed>> =
+            table.values().filter_map(|r| r.per_municipality.get(lg_code).or(r.default.as_ref()).cloned()).collect();
+        routes.sort_by(|a, b| a.version.identity.id.cmp(&b.version.identity.id));
+        routes
+    }
+
     /// Module ids with at least one route.
     pub fn module_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.current.load().keys().cloned().collect();

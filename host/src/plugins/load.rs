@@ -3,7 +3,8 @@
 //! Each refusal is a [`LoadError`] whose message tells the vendor what to fix.
 
 use super::LoadedVersion;
-use crate::capabilities::bindings::ModulePre;
+use crate::capabilities::bindings::exports::nukisashi::platform::change_handler::GuestIndices as ChangeHandlerIndices;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::capabilities::{ALLOWED_IMPORT_PREFIXES, ModuleIdentity};
 use crate::catalog::manifest::Manifest;
 use crate::engine::{Compiler, digest};
@@ -50,9 +51,11 @@ pub async fn load(
     let (component, cached) = compiler.compile(bytes, &digest).await.map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
     check_imports(&component, compiler.engine())?;
     let instance_pre = linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-    let pre = ModulePre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+    // The change handler is optional: a version without it simply gets no pushed changes.
+    let change_handler = ChangeHandlerIndices::new(&instance_pre).ok();
+    let pre = ProxyPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
     let identity = Arc::new(ModuleIdentity { id: manifest.id.clone(), version: manifest.version.clone(), digest });
-    Ok((LoadedVersion { identity, manifest, pre }, cached))
+    Ok((LoadedVersion { identity, manifest, pre, change_handler }, cached))
 }
 
 fn check_imports(component: &Component, engine: &wasmtime::Engine) -> Result<(), LoadError> {

@@ -9,7 +9,8 @@ pub mod signing;
 
 use crate::capabilities::ModuleIdentity;
 use crate::catalog::manifest::Manifest;
-use crate::capabilities::bindings::ModulePre;
+use crate::capabilities::bindings::exports::nukisashi::platform::change_handler::GuestIndices as ChangeHandlerIndices;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::runtime::state::RequestState;
 use std::sync::Arc;
 
@@ -18,7 +19,9 @@ use std::sync::Arc;
 pub struct LoadedVersion {
     pub identity: Arc<ModuleIdentity>,
     pub manifest: Arc<Manifest>,
-    pub pre: ModulePre<RequestState>,
+    pub pre: ProxyPre<RequestState>,
+    /// Where the version's `change-handler` export is, if it has one.
+    pub change_handler: Option<ChangeHandlerIndices>,
 }
 
 impl std::fmt::Debug for LoadedVersion {

@@ -212,6 +212,42 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Calls the version's `change-handler.on-change` with one change in a fresh instance.
+    /// `Ok(Ok(writes))`: handled, and these are the module's kv writes to commit with the
+    /// delivery record; `Ok(Err(reason))`: the module asked to be called again later.
+    pub async fn deliver_change(
+        &self,
+        version: &LoadedVersion,
+        mut platform: PlatformState,
+        change: &crate::capabilities::bindings::nukisashi::platform::changes::Change,
+    ) -> Result<Result<capabilities::KvWrites, String>, InvokeError> {
+        let Some(indices) = &version.change_handler else {
+            return Err(InvokeError::Host("this version exports no change handler".into()));
+        };
+        platform.kv_writes = Some(capabilities::KvWrites::default());
+        let mut store = self.new_store(platform);
+        let call = async {
+            let result = async {
+                let instance = version.pre.instance_pre().instantiate_async(&mut store).await?;
+                let handler = indices.load(&mut store, &instance)?;
+                handler.call_on_change(&mut store, change).await
+            }
+            .await;
+            let ended = Ended { memory_limit_hit: store.data().limiter.memory_limit_hit, stderr: store.data().stderr_text() };
+            match result {
+                Ok(Ok(())) => Ok(Ok(store.data_mut().platform.kv_writes.take().unwrap_or_default())),
+                Ok(Err(reason)) => Ok(Err(reason)),
+                Err(error) => Err(classify(error, &ended, self.limits.deadline_ms, self.limits.memory_bytes)),
+            }
+        };
+        match tokio::time::timeout(self.limits.deadline() + DEADLINE_GRACE, call).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(InvokeError::Deadline(self.limits.deadline_ms)),
+        }
+    }
+}
+
 /// Names the limit or fault behind an error from inside an instance.
 fn classify(error: wasmtime::Error, ended: &Ended, deadline_ms: u64, memory_bytes: u64) -> InvokeError {
     match error.downcast_ref::<Trap>() {

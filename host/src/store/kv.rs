@@ -3,7 +3,8 @@
 
 use super::{Db, now_iso};
 use anyhow::Result;
-use sqlx::Row;
+use sqlx::{Any, AnyConnection, Executor, Row};
+use std::collections::BTreeMap;
 
 /// The (municipality, module) a key-value store belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,28 +28,11 @@ impl Db {
     }
 
     pub async fn kv_set(&self, scope: &KvScope, key: &str, value: &[u8]) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO kv_entries (lg_code, module_id, key, value, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (lg_code, module_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(&scope.lg_code)
-        .bind(&scope.module_id)
-        .bind(key)
-        .bind(value.to_vec())
-        .bind(now_iso())
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        set(self.pool(), scope, key, value).await
     }
 
     pub async fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM kv_entries WHERE lg_code = $1 AND module_id = $2 AND key = $3")
-            .bind(&scope.lg_code)
-            .bind(&scope.module_id)
-            .bind(key)
-            .execute(self.pool())
-            .await?;
-        Ok(r.rows_affected() > 0)
+        delete(self.pool(), scope, key).await
     }
 
     /// Keys with `prefix`, strictly after `after`, in byte order, at most `limit`.
@@ -93,4 +77,42 @@ impl Db {
         .await?;
         rows.into_iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
+}
+
+async fn set<'c, E: Executor<'c, Database = Any>>(on: E, scope: &KvScope, key: &str, value: &[u8]) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO kv_entries (lg_code, module_id, key, value, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (lg_code, module_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )
+    .bind(&scope.lg_code)
+    .bind(&scope.module_id)
+    .bind(key)
+    .bind(value.to_vec())
+    .bind(now_iso())
+    .execute(on)
+    .await?;
+    Ok(())
+}
+
+async fn delete<'c, E: Executor<'c, Database = Any>>(on: E, scope: &KvScope, key: &str) -> Result<bool> {
+    let r = sqlx::query("DELETE FROM kv_entries WHERE lg_code = $1 AND module_id = $2 AND key = $3")
+        .bind(&scope.lg_code)
+        .bind(&scope.module_id)
+        .bind(key)
+        .execute(on)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Applies buffered writes (`None`: delete) inside the caller's transaction.
+pub async fn apply(conn: &mut AnyConnection, scope: &KvScope, writes: &BTreeMap<String, Option<Vec<u8>>>) -> Result<()> {
+    for (key, value) in writes {
+        match value {
+            Some(value) => set(&mut *conn, scope, key, value).await?,
+            None => {
+                delete(&mut *conn, scope, key).await?;
+            }
+        }
+    }
+    Ok(())
 }

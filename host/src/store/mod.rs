@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod kv;
+pub mod linkage;
 pub mod module_config;
 pub mod municipalities;
 
@@ -113,7 +114,8 @@ pub fn now_iso() -> String {
 #[cfg(test)]
 mod tests {
     /// The two migration sets must describe the same schema: PostgreSQL's differs only in
-    /// BYTEA for BLOB and the byte-order collation of kv keys.
+    /// BYTEA for BLOB, BIGSERIAL for AUTOINCREMENT and the byte-order collation of
+    /// text keys that are range-scanned.
     #[test]
     fn migrations_stay_equivalent() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
@@ -127,7 +129,8 @@ mod tests {
             let normalised = postgres
                 .replace("BYTEA", "BLOB")
                 .replace("    -- Byte order, as in SQLite, so key listing and paging agree on both backends.\n", "")
-                .replace("TEXT COLLATE \"C\" NOT NULL", "TEXT NOT NULL");
+                .replace("TEXT COLLATE \"C\" NOT NULL", "TEXT NOT NULL")
+                .replace("BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT");
             assert_eq!(normalised, sqlite, "{} differs between backends", name.to_string_lossy());
         }
     }

@@ -1,0 +1,177 @@
+//! `/api/v1/municipalities/{code}/…`: the municipality's linkage data: bulk import and
+//! export of the standard layouts, the change feed and its deliveries, and the audit trail
+//! (read-only: there is no route that changes or deletes audit rows).
+
+use super::auth::{Caller, refused};
+use super::municipalities::parse_code;
+use super::problem::Problem;
+use crate::app::App;
+use crate::linkage::audit::{self, AuditFilter, AuditRow};
+use crate::linkage::import::{Encoding, ImportError, ImportReport, import};
+use crate::linkage::layout::Layout;
+use crate::linkage::{Change, export};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+pub struct EncodingQuery {
+    encoding: Option<String>,
+}
+
+fn encoding(q: &EncodingQuery) -> Result<Encoding, Problem> {
+    match &q.encoding {
+        None => Ok(Encoding::Utf8),
+        Some(name) => Encoding::parse(name)
+            .ok_or_else(|| Problem::bad_request("unknown-encoding", format!("encoding `{name}` is not supported: use utf-8 or shift_jis"))),
+    }
+}
+
+fn layout(name: &str) -> Result<Layout, Problem> {
+    match name {
+        "residents" => Ok(Layout::Residents),
+        "tax" => Ok(Layout::Tax),
+        other => Err(Problem::not_found("unknown-layout", format!("there is no `{other}` layout: use residents or tax"))),
+    }
+}
+
+/// `POST …/linkage/{layout}/import?encoding=`: the CSV file is the request body, read as
+/// it arrives. All good rows or nothing are written; the report lists rejected rows.
+pub async fn import_file(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path((code, layout_name)): Path<(String, String)>,
+    Query(q): Query<EncodingQuery>,
+    body: Body,
+) -> Result<Json<ImportReport>, Problem> {
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    app.require_municipality(&code)?;
+    let layout = layout(&layout_name)?;
+    let encoding = encoding(&q)?;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let started = std::time::Instant::now();
+    match import(&app.db, code.as_str(), layout, encoding, reader).await {
+        Ok(report) => {
+            tracing::info!(
+                lg_code = %code, layout = layout.name(), subject = %who.subject, rows = report.rows, inserted = report.inserted,
+                updated = report.updated, rejected = report.rejected_count, changes = report.changes,
+                ms = started.elapsed().as_millis() as u64, "linkage import committed"
+            );
+            if report.changes > 0 {
+                app.deliveries.wake();
+            }
+            Ok(Json(report))
+        }
+        Err(e) => {
+            tracing::warn!(lg_code = %code, layout = layout.name(), subject = %who.subject, error = %e, "linkage import refused");
+            Err(match e {
+                ImportError::Layout(detail) => Problem::unprocessable("import-layout", detail),
+                ImportError::Interrupted(_) => Problem::bad_request("import-interrupted", e.to_string()),
+                ImportError::Database(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "import-failed", "Import failed", e.to_string()),
+            })
+        }
+    }
+}
+
+/// `GET …/linkage/{layout}/export?encoding=`: the layout as CSV, streamed.
+pub async fn export_file(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path((code, layout_name)): Path<(String, String)>,
+    Query(q): Query<EncodingQuery>,
+) -> Result<Response, Problem> {
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    app.require_municipality(&code)?;
+    let layout = layout(&layout_name)?;
+    let encoding = encoding(&q)?;
+    if let Err(unencodable) = export::check_encodable(&app.db, code.as_str(), layout, encoding).await? {
+        return Err(Problem::unprocessable("unencodable", unencodable.to_string()));
+    }
+    tracing::info!(lg_code = %code, layout = layout.name(), subject = %who.subject, "linkage export");
+    let charset = match encoding {
+        Encoding::Utf8 => "utf-8",
+        Encoding::ShiftJis => "shift_jis",
+    };
+    let body = Body::from_stream(export::stream(app.db.clone(), code.to_string(), layout, encoding));
+    Ok((
+        [
+            (header::CONTENT_TYPE, format!("text/csv; charset={charset}")),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{code}-{}.csv\"", layout.name())),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ChangesQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub struct ChangePage {
+    changes: Vec<Change>,
+    next: i64,
+}
+
+/// `GET …/linkage/changes?after=&limit=`: the change feed, as modules see it.
+pub async fn changes(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(code): Path<String>,
+    Query(q): Query<ChangesQuery>,
+) -> Result<Json<ChangePage>, Problem> {
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    app.require_municipality(&code)?;
+    let after = q.after.unwrap_or(0).max(0);
+    let changes = app.db.changes_since(code.as_str(), after, q.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    let next = changes.last().map(|c| c.cursor).unwrap_or(after);
+    Ok(Json(ChangePage { changes, next }))
+}
+
+#[derive(Serialize)]
+pub struct Delivery {
+    module: String,
+    delivered: i64,
+    failures: i64,
+    last_error: Option<String>,
+}
+
+/// `GET …/linkage/deliveries`: how far each module has been pushed the feed, and why it is
+/// stuck if it is.
+pub async fn deliveries(State(app): State<Arc<App>>, Caller(who): Caller, Path(code): Path<String>) -> Result<Json<Vec<Delivery>>, Problem> {
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    app.require_municipality(&code)?;
+    let rows = app.db.deliveries(code.as_str()).await?;
+    Ok(Json(rows.into_iter().map(|(module, delivered, failures, last_error)| Delivery { module, delivered, failures, last_error }).collect()))
+}
+
+/// `GET …/audit?module=&addressee_number=&after=&limit=`: the municipality's audit trail of
+/// personal-data reads by modules, oldest first.
+pub async fn audit_trail(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(code): Path<String>,
+    Query(filter): Query<AuditFilter>,
+) -> Result<Json<Vec<AuditRow>>, Problem> {
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    app.require_municipality(&code)?;
+    if let Some(a) = &filter.addressee_number
+        && (a.is_empty() || a.len() > 15 || !a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(Problem::bad_request("invalid-addressee-number", "addressee_number must be 1–15 digits"));
+    }
+    Ok(Json(audit::query(&app.db, code.as_str(), &filter).await?))
+}

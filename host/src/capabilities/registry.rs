@@ -1,0 +1,119 @@
+//! `nukisashi:platform/resident-registry` and `identity-numbers`: the municipality's
+//! residents, only the current municipality's (the scope is [`PlatformState`]'s, never an
+//! argument), every call audited.
+
+use super::wit::identity_numbers::{self, IdentityNumbers};
+use super::wit::resident_registry::{Host, ResidenceStatus, Resident, Sex};
+use super::wit::types::Error;
+use super::{Capability, PlatformState};
+use crate::linkage::{self, audit::AuditEntry};
+
+/// Most residents one `search` returns.
+pub const MAX_SEARCH: u32 = 100;
+/// Longest identifier argument accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 64;
+
+pub(super) fn check_id(what: &str, value: &str) -> Result<(), Error> {
+    if value.len() > MAX_ID_BYTES {
+        return Err(Error::TooLarge(format!("{what} is limited to {MAX_ID_BYTES} bytes, this one has {}", value.len())));
+    }
+    Ok(())
+}
+
+pub(super) fn unavailable(e: anyhow::Error) -> Error {
+    tracing::error!(error = %e, "linkage call failed");
+    Error::Unavailable("the platform's linkage data is unavailable right now".into())
+}
+
+/// At most 200 characters of an argument, for the audit trail.
+pub(super) fn clip(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+fn to_wit(r: linkage::Resident) -> Resident {
+    Resident {
+        addressee_number: r.addressee_number,
+        integrated_addressee_number: r.integrated_number,
+        household_number: r.household_number,
+        name: r.name,
+        name_kana: r.name_kana,
+        birth_date: r.birth_date,
+        sex: match r.sex {
+            linkage::Sex::Male => Sex::Male,
+            linkage::Sex::Female => Sex::Female,
+            linkage::Sex::Unspecified => Sex::Unspecified,
+        },
+        relationship: r.relationship,
+        postal_code: r.postal_code,
+        address: r.address,
+        resident_since: r.resident_since,
+        status: match r.status {
+            linkage::Status::Resident => ResidenceStatus::Resident,
+            linkage::Status::MovedOut => ResidenceStatus::MovedOut,
+            linkage::Status::Deceased => ResidenceStatus::Deceased,
+        },
+        status_changed_on: r.status_changed_on,
+        status_reason: r.status_reason,
+    }
+}
+
+impl PlatformState {
+    fn audit_read(&self, interface: &'static str, query: String, records: Vec<String>) {
+        self.audit.push(AuditEntry { interface, query, records });
+    }
+
+    fn lg(&self) -> String {
+        self.municipality.lg_code.to_string()
+    }
+}
+
+impl Host for PlatformState {
+    async fn get(&mut self, addressee_number: String) -> Result<Option<Resident>, Error> {
+        self.require(Capability::ResidentRegistry)?;
+        check_id("addressee-number", &addressee_number)?;
+        let found = self.db.resident(&self.lg(), &addressee_number).await.map_err(unavailable)?;
+        let records = found.iter().map(|r| r.addressee_number.clone()).collect();
+        self.audit_read("resident-registry.get", format!("addressee-number={}", clip(&addressee_number)), records);
+        Ok(found.map(to_wit))
+    }
+
+    async fn household(&mut self, household_number: String) -> Result<Vec<Resident>, Error> {
+        self.require(Capability::ResidentRegistry)?;
+        check_id("household-number", &household_number)?;
+        let members = self.db.household(&self.lg(), &household_number).await.map_err(unavailable)?;
+        let records = members.iter().map(|r| r.addressee_number.clone()).collect();
+        self.audit_read("resident-registry.household", format!("household-number={}", clip(&household_number)), records);
+        Ok(members.into_iter().map(to_wit).collect())
+    }
+
+    async fn search(&mut self, name_kana: String, birth_date: Option<String>, limit: u32) -> Result<Vec<Resident>, Error> {
+        self.require(Capability::ResidentRegistry)?;
+        check_id("name-kana", &name_kana)?;
+        let key = linkage::kana_key(&name_kana);
+        if key.is_empty() {
+            return Err(Error::Invalid("name-kana must not be empty: give at least the first kana of the name".into()));
+        }
+        if let Some(date) = &birth_date
+            && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err()
+        {
+            return Err(Error::Invalid(format!("birth-date must be YYYY-MM-DD, not `{}`", clip(date))));
+        }
+        let limit = limit.clamp(1, MAX_SEARCH);
+        let found = self.db.search_residents(&self.lg(), &key, birth_date.as_deref(), limit).await.map_err(unavailable)?;
+        let records = found.iter().map(|r| r.addressee_number.clone()).collect();
+        let query = format!("name-kana={} birth-date={}", clip(&name_kana), birth_date.as_deref().unwrap_or("-"));
+        self.audit_read("resident-registry.search", query, records);
+        Ok(found.into_iter().map(to_wit).collect())
+    }
+}
+
+impl identity_numbers::Host for PlatformState {
+    async fn get(&mut self, addressee_number: String) -> Result<Option<IdentityNumbers>, Error> {
+        self.require(Capability::IdentityNumbers)?;
+        check_id("addressee-number", &addressee_number)?;
+        let found = self.db.identity_numbers(&self.lg(), &addressee_number).await.map_err(unavailable)?;
+        let records = if found.is_some() { vec![addressee_number.clone()] } else { vec![] };
+        self.audit_read("identity-numbers.get", format!("addressee-number={}", clip(&addressee_number)), records);
+        Ok(found.map(|n| IdentityNumbers { individual_number: n.individual_number, resident_record_code: n.resident_record_code }))
+    }
+}

@@ -1,0 +1,158 @@
+//! The audit trail of personal-data reads. Capabilities append an [`AuditEntry`] to the
+//! request's [`AuditBuffer`] as they hand data to a module; the gateway writes the buffer
+//! before the module's response leaves the host (and refuses to send it if the write
+//! fails), and change deliveries write it in the transaction that records the delivery.
+//! So nothing a module read can reach anyone unaudited. Rows are only ever inserted.
+
+use crate::store::{Db, now_iso};
+use anyhow::Result;
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+use std::sync::{Arc, Mutex};
+
+/// One read by a module.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub interface: &'static str,
+    pub query: String,
+    /// 宛名番号 of the records handed over.
+    pub records: Vec<String>,
+}
+
+/// Who read, for every entry of one request or delivery.
+#[derive(Debug, Clone)]
+pub struct AuditContext {
+    pub lg_code: String,
+    pub module_id: String,
+    pub module_version: String,
+    pub request_id: String,
+    pub caller_subject: Option<String>,
+    pub caller_role: String,
+}
+
+/// The reads of one request, shared between the capabilities (which push) and the
+/// gateway (which writes them out).
+#[derive(Clone, Default)]
+pub struct AuditBuffer(Arc<Mutex<Vec<AuditEntry>>>);
+
+impl AuditBuffer {
+    pub fn push(&self, entry: AuditEntry) {
+        self.0.lock().expect("audit buffer lock").push(entry);
+    }
+
+    pub fn take(&self) -> Vec<AuditEntry> {
+        std::mem::take(&mut *self.0.lock().expect("audit buffer lock"))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().expect("audit buffer lock").is_empty()
+    }
+}
+
+/// Appends `entries` on `conn` (a pool connection or an open transaction).
+pub async fn write(conn: &mut AnyConnection, context: &AuditContext, entries: &[AuditEntry]) -> Result<()> {
+    let at = now_iso();
+    for e in entries {
+        sqlx::query(
+            "INSERT INTO audit_log (at, lg_code, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&at)
+        .bind(&context.lg_code)
+        .bind(&context.module_id)
+        .bind(&context.module_version)
+        .bind(&context.request_id)
+        .bind(&context.caller_subject)
+        .bind(&context.caller_role)
+        .bind(e.interface)
+        .bind(&e.query)
+        .bind(serde_json::to_string(&e.records)?)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes a request's reads in one transaction.
+pub async fn flush(db: &Db, context: &AuditContext, buffer: &AuditBuffer) -> Result<()> {
+    let entries = buffer.take();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.pool().begin().await?;
+    write(&mut tx, context, &entries).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One row of the audit trail as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: String,
+    pub module_id: String,
+    pub module_version: String,
+    pub request_id: String,
+    pub caller_subject: Option<String>,
+    pub caller_role: String,
+    pub interface: String,
+    pub query: String,
+    pub records: Vec<String>,
+}
+
+/// Filters for reading a municipality's audit trail.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct AuditFilter {
+    pub module: Option<String>,
+    /// Only reads that handed over this 宛名番号.
+    pub addressee_number: Option<String>,
+    /// Rows with an id greater than this (paging).
+    pub after: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+/// The municipality's audit rows, oldest first.
+pub async fn query(db: &Db, lg_code: &str, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
+    let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
+    let mut sql = String::from(
+        "SELECT id, at, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records
+         FROM audit_log WHERE lg_code = $1 AND id > $2",
+    );
+    let mut n = 2;
+    if filter.module.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND module_id = ${n}"));
+    }
+    if filter.addressee_number.is_some() {
+        n += 1;
+        // Records are a JSON array of strings: match the quoted number exactly.
+        sql.push_str(&format!(" AND records LIKE ${n}"));
+    }
+    sql.push_str(&format!(" ORDER BY id LIMIT {limit}"));
+    let mut q = sqlx::query(&sql).bind(lg_code).bind(filter.after.unwrap_or(0));
+    if let Some(m) = &filter.module {
+        q = q.bind(m);
+    }
+    if let Some(a) = &filter.addressee_number {
+        // 宛名番号 are digits only (checked by the caller), so LIKE has nothing to escape.
+        q = q.bind(format!("%\"{a}\"%"));
+    }
+    let rows = q.fetch_all(db.pool()).await?;
+    rows.iter()
+        .map(|r| {
+            let records: String = r.try_get("records")?;
+            Ok(AuditRow {
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                module_id: r.try_get("module_id")?,
+                module_version: r.try_get("module_version")?,
+                request_id: r.try_get("request_id")?,
+                caller_subject: r.try_get("caller_subject")?,
+                caller_role: r.try_get("caller_role")?,
+                interface: r.try_get("interface")?,
+                query: r.try_get("query")?,
+                records: serde_json::from_str(&records)?,
+            })
+        })
+        .collect()
+}

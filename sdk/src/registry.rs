@@ -1,0 +1,114 @@
+//! The municipality's resident registry (住民基本台帳): residents by 宛名番号, households by
+//! 世帯番号, search by kana name and birth date. Needs the `resident-registry` capability;
+//! [`identity_numbers`] needs `identity-numbers`. Every call is recorded in the
+//! municipality's audit trail, so read only what the request needs.
+//!
+//! A call the municipality has not granted returns an [`Error`](crate::Error) with status
+//! 403 that a handler can pass on with `?` or handle (for example, show a form without
+//! prefilled fields).
+
+use crate::bindings::nukisashi::platform::identity_numbers as raw_numbers;
+use crate::bindings::nukisashi::platform::resident_registry as raw;
+use crate::Result;
+use serde::Serialize;
+
+/// Where a resident stands in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Resident,
+    MovedOut,
+    Deceased,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sex {
+    Male,
+    Female,
+    Unspecified,
+}
+
+/// One resident; names and addresses byte for byte (外字 and IVS kept). Dates are ISO 8601.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resident {
+    /// 宛名番号.
+    pub addressee_number: String,
+    /// 団体内統合宛名番号.
+    pub integrated_addressee_number: String,
+    /// 世帯番号.
+    pub household_number: String,
+    pub name: String,
+    pub name_kana: String,
+    pub birth_date: String,
+    pub sex: Sex,
+    /// 続柄, e.g. 世帯主, 妻, 子.
+    pub relationship: String,
+    pub postal_code: String,
+    pub address: String,
+    pub resident_since: String,
+    pub status: Status,
+    pub status_changed_on: Option<String>,
+    pub status_reason: Option<String>,
+}
+
+impl From<raw::Resident> for Resident {
+    fn from(r: raw::Resident) -> Self {
+        Resident {
+            addressee_number: r.addressee_number,
+            integrated_addressee_number: r.integrated_addressee_number,
+            household_number: r.household_number,
+            name: r.name,
+            name_kana: r.name_kana,
+            birth_date: r.birth_date,
+            sex: match r.sex {
+                raw::Sex::Male => Sex::Male,
+                raw::Sex::Female => Sex::Female,
+                raw::Sex::Unspecified => Sex::Unspecified,
+            },
+            relationship: r.relationship,
+            postal_code: r.postal_code,
+            address: r.address,
+            resident_since: r.resident_since,
+            status: match r.status {
+                raw::ResidenceStatus::Resident => Status::Resident,
+                raw::ResidenceStatus::MovedOut => Status::MovedOut,
+                raw::ResidenceStatus::Deceased => Status::Deceased,
+            },
+            status_changed_on: r.status_changed_on,
+            status_reason: r.status_reason,
+        }
+    }
+}
+
+/// The resident with this 宛名番号, if the municipality has one.
+pub fn get(addressee_number: &str) -> Result<Option<Resident>> {
+    Ok(raw::get(addressee_number)?.map(Resident::from))
+}
+
+/// The household's members, head (世帯主) first.
+pub fn household(household_number: &str) -> Result<Vec<Resident>> {
+    Ok(raw::household(household_number)?.into_iter().map(Resident::from).collect())
+}
+
+/// Residents whose kana name starts with `name_kana` (hiragana and spaces are folded),
+/// optionally born on `birth_date` (YYYY-MM-DD); at most `limit` (≤ 100).
+pub fn search(name_kana: &str, birth_date: Option<&str>, limit: u32) -> Result<Vec<Resident>> {
+    Ok(raw::search(name_kana, birth_date, limit)?.into_iter().map(Resident::from).collect())
+}
+
+/// マイナンバー and 住民票コード.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdentityNumbers {
+    pub individual_number: Option<String>,
+    pub resident_record_code: Option<String>,
+}
+
+/// The identity numbers of a resident (capability `identity-numbers`); `None` if there is
+/// no such resident.
+pub fn identity_numbers(addressee_number: &str) -> Result<Option<IdentityNumbers>> {
+    Ok(raw_numbers::get(addressee_number)?.map(|n| IdentityNumbers {
+        individual_number: n.individual_number,
+        resident_record_code: n.resident_record_code,
+    }))
+}
