@@ -8,13 +8,15 @@
 //! Results are printed and written into docs/BENCHMARKS.md between the `bench:gateway`
 //! markers.
 
+mod common;
+
 use axum::extract::State;
+use common::{module_file, write_into_benchmarks_md};
 use nukisashi::capabilities::{Caller, PlatformState};
 use nukisashi::lgcode::LgCode;
 use nukisashi::settings::Settings;
 use nukisashi::store::kv::KvScope;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const ROUND: Duration = Duration::from_secs(2);
@@ -26,13 +28,6 @@ fn quick() -> bool {
 }
 const ENTRIES: u64 = 10;
 const CHIYODA: &str = "131016";
-
-fn module_file(name: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let path = root.join("target/wasm32-wasip2/guest").join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} missing: run `cargo xtask bench`", path.display());
-    path
-}
 
 #[derive(Default, Clone)]
 struct Samples(Vec<Duration>);
@@ -167,7 +162,7 @@ async fn run() -> anyhow::Result<()> {
     println!("{report}");
     // Partial runs (`quick`, `trivial`) are for investigation; only a full run is recorded.
     if !only_trivial {
-        write_into_benchmarks_md(&report)?;
+        write_into_benchmarks_md("gateway", "Gateway", &report)?;
     }
     Ok(())
 }
@@ -316,17 +311,4 @@ fn native_router(db: nukisashi::store::Db, scope: KvScope) -> axum::Router {
 
 fn num_cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-fn write_into_benchmarks_md(report: &str) -> anyhow::Result<()> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/BENCHMARKS.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let (start, end) = ("<!-- bench:gateway:start -->", "<!-- bench:gateway:end -->");
-    let block = format!("{start}\n{report}\n{end}");
-    let updated = match (text.find(start), text.find(end)) {
-        (Some(s), Some(e)) => format!("{}{block}{}", &text[..s], &text[e + end.len()..]),
-        _ => format!("{text}\n{block}\n"),
-    };
-    std::fs::write(&path, updated)?;
-    Ok(())
 }

@@ -70,6 +70,34 @@ impl App {
         Ok(cache.entry(key).or_insert(loaded).clone())
     }
 
+    /// Everything the platform interfaces may see while `routed` serves `municipality`: the
+    /// caller, config (manifest defaults under the municipality's settings), grants and
+    /// limits. Used for requests and for change deliveries alike.
+    pub async fn platform_state(
+        &self,
+        municipality: Arc<Municipality>,
+        routed: &crate::plugins::live::Routed,
+        caller: crate::capabilities::Caller,
+        request_id: String,
+        audit: crate::linkage::audit::AuditBuffer,
+    ) -> Result<crate::capabilities::PlatformState> {
+        let version = &routed.version;
+        let settings = self.module_config(&municipality.lg_code, &version.identity.id).await?;
+        Ok(crate::capabilities::PlatformState {
+            municipality,
+            module: version.identity.clone(),
+            caller,
+            request_id,
+            config: Arc::new(version.manifest.effective_config(&settings)),
+            granted: routed.capabilities.clone(),
+            db: self.db.clone(),
+            host_call_bytes: self.runtime.limits().host_call_bytes,
+            log_lines_left: self.runtime.limits().log_lines,
+            audit,
+            kv_writes: None,
+        })
+    }
+
     /// Replaces a module's settings; requests that start afterwards see the new ones.
     pub async fn set_module_config(&self, code: &LgCode, module: &str, settings: BTreeMap<String, String>) -> Result<()> {
         self.db.replace_module_config(code, module, &settings).await?;

@@ -148,3 +148,18 @@ async fn unknown_municipality_or_module_is_a_404_problem() {
     let p = problem(host.get(&format!("/{CHIYODA}/no-such-module/")).await).await;
     assert_eq!(p["type"], "urn:nukisashi:problem:unknown-module");
 }
+
+/// The versioning promise: a component built against `nukisashi:platform@1.0.0` (committed
+/// as built before 1.1 existed) loads and serves on this 1.x host unchanged.
+#[tokio::test]
+async fn a_module_built_against_wit_1_0_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = HostSpec::new(Backend::Sqlite, dir.path(), &[]).await.unwrap();
+    spec.plugins = vec![nukisashi_e2e::workspace_root().join("tests/fixtures/compat/guestbook-wit10.wasm")];
+    let host = spec.start().unwrap();
+    let created = host.post_json(&format!("/{CHIYODA}/guestbook-wit10/entries"), &json!({"name": "旧版", "message": "1.0 のまま"})).await;
+    assert_eq!(created.status(), 201, "{}", host.log());
+    let page = host.get(&format!("/{CHIYODA}/guestbook-wit10/")).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("1.0 のまま"));
+}

@@ -117,5 +117,13 @@ fn bench(extra: &[String]) -> Result<()> {
     c.args(["bench", "-p", "nukisashi", "--bench", "gateway", "--"]);
     c.args(extra);
     c.env("RUST_BACKTRACE", "0");
-    status(c)
+    status(c)?;
+    // Partial runs (`quick`, `trivial`) are for the gateway only.
+    if extra.is_empty() {
+        let mut c = cargo();
+        c.args(["bench", "-p", "nukisashi", "--bench", "linkage"]);
+        c.env("RUST_BACKTRACE", "0");
+        status(c)?;
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use super::municipalities::parse_code;
 use super::problem::Problem;
 use crate::app::App;
 use crate::auth::{AccessLevel, AuthError};
-use crate::capabilities::{Caller, PlatformState};
+use crate::capabilities::Caller;
 use crate::linkage::audit::{self, AuditBuffer, AuditContext};
 use crate::runtime::InvokeError;
 use axum::body::Body;
@@ -84,7 +84,6 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
         }
     }
 
-    let settings = app.module_config(&lg_code, module).await?;
     let audit_buffer = AuditBuffer::default();
     let audit_context = AuditContext {
         lg_code: lg_code.to_string(),
@@ -94,19 +93,8 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
         caller_subject: principal.as_ref().map(|p| p.subject.clone()),
         caller_role: principal.as_ref().map(|p| format!("{:?}", p.role).to_lowercase()).unwrap_or_else(|| "anonymous".into()),
     };
-    let platform = PlatformState {
-        municipality,
-        module: version.identity.clone(),
-        caller: principal.as_ref().map(Caller::from).unwrap_or_default(),
-        request_id: request_id.to_string(),
-        config: Arc::new(version.manifest.effective_config(&settings)),
-        granted: routed.capabilities.clone(),
-        db: app.db.clone(),
-        host_call_bytes: app.runtime.limits().host_call_bytes,
-        log_lines_left: app.runtime.limits().log_lines,
-        audit: audit_buffer.clone(),
-        kv_writes: None,
-    };
+    let caller = principal.as_ref().map(Caller::from).unwrap_or_default();
+    let platform = app.platform_state(municipality, &routed, caller, request_id.to_string(), audit_buffer.clone()).await?;
     let request = into_module_request(request, code, module, request_id)?;
 
     let outcome = app.runtime.invoke(version, platform, request).instrument(span.clone()).await;

@@ -11,7 +11,7 @@
 
 use super::audit::{self, AuditBuffer, AuditContext};
 use crate::app::App;
-use crate::capabilities::{Capability, Caller, PlatformState, change_to_wit};
+use crate::capabilities::{Capability, Caller, change_to_wit};
 use crate::lgcode::LgCode;
 use crate::plugins::live::Routed;
 use crate::store::kv::{KvScope, apply as apply_kv};
@@ -110,22 +110,12 @@ async fn catch_up(app: &App, code: &LgCode, routed: &Arc<Routed>, head: i64) -> 
 async fn deliver_one(app: &App, code: &LgCode, routed: &Arc<Routed>, previous: i64, change: &super::Change) -> Result<(), String> {
     let version = &routed.version;
     let municipality = app.tenants.get(code).ok_or("the municipality is no longer registered")?;
-    let settings = app.module_config(code, &version.identity.id).await.map_err(|e| format!("{e:#}"))?;
     let request_id = format!("change-{}-{}", code, change.cursor);
     let audit_buffer = AuditBuffer::default();
-    let platform = PlatformState {
-        municipality,
-        module: version.identity.clone(),
-        caller: Caller::default(),
-        request_id: request_id.clone(),
-        config: Arc::new(version.manifest.effective_config(&settings)),
-        granted: routed.capabilities.clone(),
-        db: app.db.clone(),
-        host_call_bytes: app.runtime.limits().host_call_bytes,
-        log_lines_left: app.runtime.limits().log_lines,
-        audit: audit_buffer.clone(),
-        kv_writes: None,
-    };
+    let platform = app
+        .platform_state(municipality, routed, Caller::default(), request_id.clone(), audit_buffer.clone())
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     let writes = match app.runtime.deliver_change(version, platform, &change_to_wit(change)).await {
         Ok(Ok(writes)) => writes,
         Ok(Err(reason)) => return Err(format!("the module asked to retry change {}: {reason}", change.cursor)),

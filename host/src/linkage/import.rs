@@ -264,6 +264,32 @@ fn default_reason(kind: ChangeKind) -> &'static str {
     }
 }
 
+/// Drops `\r`, so CRLF files count lines like LF files (the csv crate numbers lines by
+/// `\n` and, with CRLF, reports each record one line early). A field cannot lose anything
+/// it may hold: control characters, CR included, are refused in every field.
+struct WithoutCarriageReturns<R>(R);
+
+impl<R: Read> Read for WithoutCarriageReturns<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.0.read(buf)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            let mut kept = 0;
+            for i in 0..n {
+                if buf[i] != b'\r' {
+                    buf[kept] = buf[i];
+                    kept += 1;
+                }
+            }
+            if kept > 0 {
+                return Ok(kept);
+            }
+        }
+    }
+}
+
 /// The blocking half: decode, parse, send batches. Stops at the first failure it cannot
 /// attribute to one row (a bad header, a broken stream), which aborts the import.
 fn parse_file<R: Read>(reader: R, layout: Layout, encoding: Encoding, sender: mpsc::Sender<Batch>) {
@@ -275,11 +301,13 @@ fn parse_file<R: Read>(reader: R, layout: Layout, encoding: Encoding, sender: mp
             encoding_rs_io::DecodeReaderBytesBuilder::new().encoding(Some(encoding_rs::SHIFT_JIS)).build(reader),
         ),
     };
-    let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(decoded);
+    let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(WithoutCarriageReturns(decoded));
     let mut record = csv::ByteRecord::new();
     let mut header_seen = false;
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     loop {
+        // Where the next record starts (1-based): the line number reported for it.
+        let line = csv.position().line();
         match csv.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
@@ -292,7 +320,6 @@ fn parse_file<R: Read>(reader: R, layout: Layout, encoding: Encoding, sender: mp
                 return;
             }
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
         let fields: Result<Vec<&str>, _> = record.iter().map(std::str::from_utf8).collect();
         if !header_seen {
             header_seen = true;
