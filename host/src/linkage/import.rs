@@ -119,7 +119,7 @@ pub async fn import<R: Read + Send + 'static>(
     let parser = tokio::task::spawn_blocking(move || parse_file(reader, layout, encoding, sender));
 
     let mut tx = db.pool().begin().await?;
-    let mut writer = LinkageWriter { conn: &mut *tx, lg_code };
+    let mut writer = LinkageWriter { conn: &mut *tx, lg_code, sqlite: db.backend() == crate::store::Backend::Sqlite };
     writer.begin().await?;
     let mut report = ImportReport::default();
     let mut seen: HashMap<String, u64> = HashMap::new();
