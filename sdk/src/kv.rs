@@ -24,6 +24,13 @@ pub fn delete(key: &str) -> Result<bool> {
     Ok(raw::delete(key)?)
 }
 
+/// Adds `delta` to the counter under `key` (0 if missing) and returns the new value,
+/// atomically across concurrent requests: use it for sequence numbers and stock.
+/// The counter is stored as decimal text, so [`get_json::<i64>`](get_json) reads it too.
+pub fn increment(key: &str, delta: i64) -> Result<i64> {
+    Ok(raw::increment(key, delta)?)
+}
+
 /// One page of keys starting with `prefix`, after `after`, at most `limit`.
 pub fn list_keys(prefix: &str, after: Option<&str>, limit: u32) -> Result<KeyPage> {
     Ok(raw::list_keys(prefix, after, limit)?)

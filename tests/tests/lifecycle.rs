@@ -106,6 +106,7 @@ async fn the_whole_lifecycle_over_http() {
     let catalog: Vec<Value> = host.send_as(&admin, Method::GET, "/api/v1/catalog?category=電子申請", None).await.json().await.unwrap();
     assert_eq!(catalog.len(), 1);
     assert_eq!(catalog[0]["capabilities"], json!(["kv"]));
+    assert!(catalog[0]["capability_explanations"]["kv"].as_str().unwrap().contains("データ保存"), "grants are explained in plain words");
     let none: Vec<Value> = host.send_as(&admin, Method::GET, "/api/v1/catalog?category=福祉", None).await.json().await.unwrap();
     assert!(none.is_empty());
 

@@ -163,3 +163,17 @@ async fn a_module_built_against_wit_1_0_still_runs() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("1.0 のまま"));
 }
+
+/// `kv.increment` is atomic: concurrent posts to the guestbook get distinct, gap-free ids.
+#[tokio::test]
+async fn concurrent_requests_get_distinct_sequence_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostSpec::new(Backend::Sqlite, dir.path(), &["guestbook"]).await.unwrap().start().unwrap();
+    let posts = (0..40).map(|i| {
+        let host = &host;
+        async move { add_entry(host, CHIYODA, "同時", &format!("{i}")).await["id"].as_u64().unwrap() }
+    });
+    let mut ids = futures::future::join_all(posts).await;
+    ids.sort();
+    assert_eq!(ids, (1..=40).collect::<Vec<u64>>());
+}

@@ -76,8 +76,8 @@ fn add(req: &Request) -> Result<Response> {
         req.json::<NewEntry>()?
     };
     validate(&new)?;
-    let id = kv::get_json::<u64>("next-id")?.unwrap_or(1);
-    kv::set_json("next-id", &(id + 1))?;
+    // Atomic: concurrent posts never get the same id.
+    let id = kv::increment("last-id", 1)? as u64;
     let entry = Entry { id, name: new.name, message: new.message };
     kv::set_json(&entry_key(id), &entry)?;
     log::info(&format!("guestbook entry {id} added"));

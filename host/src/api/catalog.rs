@@ -188,6 +188,9 @@ pub struct CatalogEntry {
     name: crate::catalog::manifest::Names,
     description: String,
     capabilities: Vec<crate::capabilities::Capability>,
+    /// What each requested capability lets the module do, in plain words (for the person
+    /// deciding whether to grant it).
+    capability_explanations: std::collections::BTreeMap<&'static str, &'static str>,
     latest: String,
     versions: Vec<String>,
 }
@@ -222,6 +225,7 @@ pub async fn catalog(State(app): State<Arc<App>>, Caller(_): Caller, Query(query
             category: manifest.category,
             name: manifest.name,
             description: manifest.description,
+            capability_explanations: manifest.capabilities.iter().map(|c| (c.name(), c.explain())).collect(),
             capabilities: manifest.capabilities,
             latest,
             versions: versions.into_iter().map(|v| v.version).collect(),

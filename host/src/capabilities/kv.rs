@@ -97,6 +97,25 @@ impl Host for PlatformState {
         self.db.kv_delete(&self.kv_scope(), &key).await.map_err(unavailable)
     }
 
+    async fn increment(&mut self, key: String, delta: i64) -> Result<i64, Error> {
+        self.require(Capability::Kv)?;
+        self.check_key(&key)?;
+        if self.kv_writes.is_some() {
+            // During a change delivery the new value is committed with the delivery; a
+            // concurrent request's increment of the same key in that window can be lost.
+            let current = <Self as Host>::get(self, key.clone()).await?;
+            let current = match current {
+                None => 0,
+                Some(bytes) => crate::store::kv::parse_counter(&bytes)
+                    .ok_or_else(|| Error::Invalid(format!("the value under `{key}` is not an integer")))?,
+            };
+            let next = current.checked_add(delta).ok_or_else(|| Error::Invalid("the counter would overflow".into()))?;
+            self.kv_writes.as_mut().expect("checked").0.insert(key, Some(next.to_string().into_bytes()));
+            return Ok(next);
+        }
+        self.db.kv_increment(&self.kv_scope(), &key, delta).await.map_err(unavailable)?.map_err(Error::Invalid)
+    }
+
     async fn list_keys(&mut self, prefix: String, after: Option<String>, limit: u32) -> Result<KeyPage, Error> {
         self.require(Capability::Kv)?;
         let limit = limit.clamp(1, MAX_PAGE);

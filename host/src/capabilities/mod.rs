@@ -90,10 +90,6 @@ impl Capability {
         }
     }
 
-    /// True if the capability reads personal data (and so is audited).
-    pub fn is_personal_data(self) -> bool {
-        !matches!(self, Capability::Kv)
-    }
 }
 
 /// The module version a request runs on.

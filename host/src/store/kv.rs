@@ -35,6 +35,38 @@ impl Db {
         delete(self.pool(), scope, key).await
     }
 
+    /// Adds `delta` to the decimal integer under `key` (missing: 0) in one transaction whose
+    /// first statement takes the row's write lock (SQLite: the database's), so concurrent
+    /// increments serialise. `Err` if the stored value is not an integer.
+    pub async fn kv_increment(&self, scope: &KvScope, key: &str, delta: i64) -> Result<std::result::Result<i64, String>> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO kv_entries (lg_code, module_id, key, value, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (lg_code, module_id, key) DO UPDATE SET updated_at = excluded.updated_at",
+        )
+        .bind(&scope.lg_code)
+        .bind(&scope.module_id)
+        .bind(key)
+        .bind(b"0".to_vec())
+        .bind(now_iso())
+        .execute(&mut *tx)
+        .await?;
+        let current: Vec<u8> = sqlx::query("SELECT value FROM kv_entries WHERE lg_code = $1 AND module_id = $2 AND key = $3")
+            .bind(&scope.lg_code)
+            .bind(&scope.module_id)
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let next = match parse_counter(&current).and_then(|n| n.checked_add(delta)) {
+            Some(next) => next,
+            None => return Ok(Err(format!("the value under `{key}` is not an integer that can take {delta} more"))),
+        };
+        set(&mut *tx, scope, key, next.to_string().as_bytes()).await?;
+        tx.commit().await?;
+        Ok(Ok(next))
+    }
+
     /// Keys with `prefix`, strictly after `after`, in byte order, at most `limit`.
     pub async fn kv_list_keys(&self, scope: &KvScope, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
         // A range scan on the primary key instead of LIKE, so `%` and `_` in keys stay
@@ -77,6 +109,11 @@ impl Db {
         .await?;
         rows.into_iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
+}
+
+/// A counter's stored form: decimal text, as `increment` writes it.
+pub fn parse_counter(bytes: &[u8]) -> Option<i64> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
 async fn set<'c, E: Executor<'c, Database = Any>>(on: E, scope: &KvScope, key: &str, value: &[u8]) -> Result<()> {

@@ -1,0 +1,196 @@
+//! The HTML pages: Japanese first, plain server-rendered HTML with labels, headings and
+//! table headers; every municipality detail from context and config.
+
+use crate::date::Date;
+use crate::store::{self, Donation, Onestop};
+use crate::{offered_gifts, purposes, report, rules, visible_donation};
+use nukisashi_sdk::escape_html as h;
+use nukisashi_sdk::prelude::*;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
+table{border-collapse:collapse;width:100%}th,td{border:1px solid #767676;padding:.3rem .5rem;text-align:left}\
+label{display:block;margin-top:.5rem}input,select,button{font-size:1rem;padding:.3rem}button{background:#0b57d0;color:#fff;border:0;border-radius:4px;padding:.4rem 1rem}\
+.warn{color:#a50e0e}.num{text-align:right}@media print{nav,form,.noprint{display:none}}";
+
+fn town() -> String {
+    context::municipality().name
+}
+
+fn layout(title: &str, body: &str) -> Response {
+    Response::html(format!(
+        "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+        title = h(title)
+    ))
+}
+
+fn yen(n: i64) -> String {
+    let s = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{}{out}円", if n < 0 { "-" } else { "" })
+}
+
+fn contact() -> String {
+    let office = config::get_or("office", "ふるさと納税担当");
+    let phone = config::get_or("phone", "");
+    let email = config::get("email").map(|e| format!("　メール {}", h(&e))).unwrap_or_default();
+    format!("{}　{}　電話 {}{email}", h(&town()), h(&office), h(&phone))
+}
+
+pub fn catalogue(req: &Request) -> Result<Response> {
+    let base = h(req.base_path());
+    let gifts = offered_gifts()?;
+    let rows: String = gifts
+        .iter()
+        .map(|g| {
+            let stock = if g.stock > 0 { format!("{}", g.stock) } else { "<span class=\"warn\">品切れ</span>".into() };
+            format!(
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{stock}</td></tr>",
+                h(&g.gift.title), h(&g.gift.supplier), yen(g.gift.min_donation), h(g.basis_label)
+            )
+        })
+        .collect();
+    let options: String = gifts.iter().filter(|g| g.stock > 0).map(|g| format!("<option value=\"{}\">{}（{}以上）</option>", g.gift.id, h(&g.gift.title), yen(g.gift.min_donation))).collect();
+    let purposes: String = purposes().iter().map(|p| format!("<option>{}</option>", h(p))).collect();
+    let body = format!(
+        "<h1>{town} ふるさと納税</h1>\
+         <p>{town}への寄附をお寄せください。寄附金は選んだ使い道に活用します。<a href=\"{base}/simulator\">控除上限額のめやすを試算する</a></p>\
+         <h2>返礼品</h2><table><caption>提供中の返礼品</caption><thead><tr><th scope=\"col\">返礼品</th><th scope=\"col\">提供事業者</th><th scope=\"col\">必要寄附額</th><th scope=\"col\">地場産品の類型</th><th scope=\"col\">在庫</th></tr></thead><tbody>{rows}</tbody></table>\
+         <h2>寄附の申込み（ログインが必要です）</h2>\
+         <form method=\"post\" action=\"{base}/donations\">\
+         <label for=\"amount\">寄附額（円）</label><input id=\"amount\" name=\"amount\" inputmode=\"numeric\" required>\
+         <label for=\"gift_id\">返礼品</label><select id=\"gift_id\" name=\"gift_id\"><option value=\"\">返礼品を希望しない</option>{options}</select>\
+         <label for=\"purpose\">使い道</label><select id=\"purpose\" name=\"purpose\">{purposes}</select>\
+         <label for=\"name\">氏名</label><input id=\"name\" name=\"name\" autocomplete=\"name\" required>\
+         <label for=\"postal_code\">郵便番号</label><input id=\"postal_code\" name=\"postal_code\" autocomplete=\"postal-code\" required>\
+         <label for=\"address\">住所</label><input id=\"address\" name=\"address\" autocomplete=\"street-address\" required size=\"50\">\
+         <label for=\"phone\">電話番号</label><input id=\"phone\" name=\"phone\" autocomplete=\"tel\" required>\
+         <label for=\"email\">メールアドレス</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\">\
+         <p><button type=\"submit\">寄附を申し込む</button></p></form>\
+         <footer><p>お問い合わせ：{contact}</p></footer>",
+        town = h(&town()),
+        contact = contact()
+    );
+    Ok(layout(&format!("{} ふるさと納税", town()), &body))
+}
+
+pub fn simulator(req: &Request) -> Result<Response> {
+    let base = h(req.base_path());
+    let q = |k: &str| h(&req.query_param(k).unwrap_or_default());
+    let result = if req.query_param("total_income").is_some() {
+        let (household, donation) = crate::household_from(req)?;
+        let figures = rules::estimate(household);
+        let limit = rules::full_deduction_limit(figures);
+        let d = rules::deductions(donation.unwrap_or(limit), figures);
+        format!(
+            "<h2>試算結果</h2><p>全額控除される寄附額のめやす：<strong>{}</strong>（所得税率 {}%、住民税所得割額 {}）</p>\
+             <table><caption>寄附額 {} の場合の控除額</caption><tbody>\
+             <tr><th scope=\"row\">所得税の控除</th><td class=\"num\">{}</td></tr><tr><th scope=\"row\">住民税（基本分）</th><td class=\"num\">{}</td></tr>\
+             <tr><th scope=\"row\">住民税（特例分）</th><td class=\"num\">{}</td></tr><tr><th scope=\"row\">自己負担額</th><td class=\"num\">{}</td></tr></tbody></table>\
+             <p>令和6年分の所得控除額をもとにした概算です。実際の控除額はお住まいの市区町村の課税内容によります。</p>",
+            yen(limit), rules::income_tax_rate_percent(figures.taxable_income), yen(figures.income_based_tax), yen(d.donation),
+            yen(d.income_tax), yen(d.resident_basic), yen(d.resident_special), yen(d.self_burden)
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<h1>控除上限額シミュレーション</h1><form method=\"get\" action=\"{base}/simulator\">\
+         <label for=\"total_income\">総所得金額等（給与所得控除後、円）</label><input id=\"total_income\" name=\"total_income\" inputmode=\"numeric\" value=\"{}\" required>\
+         <label for=\"social_insurance\">社会保険料（円）</label><input id=\"social_insurance\" name=\"social_insurance\" inputmode=\"numeric\" value=\"{}\">\
+         <label><input type=\"checkbox\" name=\"spouse\" value=\"on\"> 配偶者控除あり</label>\
+         <label for=\"dependents\">一般の扶養親族の人数</label><input id=\"dependents\" name=\"dependents\" inputmode=\"numeric\" value=\"{}\">\
+         <label for=\"specific_dependents\">特定扶養親族（19〜22歳）の人数</label><input id=\"specific_dependents\" name=\"specific_dependents\" inputmode=\"numeric\" value=\"{}\">\
+         <label for=\"elderly_dependents\">老人扶養親族の人数</label><input id=\"elderly_dependents\" name=\"elderly_dependents\" inputmode=\"numeric\" value=\"{}\">\
+         <label for=\"donation\">寄附予定額（円、空欄で上限額）</label><input id=\"donation\" name=\"donation\" inputmode=\"numeric\" value=\"{}\">\
+         <p><button type=\"submit\">試算する</button></p></form>{result}<p><a href=\"{base}/\">返礼品一覧へ戻る</a></p>",
+        q("total_income"), q("social_insurance"), q("dependents"), q("specific_dependents"), q("elderly_dependents"), q("donation")
+    );
+    Ok(layout("控除上限額シミュレーション", &body))
+}
+
+/// 寄附金受領証明書: donor, municipality (name from context; address, contact and issuer
+/// from config), date, amount, number. Printable.
+pub fn receipt(req: &Request) -> Result<Response> {
+    let id: u64 = req.param("id").and_then(|s| s.parse().ok()).ok_or_else(|| Error::bad_request("id must be a whole number"))?;
+    let d: Donation = visible_donation(id)?;
+    let town = context::municipality();
+    let issuer = config::require("mayor")?;
+    let address = config::require("address")?;
+    let cancelled = if d.is_active() { String::new() } else { "<p class=\"warn\"><strong>この寄附は取り消されています。証明書としては使用できません。</strong></p>".into() };
+    let body = format!(
+        "<h1>寄附金受領証明書</h1>{cancelled}<p>証明書番号：{number}</p>\
+         <p>{donor_address}<br>{donor} 様</p>\
+         <p>下記のとおり寄附金を受領したことを証明します。この証明書は、寄附金控除（所得税・住民税）の申告に必要となりますので大切に保管してください。</p>\
+         <table><tbody><tr><th scope=\"row\">寄附受領日</th><td>{date}（{wareki}）</td></tr>\
+         <tr><th scope=\"row\">寄附金額</th><td class=\"num\">{amount}</td></tr>\
+         <tr><th scope=\"row\">使い道</th><td>{purpose}</td></tr></tbody></table>\
+         <p>{issued}<br>{pref}{town}<br>{address}<br>{issuer}</p><p>お問い合わせ：{contact}</p>\
+         <p class=\"noprint\"><button type=\"button\" onclick=\"print()\">印刷する</button></p>",
+        number = h(&d.receipt_number),
+        donor_address = h(&format!("〒{} {}", d.donor.postal_code, d.donor.address)),
+        donor = h(&d.donor.name),
+        date = d.date,
+        wareki = d.date.wareki(),
+        amount = yen(d.amount),
+        purpose = h(&d.purpose),
+        issued = Date::today().wareki(),
+        pref = h(&town.prefecture),
+        town = h(&town.name),
+        address = h(&address),
+        issuer = h(&issuer),
+        contact = contact(),
+    );
+    Ok(layout(&format!("寄附金受領証明書 {}", d.receipt_number), &body))
+}
+
+pub fn staff(req: &Request) -> Result<Response> {
+    let base = h(req.base_path());
+    let year = Date::today().year;
+    let r = report(year)?;
+    let donations: String = store::all::<Donation>("donation")?
+        .iter()
+        .rev()
+        .take(50)
+        .map(|d| {
+            let state = if d.is_active() { "受領" } else { "取消" };
+            format!("<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{state}</td><td><a href=\"{base}/donations/{}/receipt\">証明書</a></td></tr>", h(&d.receipt_number), d.date, h(&d.donor.name), yen(d.amount), d.id)
+        })
+        .collect();
+    let queue: String = store::all::<Onestop>("onestop")?
+        .iter()
+        .map(|o| format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", o.id, o.donation_id, h(&o.form.name), o.received_on, o.status.label()))
+        .collect();
+    let verdict = if r.within_fifty_percent { "5割以内" } else { "<span class=\"warn\">5割を超えています</span>" };
+    let body = format!(
+        "<h1>{town} ふるさと納税 管理</h1>\
+         <h2>{year}年の実績</h2><p>寄附 {count}件 {total}、返礼品調達費 {proc}、送料 {ship}、その他経費 {other}、経費率 {ratio}.{ratio_frac}%（{verdict}）</p>\
+         <h2>寄附</h2><table><thead><tr><th scope=\"col\">証明書番号</th><th scope=\"col\">受領日</th><th scope=\"col\">寄附者</th><th scope=\"col\">金額</th><th scope=\"col\">状態</th><th scope=\"col\"></th></tr></thead><tbody>{donations}</tbody></table>\
+         <h2>ワンストップ特例申請</h2><table><thead><tr><th scope=\"col\">申請番号</th><th scope=\"col\">寄附番号</th><th scope=\"col\">氏名</th><th scope=\"col\">受付日</th><th scope=\"col\">状態</th></tr></thead><tbody>{queue}</tbody></table>",
+        town = h(&town()),
+        count = r.donation_count,
+        total = yen(r.donations),
+        proc = yen(r.gift_procurement),
+        ship = yen(r.shipping),
+        other = yen(r.other_costs),
+        ratio = r.cost_ratio_permille / 10,
+        ratio_frac = r.cost_ratio_permille % 10,
+    );
+    Ok(layout("ふるさと納税 管理", &body))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn yen_groups_thousands() {
+        assert_eq!(super::yen(1_234_567), "1,234,567円");
+        assert_eq!(super::yen(100), "100円");
+        assert_eq!(super::yen(-2_000), "-2,000円");
+    }
+}
