@@ -213,3 +213,43 @@ pub fn mint(data_dir: &Path, role: &str, scope: Option<&str>, ttl_hours: i64) ->
     assert!(output.status.success(), "token mint failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).expect("token is text").trim().to_string()
 }
+
+/// Publishes `plugins/{name}` as vendor `nukisashi` (registered on first use) with the
+/// module's own manifest, signed through the CLI, and approves it as the operator.
+pub async fn publish_plugin(host: &Host, dir: &Path, name: &str) {
+    let key = dir.join("nukisashi-vendor.key");
+    let operator = host.token("operator", None);
+    if !key.exists() {
+        let out = Command::new(binary()).args(["vendor", "keygen", "--out"]).arg(&key).output().expect("keygen runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let public = String::from_utf8(out.stdout).expect("text");
+        let body = serde_json::json!({"id": "nukisashi", "name": "抜き差し", "public_key": public.trim()});
+        let r = host.send_as(&operator, reqwest::Method::POST, "/api/v1/vendors", Some(&body)).await;
+        assert_eq!(r.status(), 201);
+    }
+    let plugin = workspace_root().join("plugins").join(name);
+    let out = Command::new(binary())
+        .args(["module", "publish", "--key"])
+        .arg(&key)
+        .arg("--manifest")
+        .arg(plugin.join("manifest.toml"))
+        .arg("--component")
+        .arg(module(name))
+        .args(["--server", &host.base])
+        .env("NUKISASHI_TOKEN", host.token("vendor", Some("nukisashi")))
+        .output()
+        .expect("publish runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains(": pending"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let version = stdout.split_whitespace().nth(2).expect("published <id> <version>: pending").trim_end_matches(':').to_string();
+    let path = format!("/api/v1/modules/{name}/versions/{version}/approve");
+    let r = host.send_as(&operator, reqwest::Method::POST, &path, Some(&serde_json::json!({"reason": "審査済み"}))).await;
+    assert_eq!(r.status(), 200);
+}
+
+/// Subscribes `code` to `module` as its admin, with grants and config.
+pub async fn subscribe(host: &Host, code: &str, module: &str, grants: &[&str], config: serde_json::Value) -> reqwest::Response {
+    let admin = host.token("admin", Some(code));
+    let body = serde_json::json!({"grants": grants, "config": config});
+    host.send_as(&admin, reqwest::Method::PUT, &format!("/api/v1/municipalities/{code}/subscriptions/{module}"), Some(&body)).await
+}

@@ -1,7 +1,7 @@
 //! The ふるさと納税 module (plugins/furusato-tax) published, reviewed and subscribed like any
 //! vendor's module, then used over HTTP by staff and residents of two municipalities.
 
-use nukisashi_e2e::{Backend, Host, HostSpec, binary, module, workspace_root};
+use nukisashi_e2e::{Backend, Host, HostSpec, binary, publish_plugin, subscribe};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -25,43 +25,18 @@ fn resident(host: &Host, sub: &str) -> String {
     ok(out).trim().to_string()
 }
 
-/// Registers the vendor, publishes the module with its own manifest, approves it, and
-/// subscribes both municipalities with their own config.
+/// Publishes the module and subscribes both municipalities with their own config.
 async fn plug_in(host: &Host, dir: &Path) {
-    let key = dir.join("vendor.key");
-    let public = ok(Command::new(binary()).args(["vendor", "keygen", "--out"]).arg(&key).output().unwrap());
-    let operator = host.token("operator", None);
-    let r = host
-        .send_as(&operator, Method::POST, "/api/v1/vendors", Some(&json!({"id": "nukisashi", "name": "抜き差し", "public_key": public.trim()})))
-        .await;
-    assert_eq!(r.status(), 201);
-    let manifest = workspace_root().join("plugins/furusato-tax/manifest.toml");
-    let out = Command::new(binary())
-        .args(["module", "publish", "--key"])
-        .arg(&key)
-        .arg("--manifest")
-        .arg(&manifest)
-        .arg("--component")
-        .arg(module("furusato-tax"))
-        .args(["--server", &host.base])
-        .env("NUKISASHI_TOKEN", host.token("vendor", Some("nukisashi")))
-        .output()
-        .unwrap();
-    assert!(ok(out).contains("published furusato-tax 1.0.0: pending"));
-    let r = host.send_as(&operator, Method::POST, "/api/v1/modules/furusato-tax/versions/1.0.0/approve", Some(&json!({"reason": "審査済み"}))).await;
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-
-    let admin = host.token("admin", Some(CHIYODA));
+    publish_plugin(host, dir, "furusato-tax").await;
     // Required settings are asked for, not defaulted to another town's.
-    let r = host.send_as(&admin, Method::PUT, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions/furusato-tax"), Some(&json!({"grants": ["kv", "tax"]}))).await;
+    let r = subscribe(host, CHIYODA, "furusato-tax", &["kv", "tax"], json!(null)).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("mayor"));
     for (code, address, mayor, phone) in [
         (CHIYODA, "東京都千代田区九段南1-2-1", "千代田区長 樋口高顕", "03-3264-2111"),
         (SAPPORO, "札幌市中央区北1条西2丁目", "札幌市長 秋元克広", "011-211-2111"),
     ] {
-        let body = json!({"grants": ["kv", "tax"], "config": {"address": address, "mayor": mayor, "phone": phone}});
-        let r = host.send_as(&host.token("admin", Some(code)), Method::PUT, &format!("/api/v1/municipalities/{code}/subscriptions/furusato-tax"), Some(&body)).await;
+        let r = subscribe(host, code, "furusato-tax", &["kv", "tax"], json!({"address": address, "mayor": mayor, "phone": phone})).await;
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     }
 }
