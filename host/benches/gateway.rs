@@ -173,7 +173,7 @@ async fn lifecycle(app: &nukisashi::app::App, host: &str, client: &reqwest::Clie
     use nukisashi::plugins::{admission, signing};
     let (private, public) = signing::generate().map_err(anyhow::Error::msg)?;
     app.db.insert_vendor(&nukisashi::store::catalog::Vendor { id: "bench".into(), name: "bench".into(), public_key: public, auto_approve: false }).await?;
-    let vendor = Principal { subject: "bench-vendor".into(), role: Role::Vendor, vendor_id: Some("bench".into()), lg_code: None, name: None };
+    let vendor = Principal { subject: "bench-vendor".into(), role: Role::Vendor, vendor_id: Some("bench".into()), lg_code: None, name: None, addressee_number: None };
     let code = LgCode::parse(CHIYODA)?;
     writeln!(report, "\n### Plug-in: publish → first successful response (in process, cold artifact cache)\n")?;
     writeln!(report, "| module | size | admit (verify, compile, health check) ms | approve + subscribe ms | first response ms | total ms |")?;

@@ -84,6 +84,7 @@ async fn run() -> anyhow::Result<()> {
             vendor_id: None,
             lg_code: None,
             name: None,
+            addressee_number: None,
             iss: nukisashi::auth::LOCAL_ISSUER.into(),
             aud: nukisashi::auth::LOCAL_AUDIENCE.into(),
             exp: 0,

@@ -154,6 +154,9 @@ enum TokenCommand {
         lg_code: Option<String>,
         #[arg(long)]
         name: Option<String>,
+        /// A resident's 宛名番号 in --lg-code (modules can prefill forms with it).
+        #[arg(long)]
+        addressee_number: Option<String>,
         #[arg(long, default_value_t = 8)]
         ttl_hours: i64,
         /// The host's data directory (where its secret is).
@@ -446,7 +449,7 @@ async fn municipality(cmd: MunicipalityCommand) -> Result<()> {
 }
 
 fn token(cmd: TokenCommand) -> Result<()> {
-    let TokenCommand::Mint { role, sub, vendor, lg_code, name, ttl_hours, data_dir } = cmd;
+    let TokenCommand::Mint { role, sub, vendor, lg_code, name, addressee_number, ttl_hours, data_dir } = cmd;
     let role: nukisashi::auth::Role = serde_json::from_value(serde_json::Value::String(role.clone()))
         .map_err(|_| anyhow::anyhow!("role `{role}` is not one of operator, vendor, admin, staff, resident"))?;
     if let Some(code) = &lg_code {
@@ -458,6 +461,7 @@ fn token(cmd: TokenCommand) -> Result<()> {
         vendor_id: vendor,
         lg_code,
         name,
+        addressee_number,
         iss: nukisashi::auth::LOCAL_ISSUER.into(),
         aud: nukisashi::auth::LOCAL_AUDIENCE.into(),
         exp: 0,
@@ -595,7 +599,10 @@ async fn linkage(cmd: LinkageCommand) -> Result<()> {
         LinkageCommand::Deliveries { lg_code, api } => {
             let rows: Vec<serde_json::Value> = api.client().get(&format!("/municipalities/{lg_code}/linkage/deliveries")).await?;
             for r in rows {
-                println!("{}\tdelivered {}\tfailures {}\t{}", r["module"].as_str().unwrap_or(""), r["delivered"], r["failures"], r["last_error"].as_str().unwrap_or(""));
+                println!(
+                    "{}\t{}\tdelivered {}\tfailures {}\t{}",
+                    r["feed"].as_str().unwrap_or(""), r["module"].as_str().unwrap_or(""), r["delivered"], r["failures"], r["last_error"].as_str().unwrap_or("")
+                );
             }
         }
     }

@@ -9,6 +9,12 @@ pub fn caller() -> Caller {
     raw::current_caller()
 }
 
+/// The signed-in resident's 宛名番号 in this municipality, when the identity provider
+/// vouched for it; use it to prefill forms (with the `resident-registry` capability).
+pub fn addressee_number() -> Option<String> {
+    raw::current_addressee_number()
+}
+
 /// The caller if it has at least `role` (anonymous < resident < staff < admin < operator),
 /// otherwise 401/403.
 pub fn require(role: Role) -> Result<Caller> {

@@ -40,6 +40,7 @@ pub mod changes;
 pub mod config;
 pub mod context;
 mod error;
+pub mod events;
 mod http;
 pub mod identity;
 pub mod kv;
@@ -58,23 +59,30 @@ pub use router::{Handler, Router};
 /// Everything a module usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        changes, config, context, identity, kv, log, registry, tax, Error, Method, Request, Response, Result,
-        Router,
+        changes, config, context, events, identity, kv, log, registry, tax, Error, Method, Request, Response,
+        Result, Router,
     };
     pub use serde::{Deserialize, Serialize};
 }
 
-/// Exports a module whose routes are built by `$routes: fn() -> Router`, and optionally a
-/// handler for pushed changes (`on_change = path`, see [`changes`]).
+/// Exports a module whose routes are built by `$routes: fn() -> Router`, and optionally
+/// handlers for pushed changes (`on_change = path`, see [`changes`]) and other modules'
+/// events (`on_event = path`, see [`events`]), in that order.
 ///
 /// The router is built once per request (requests get a fresh instance each time, so
 /// nothing is kept between requests except what the module stores in [`kv`]).
 #[macro_export]
 macro_rules! module {
     ($routes:path) => {
-        $crate::module!($routes, on_change = $crate::changes::ignore);
+        $crate::module!($routes, on_change = $crate::changes::ignore, on_event = $crate::events::ignore);
     };
     ($routes:path, on_change = $handler:path) => {
+        $crate::module!($routes, on_change = $handler, on_event = $crate::events::ignore);
+    };
+    ($routes:path, on_event = $events:path) => {
+        $crate::module!($routes, on_change = $crate::changes::ignore, on_event = $events);
+    };
+    ($routes:path, on_change = $handler:path, on_event = $events:path) => {
         struct __NukisashiModule;
 
         impl $crate::bindings::exports::wasi::http::incoming_handler::Guest for __NukisashiModule {
@@ -90,6 +98,13 @@ macro_rules! module {
             fn on_change(change: $crate::bindings::nukisashi::platform::changes::Change) -> ::core::result::Result<(), ::std::string::String> {
                 let handler: $crate::changes::Handler = $handler;
                 handler(&$crate::changes::Change::from(change))
+            }
+        }
+
+        impl $crate::bindings::exports::nukisashi::platform::event_handler::Guest for __NukisashiModule {
+            fn on_event(event: $crate::bindings::nukisashi::platform::events::Event) -> ::core::result::Result<(), ::std::string::String> {
+                let handler: $crate::events::Handler = $events;
+                handler(&$crate::events::Event::from(event))
             }
         }
 

@@ -411,7 +411,7 @@ async fn wait_delivered(host: &Host, admin: &str, code: &str, module: &str) -> i
             head = after;
         }
         let deliveries = json_of(host.send_as(admin, reqwest::Method::GET, &format!("/api/v1/municipalities/{code}/linkage/deliveries"), None).await).await;
-        let delivered = deliveries.as_array().unwrap().iter().find(|d| d["module"] == module).map(|d| d["delivered"].as_i64().unwrap());
+        let delivered = deliveries.as_array().unwrap().iter().find(|d| d["module"] == module && d["feed"] == "changes").map(|d| d["delivered"].as_i64().unwrap());
         if delivered == Some(head) {
             return head;
         }

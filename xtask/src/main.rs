@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest packages, built for wasm32-wasip2 with the `guest` profile.
-const GUEST_PACKAGES: &[&str] = &["guestbook", "fault-fixture", "bad-import-fixture", "large-fixture", "linkage-fixture", "furusato-tax", "child-allowance"];
+const GUEST_PACKAGES: &[&str] = &["guestbook", "fault-fixture", "bad-import-fixture", "large-fixture", "linkage-fixture", "furusato-tax", "child-allowance", "e-application"];
 
 /// Host-side packages whose tests make up the test suite.
-const TEST_PACKAGES: &[&str] = &["nukisashi", "nukisashi-sdk", "nukisashi-e2e", "furusato-tax", "child-allowance"];
+const TEST_PACKAGES: &[&str] = &["nukisashi", "nukisashi-sdk", "nukisashi-e2e", "furusato-tax", "child-allowance", "e-application"];
 
 fn main() {
     if let Err(e) = run() {

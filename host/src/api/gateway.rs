@@ -93,7 +93,7 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
         caller_subject: principal.as_ref().map(|p| p.subject.clone()),
         caller_role: principal.as_ref().map(|p| format!("{:?}", p.role).to_lowercase()).unwrap_or_else(|| "anonymous".into()),
     };
-    let caller = principal.as_ref().map(Caller::from).unwrap_or_default();
+    let caller = principal.as_ref().map(|p| Caller::for_municipality(p, &lg_code)).unwrap_or_default();
     let platform = app.platform_state(municipality, &routed, caller, request_id.to_string(), audit_buffer.clone()).await?;
     let request = into_module_request(request, code, module, request_id)?;
 

@@ -10,6 +10,7 @@ use crate::linkage::audit::{self, AuditFilter, AuditRow};
 use crate::linkage::import::{Encoding, ImportError, ImportReport, import};
 use crate::linkage::layout::Layout;
 use crate::linkage::{Change, export};
+use crate::store::deliveries::Feed;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -141,20 +142,27 @@ pub async fn changes(
 
 #[derive(Serialize)]
 pub struct Delivery {
+    /// `changes` (the change feed) or `events` (other modules' events).
+    feed: &'static str,
     module: String,
     delivered: i64,
     failures: i64,
     last_error: Option<String>,
 }
 
-/// `GET …/linkage/deliveries`: how far each module has been pushed the feed, and why it is
-/// stuck if it is.
+/// `GET …/linkage/deliveries`: how far each module has been pushed the change feed and the
+/// event log, and why it is stuck if it is.
 pub async fn deliveries(State(app): State<Arc<App>>, Caller(who): Caller, Path(code): Path<String>) -> Result<Json<Vec<Delivery>>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     app.require_municipality(&code)?;
-    let rows = app.db.deliveries(code.as_str()).await?;
-    Ok(Json(rows.into_iter().map(|(module, delivered, failures, last_error)| Delivery { module, delivered, failures, last_error }).collect()))
+    let mut out = Vec::new();
+    for (feed, name) in [(Feed::Changes, "changes"), (Feed::Events, "events")] {
+        for (module, delivered, failures, last_error) in app.db.deliveries(feed, code.as_str()).await? {
+            out.push(Delivery { feed: name, module, delivered, failures, last_error });
+        }
+    }
+    Ok(Json(out))
 }
 
 /// `GET …/audit?module=&addressee_number=&after=&limit=`: the municipality's audit trail of

@@ -45,6 +45,10 @@ pub struct Claims {
     pub lg_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// A resident's 宛名番号 in the municipality of `lg_code`, vouched for by the identity
+    /// provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addressee_number: Option<String>,
     pub iss: String,
     pub aud: String,
     pub exp: i64,
@@ -186,7 +190,9 @@ fn principal(claims: Claims) -> Result<Principal, AuthError> {
         Role::Admin | Role::Staff if lg_code.is_none() => return Err(AuthError::Invalid("admin and staff tokens need an lg_code claim".into())),
         _ => {}
     }
-    Ok(Principal { subject: claims.sub, role: claims.role, vendor_id: claims.vendor_id, lg_code, name: claims.name })
+    // A 宛名番号 means something only in the municipality that issued it.
+    let addressee_number = claims.addressee_number.filter(|n| lg_code.is_some() && !n.is_empty() && n.len() <= 15 && n.bytes().all(|b| b.is_ascii_digit()));
+    Ok(Principal { subject: claims.sub, role: claims.role, vendor_id: claims.vendor_id, lg_code, name: claims.name, addressee_number })
 }
 
 /// Mints a token with the host's local secret (for `nukisashi token mint`).

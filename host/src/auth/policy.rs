@@ -27,6 +27,8 @@ pub struct Principal {
     pub vendor_id: Option<String>,
     pub lg_code: Option<LgCode>,
     pub name: Option<String>,
+    /// The resident's 宛名番号 in `lg_code`, if the token carried one.
+    pub addressee_number: Option<String>,
 }
 
 /// The auth level a module route declares in its manifest.
@@ -95,7 +97,7 @@ mod tests {
     use super::*;
 
     fn p(role: Role, lg: Option<&str>) -> Principal {
-        Principal { subject: "s".into(), role, vendor_id: None, lg_code: lg.map(|c| LgCode::parse(c).unwrap()), name: None }
+        Principal { subject: "s".into(), role, vendor_id: None, lg_code: lg.map(|c| LgCode::parse(c).unwrap()), name: None, addressee_number: None }
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub struct Caller {
     pub subject: Option<String>,
     pub role: Role,
     pub display_name: Option<String>,
+    /// The resident's 宛名番号 in the request's municipality, if the token vouched for it.
+    pub addressee_number: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,6 +38,22 @@ impl Host for PlatformState {
             display_name: c.display_name.clone(),
         }
     }
+
+    async fn current_addressee_number(&mut self) -> Option<String> {
+        self.caller.addressee_number.clone()
+    }
+}
+
+impl Caller {
+    /// The caller as a module of `lg_code` sees it: a 宛名番号 only if the token was issued
+    /// for that same municipality.
+    pub fn for_municipality(p: &crate::auth::Principal, lg_code: &crate::lgcode::LgCode) -> Self {
+        let mut caller = Caller::from(p);
+        if p.lg_code.as_ref() == Some(lg_code) {
+            caller.addressee_number = p.addressee_number.clone();
+        }
+        caller
+    }
 }
 
 impl From<&crate::auth::Principal> for Caller {
@@ -49,6 +67,6 @@ impl From<&crate::auth::Principal> for Caller {
             // Vendors have no business inside a municipality's module.
             R::Vendor => Role::Anonymous,
         };
-        Caller { subject: Some(p.subject.clone()), role, display_name: p.name.clone() }
+        Caller { subject: Some(p.subject.clone()), role, display_name: p.name.clone(), addressee_number: None }
     }
 }

@@ -6,6 +6,7 @@
 mod changes;
 mod config;
 mod context;
+mod events;
 mod identity;
 mod kv;
 mod log;
@@ -59,11 +60,20 @@ pub enum Capability {
     Tax,
     /// `change-feed`: the change feed, pulled and pushed.
     ChangeFeed,
+    /// `events`: publish events to, and receive events from, the municipality's other
+    /// modules.
+    Events,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 5] =
-        [Capability::Kv, Capability::ResidentRegistry, Capability::IdentityNumbers, Capability::Tax, Capability::ChangeFeed];
+    pub const ALL: [Capability; 6] = [
+        Capability::Kv,
+        Capability::ResidentRegistry,
+        Capability::IdentityNumbers,
+        Capability::Tax,
+        Capability::ChangeFeed,
+        Capability::Events,
+    ];
 
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.name() == name)
@@ -76,6 +86,7 @@ impl Capability {
             Capability::IdentityNumbers => "identity-numbers",
             Capability::Tax => "tax",
             Capability::ChangeFeed => "change-feed",
+            Capability::Events => "events",
         }
     }
 
@@ -87,6 +98,7 @@ impl Capability {
             Capability::IdentityNumbers => "マイナンバーと住民票コードを照会する (read individual numbers and resident record codes)",
             Capability::Tax => "個人住民税の課税情報を照会する (read resident tax assessments)",
             Capability::ChangeFeed => "住民異動と課税の変更通知を受け取る (receive moves, deaths and tax changes)",
+            Capability::Events => "他のサービスと連携する通知を送受信する (exchange events with the municipality's other services)",
         }
     }
 
@@ -155,6 +167,7 @@ pub fn add_to_linker<T: Send + 'static>(
     wit::identity_numbers::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     wit::tax::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     wit::changes::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::events::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     Ok(())
 }
 

@@ -32,6 +32,10 @@ pub struct Manifest {
     pub config: BTreeMap<String, ConfigField>,
     /// Major version of `nukisashi:platform` the module targets.
     pub wit_major: u32,
+    /// Events of other modules this module wants pushed (`<module>/<topic>`, e.g.
+    /// `e-application/child-allowance-claim`); needs the `events` capability.
+    #[serde(default)]
+    pub subscribes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +78,7 @@ impl Manifest {
             routes: vec![Route { path: "/".into(), auth: AccessLevel::Public }],
             config: BTreeMap::new(),
             wit_major: SUPPORTED_WIT_MAJORS[0],
+            subscribes: Vec::new(),
         }
     }
 
@@ -102,6 +107,12 @@ impl Manifest {
         }
         if let Some(route) = self.routes.iter().find(|r| !r.path.starts_with('/')) {
             return Err(format!("route path `{}` must start with `/`", route.path));
+        }
+        for s in &self.subscribes {
+            let valid = s.split_once('/').is_some_and(|(m, t)| crate::is_valid_module_id(m) && crate::is_valid_module_id(t));
+            if !valid {
+                return Err(format!("subscription `{s}` must be `<module id>/<topic>`, e.g. `e-application/child-allowance-claim`"));
+            }
         }
         for (name, value) in [("category", &self.category), ("name.ja", &self.name.ja), ("name.en", &self.name.en)] {
             if value.trim().is_empty() {

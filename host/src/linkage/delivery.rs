@@ -1,21 +1,28 @@
-//! Pushing the change feed to modules: every (municipality, module) whose routed version
-//! exports `change-handler` and was granted `change-feed` gets every change of its
-//! municipality, in feed order, exactly once.
+//! Pushing feeds to modules, exactly once and in order per (municipality, module):
 //!
-//! Exactly once: the module's kv writes during `on-change` are buffered, then committed in
-//! one transaction with the audit rows and the advance of `change_deliveries.delivered`
-//! (guarded by its previous value). A failure (an `err`, a trap, a crash before commit)
-//! leaves the position where it was and the change is offered again, with back-off; a
-//! committed change is never offered again, across restarts too. A module sees nothing
-//! later until the change in front of it succeeds.
+//! - the **change feed** to every routed module that exports `change-handler` and was
+//!   granted `change-feed`: every change of its municipality;
+//! - the **event log** to every routed module that exports `event-handler`, was granted
+//!   `events` and lists the event's `<source>/<topic>` under `subscribes` in its manifest
+//!   (other events are passed over).
+//!
+//! Exactly once: the module's kv writes during the call are buffered, then committed in one
+//! transaction with the audit rows and the advance of its delivery position (a
+//! compare-and-set on the previous position). A failure (an `err`, a trap, a crash before
+//! the commit) leaves the position where it was and the item is offered again, with
+//! back-off; a committed item is never offered again, across restarts too. A module sees
+//! nothing later until the item in front of it succeeds.
 
 use super::audit::{self, AuditBuffer, AuditContext};
 use crate::app::App;
+use crate::capabilities::bindings::nukisashi::platform::events::Event as WitEvent;
 use crate::capabilities::{Capability, Caller, change_to_wit};
 use crate::lgcode::LgCode;
 use crate::plugins::live::Routed;
+use crate::runtime::Delivery;
+use crate::store::deliveries::{Feed, advance};
+use crate::store::events::Event;
 use crate::store::kv::{KvScope, apply as apply_kv};
-use crate::store::now_iso;
 use anyhow::Result;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,12 +31,12 @@ use tokio::sync::Notify;
 
 /// How often pending deliveries are looked at without a wake-up (retries, missed wakes).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-/// Changes read per page while catching up.
+/// Items read per page while catching up.
 const PAGE: u32 = 200;
 /// Longest wait before retrying a module that failed.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// Wakes the delivery loop when the feed moved (after an import commits).
+/// Wakes the delivery loop when a feed moved (an import committed, an event was published).
 #[derive(Default)]
 pub struct Deliveries {
     wake: Notify,
@@ -41,13 +48,17 @@ impl Deliveries {
     }
 }
 
+type Backoff = HashMap<(Feed, String, String), (Instant, Duration)>;
+
 /// Runs deliveries until the process ends.
 pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut backoff: HashMap<(String, String), (Instant, Duration)> = HashMap::new();
+        let mut backoff = Backoff::new();
         loop {
-            if let Err(e) = sweep(&app, &mut backoff).await {
-                tracing::error!(error = %format!("{e:#}"), "change delivery sweep failed");
+            for feed in [Feed::Changes, Feed::Events] {
+                if let Err(e) = sweep(&app, feed, &mut backoff).await {
+                    tracing::error!(error = %format!("{e:#}"), ?feed, "delivery sweep failed");
+                }
             }
             tokio::select! {
                 _ = app.deliveries.wake.notified() => {}
@@ -57,29 +68,45 @@ pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Delivers everything pending once.
-async fn sweep(app: &App, backoff: &mut HashMap<(String, String), (Instant, Duration)>) -> Result<()> {
-    for (lg, head) in app.db.linkage_heads().await? {
+/// Whether `routed` takes `feed` at all.
+fn takes(routed: &Routed, feed: Feed) -> bool {
+    match feed {
+        Feed::Changes => routed.capabilities.contains(&Capability::ChangeFeed) && routed.version.change_handler.is_some(),
+        Feed::Events => {
+            routed.capabilities.contains(&Capability::Events)
+                && routed.version.event_handler.is_some()
+                && !routed.version.manifest.subscribes.is_empty()
+        }
+    }
+}
+
+/// Delivers everything pending of one feed once.
+async fn sweep(app: &App, feed: Feed, backoff: &mut Backoff) -> Result<()> {
+    let heads = match feed {
+        Feed::Changes => app.db.linkage_heads().await?,
+        Feed::Events => app.db.event_heads().await?,
+    };
+    for (lg, head) in heads {
         let Ok(code) = lg.parse::<LgCode>() else { continue };
         if app.tenants.get(&code).is_none() {
             continue;
         }
         for routed in app.live.routes_for(&code) {
-            if !routed.capabilities.contains(&Capability::ChangeFeed) || routed.version.change_handler.is_none() {
+            if !takes(&routed, feed) {
                 continue;
             }
-            let key = (lg.clone(), routed.version.identity.id.clone());
+            let key = (feed, lg.clone(), routed.version.identity.id.clone());
             if backoff.get(&key).is_some_and(|(until, _)| Instant::now() < *until) {
                 continue;
             }
-            match catch_up(app, &code, &routed, head).await {
+            match catch_up(app, feed, &code, &routed, head).await {
                 Ok(()) => {
                     backoff.remove(&key);
                 }
                 Err(e) => {
                     let wait = backoff.get(&key).map(|(_, d)| (*d * 2).min(MAX_BACKOFF)).unwrap_or(Duration::from_secs(1));
-                    tracing::warn!(lg_code = %lg, module = %key.1, error = %e, retry_in_s = wait.as_secs(), "change delivery failed");
-                    let _ = app.db.record_delivery_failure(&lg, &key.1, &e).await;
+                    tracing::warn!(lg_code = %lg, module = %key.2, ?feed, error = %e, retry_in_s = wait.as_secs(), "delivery failed");
+                    let _ = app.db.record_delivery_failure(feed, &lg, &key.2, &e).await;
                     backoff.insert(key, (Instant::now() + wait, wait));
                 }
             }
@@ -88,44 +115,93 @@ async fn sweep(app: &App, backoff: &mut HashMap<(String, String), (Instant, Dura
     Ok(())
 }
 
-/// Delivers `code`'s changes to one module up to `head`; stops at the first failure.
-async fn catch_up(app: &App, code: &LgCode, routed: &Arc<Routed>, head: i64) -> Result<(), String> {
+/// One item of either feed.
+enum Item {
+    Change(super::Change),
+    Event(Event),
+}
+
+impl Item {
+    fn position(&self) -> i64 {
+        match self {
+            Item::Change(c) => c.cursor,
+            Item::Event(e) => e.sequence,
+        }
+    }
+}
+
+/// Delivers `code`'s feed to one module up to `head`; stops at the first failure.
+async fn catch_up(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>, head: i64) -> Result<(), String> {
     let lg = code.to_string();
     let module = routed.version.identity.id.clone();
-    let mut delivered = app.db.delivery_position(&lg, &module).await.map_err(|e| format!("{e:#}"))?;
-    while delivered < head {
-        let changes = app.db.changes_since(&lg, delivered, PAGE).await.map_err(|e| format!("{e:#}"))?;
-        if changes.is_empty() {
+    let text = |e: anyhow::Error| format!("{e:#}");
+    let mut committed = app.db.delivery_position(feed, &lg, &module).await.map_err(text)?;
+    let mut seen = committed;
+    while seen < head {
+        let items: Vec<Item> = match feed {
+            Feed::Changes => app.db.changes_since(&lg, seen, PAGE).await.map_err(text)?.into_iter().map(Item::Change).collect(),
+            Feed::Events => app.db.events_since(&lg, seen, PAGE).await.map_err(text)?.into_iter().map(Item::Event).collect(),
+        };
+        if items.is_empty() {
             break;
         }
-        for change in changes {
-            deliver_one(app, code, routed, delivered, &change).await?;
-            delivered = change.cursor;
+        for item in items {
+            let wanted = match &item {
+                Item::Change(_) => true,
+                Item::Event(e) => routed.version.manifest.subscribes.iter().any(|s| *s == format!("{}/{}", e.source, e.topic)),
+            };
+            if wanted {
+                deliver_one(app, feed, code, routed, committed, &item).await?;
+                committed = item.position();
+            }
+            seen = item.position();
         }
+    }
+    // Events this module does not subscribe to are passed over in one step.
+    if seen > committed {
+        let mut conn = app.db.pool().acquire().await.map_err(|e| e.to_string())?;
+        advance(&mut conn, feed, &lg, &module, committed, seen).await.map_err(text)?;
     }
     Ok(())
 }
 
-async fn deliver_one(app: &App, code: &LgCode, routed: &Arc<Routed>, previous: i64, change: &super::Change) -> Result<(), String> {
+async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>, previous: i64, item: &Item) -> Result<(), String> {
     let version = &routed.version;
     let municipality = app.tenants.get(code).ok_or("the municipality is no longer registered")?;
-    let request_id = format!("change-{}-{}", code, change.cursor);
+    let (request_id, handed_over) = match item {
+        Item::Change(c) => (
+            format!("change-{code}-{}", c.cursor),
+            audit::AuditEntry { interface: "change-handler.on-change", query: format!("cursor={} kind={}", c.cursor, c.kind), records: vec![c.addressee_number.clone()] },
+        ),
+        Item::Event(e) => (
+            format!("event-{code}-{}", e.sequence),
+            audit::AuditEntry {
+                interface: "event-handler.on-event",
+                query: format!("sequence={} topic={}/{}", e.sequence, e.source, e.topic),
+                records: e.subject.iter().cloned().collect(),
+            },
+        ),
+    };
     let audit_buffer = AuditBuffer::default();
     let platform = app
         .platform_state(municipality, routed, Caller::default(), request_id.clone(), audit_buffer.clone())
         .await
         .map_err(|e| format!("{e:#}"))?;
-    let writes = match app.runtime.deliver_change(version, platform, &change_to_wit(change)).await {
-        Ok(Ok(writes)) => writes,
-        Ok(Err(reason)) => return Err(format!("the module asked to retry change {}: {reason}", change.cursor)),
-        Err(e) => return Err(format!("change {}: {e}", change.cursor)),
+    let position = item.position();
+    let outcome = match item {
+        Item::Change(c) => app.runtime.deliver(version, platform, Delivery::Change(&change_to_wit(c))).await,
+        Item::Event(e) => {
+            let event = WitEvent { sequence: e.sequence as u64, source: e.source.clone(), topic: e.topic.clone(), subject: e.subject.clone(), payload: e.payload.clone() };
+            app.runtime.deliver(version, platform, Delivery::Event(&event)).await
+        }
     };
-    // Handing the change over is itself a read of personal data.
-    audit_buffer.push(audit::AuditEntry {
-        interface: "change-handler.on-change",
-        query: format!("cursor={} kind={}", change.cursor, change.kind),
-        records: vec![change.addressee_number.clone()],
-    });
+    let writes = match outcome {
+        Ok(Ok(writes)) => writes,
+        Ok(Err(reason)) => return Err(format!("the module asked to retry {position}: {reason}")),
+        Err(e) => return Err(format!("{position}: {e}")),
+    };
+    // Handing the item over is itself a read of what it names.
+    audit_buffer.push(handed_over);
     let context = AuditContext {
         lg_code: code.to_string(),
         module_id: version.identity.id.clone(),
@@ -137,22 +213,14 @@ async fn deliver_one(app: &App, code: &LgCode, routed: &Arc<Routed>, previous: i
     let scope = KvScope { lg_code: code.to_string(), module_id: version.identity.id.clone() };
     let commit = async {
         let mut tx = app.db.pool().begin().await?;
-        let moved = sqlx::query(
-            "UPDATE change_deliveries SET delivered = $1, failures = 0, last_error = NULL, updated_at = $2
-             WHERE lg_code = $3 AND module_id = $4 AND delivered = $5",
-        )
-        .bind(change.cursor)
-        .bind(now_iso())
-        .bind(&scope.lg_code)
-        .bind(&scope.module_id)
-        .bind(previous)
-        .execute(&mut *tx)
-        .await?;
-        anyhow::ensure!(moved.rows_affected() == 1, "the delivery position moved meanwhile (another host delivered it)");
+        anyhow::ensure!(
+            advance(&mut tx, feed, &scope.lg_code, &scope.module_id, previous, position).await?,
+            "the delivery position moved meanwhile (another host delivered it)"
+        );
         apply_kv(&mut tx, &scope, &writes.0).await?;
         audit::write(&mut tx, &context, &audit_buffer.take()).await?;
         tx.commit().await?;
         Ok(())
     };
-    commit.await.map_err(|e: anyhow::Error| format!("committing change {}: {e:#}", change.cursor))
+    commit.await.map_err(|e: anyhow::Error| format!("committing {position}: {e:#}"))
 }

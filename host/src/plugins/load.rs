@@ -4,6 +4,7 @@
 
 use super::LoadedVersion;
 use crate::capabilities::bindings::exports::nukisashi::platform::change_handler::GuestIndices as ChangeHandlerIndices;
+use crate::capabilities::bindings::exports::nukisashi::platform::event_handler::GuestIndices as EventHandlerIndices;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::capabilities::{ALLOWED_IMPORT_PREFIXES, ModuleIdentity};
 use crate::catalog::manifest::Manifest;
@@ -53,9 +54,10 @@ pub async fn load(
     let instance_pre = linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
     // The change handler is optional: a version without it simply gets no pushed changes.
     let change_handler = ChangeHandlerIndices::new(&instance_pre).ok();
+    let event_handler = EventHandlerIndices::new(&instance_pre).ok();
     let pre = ProxyPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
     let identity = Arc::new(ModuleIdentity { id: manifest.id.clone(), version: manifest.version.clone(), digest });
-    Ok((LoadedVersion { identity, manifest, pre, change_handler }, cached))
+    Ok((LoadedVersion { identity, manifest, pre, change_handler, event_handler }, cached))
 }
 
 fn check_imports(component: &Component, engine: &wasmtime::Engine) -> Result<(), LoadError> {

@@ -10,6 +10,7 @@ pub mod signing;
 use crate::capabilities::ModuleIdentity;
 use crate::catalog::manifest::Manifest;
 use crate::capabilities::bindings::exports::nukisashi::platform::change_handler::GuestIndices as ChangeHandlerIndices;
+use crate::capabilities::bindings::exports::nukisashi::platform::event_handler::GuestIndices as EventHandlerIndices;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::runtime::state::RequestState;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct LoadedVersion {
     pub pre: ProxyPre<RequestState>,
     /// Where the version's `change-handler` export is, if it has one.
     pub change_handler: Option<ChangeHandlerIndices>,
+    /// Where its `event-handler` export is, if it has one.
+    pub event_handler: Option<EventHandlerIndices>,
 }
 
 impl std::fmt::Debug for LoadedVersion {

@@ -212,26 +212,44 @@ impl Runtime {
     }
 }
 
+/// What is pushed to a module: a change of the municipality's data, or another module's
+/// event.
+pub enum Delivery<'a> {
+    Change(&'a crate::capabilities::bindings::nukisashi::platform::changes::Change),
+    Event(&'a crate::capabilities::bindings::nukisashi::platform::events::Event),
+}
+
 impl Runtime {
-    /// Calls the version's `change-handler.on-change` with one change in a fresh instance.
-    /// `Ok(Ok(writes))`: handled, and these are the module's kv writes to commit with the
-    /// delivery record; `Ok(Err(reason))`: the module asked to be called again later.
-    pub async fn deliver_change(
+    /// Calls the version's `change-handler.on-change` or `event-handler.on-event` in a fresh
+    /// instance. `Ok(Ok(writes))`: handled, and these are the module's kv writes to commit
+    /// with the delivery record; `Ok(Err(reason))`: the module asked to be called again later.
+    pub async fn deliver(
         &self,
         version: &LoadedVersion,
         mut platform: PlatformState,
-        change: &crate::capabilities::bindings::nukisashi::platform::changes::Change,
+        item: Delivery<'_>,
     ) -> Result<Result<capabilities::KvWrites, String>, InvokeError> {
-        let Some(indices) = &version.change_handler else {
-            return Err(InvokeError::Host("this version exports no change handler".into()));
-        };
+        let missing = || InvokeError::Host("this version exports no handler for it".into());
+        match &item {
+            Delivery::Change(_) if version.change_handler.is_none() => return Err(missing()),
+            Delivery::Event(_) if version.event_handler.is_none() => return Err(missing()),
+            _ => {}
+        }
         platform.kv_writes = Some(capabilities::KvWrites::default());
         let mut store = self.new_store(platform);
         let call = async {
             let result = async {
                 let instance = version.pre.instance_pre().instantiate_async(&mut store).await?;
-                let handler = indices.load(&mut store, &instance)?;
-                handler.call_on_change(&mut store, change).await
+                match item {
+                    Delivery::Change(change) => {
+                        let handler = version.change_handler.as_ref().expect("checked").load(&mut store, &instance)?;
+                        handler.call_on_change(&mut store, change).await
+                    }
+                    Delivery::Event(event) => {
+                        let handler = version.event_handler.as_ref().expect("checked").load(&mut store, &instance)?;
+                        handler.call_on_event(&mut store, event).await
+                    }
+                }
             }
             .await;
             let ended = Ended { memory_limit_hit: store.data().limiter.memory_limit_hit, stderr: store.data().stderr_text() };

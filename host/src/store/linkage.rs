@@ -211,50 +211,6 @@ impl Db {
     }
 }
 
-/// Where the push of the change feed stands per (municipality, module).
-impl Db {
-    /// How far `module` has been given `lg_code`'s changes (0 before the first).
-    pub async fn delivery_position(&self, lg_code: &str, module_id: &str) -> Result<i64> {
-        sqlx::query(
-            "INSERT INTO change_deliveries (lg_code, module_id, delivered, updated_at) VALUES ($1, $2, 0, $3)
-             ON CONFLICT (lg_code, module_id) DO NOTHING",
-        )
-        .bind(lg_code)
-        .bind(module_id)
-        .bind(now_iso())
-        .execute(self.pool())
-        .await?;
-        let row = sqlx::query("SELECT delivered FROM change_deliveries WHERE lg_code = $1 AND module_id = $2")
-            .bind(lg_code)
-            .bind(module_id)
-            .fetch_one(self.pool())
-            .await?;
-        Ok(row.try_get(0)?)
-    }
-
-    pub async fn record_delivery_failure(&self, lg_code: &str, module_id: &str, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE change_deliveries SET failures = failures + 1, last_error = $1, updated_at = $2 WHERE lg_code = $3 AND module_id = $4",
-        )
-        .bind(error)
-        .bind(now_iso())
-        .bind(lg_code)
-        .bind(module_id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    /// Delivery state per module of a municipality: (module, delivered, failures, last error).
-    pub async fn deliveries(&self, lg_code: &str) -> Result<Vec<(String, i64, i64, Option<String>)>> {
-        let rows = sqlx::query("SELECT module_id, delivered, failures, last_error FROM change_deliveries WHERE lg_code = $1 ORDER BY module_id")
-            .bind(lg_code)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))).collect()
-    }
-}
-
 /// Writes of one import, all inside the caller's transaction.
 pub struct LinkageWriter<'a> {
     pub conn: &'a mut AnyConnection,

@@ -5,6 +5,8 @@
 //! BYTEA) live only in the two migration directories, which must stay equivalent.
 
 pub mod catalog;
+pub mod deliveries;
+pub mod events;
 pub mod kv;
 pub mod linkage;
 pub mod module_config;

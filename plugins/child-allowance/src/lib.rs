@@ -26,9 +26,10 @@ fn routes() -> Router {
         .post("/staff/claims/:id/revision", revise_claim)
         .post("/staff/claims/:id/end", end_claim_route)
         .get("/staff/payment-run", |r| Ok(Response::json(&payment_run(payment_month_param(r)?)?)))
+        .get("/staff/refused-handoffs", |_| Ok(Response::json(&refused_handoffs()?)))
 }
 
-nukisashi_sdk::module!(routes, on_change = on_change);
+nukisashi_sdk::module!(routes, on_change = on_change, on_event = on_event);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "state")]
@@ -169,6 +170,16 @@ fn save_claim(claim: &Claim) -> Result<()> {
     Ok(())
 }
 
+pub fn refused_handoffs() -> Result<Vec<RefusedHandoff>> {
+    let mut out = Vec::new();
+    for key in kv::all_keys("refused-handoff/")? {
+        if let Some(r) = kv::get_json(&key)? {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
 pub fn all_claims() -> Result<Vec<Claim>> {
     let mut out = Vec::new();
     for key in kv::all_keys("claim/")? {
@@ -205,6 +216,13 @@ fn create_claim(req: &Request) -> Result<Response> {
     }
     let filed = date_field(&m, "filed", "請求日")?.unwrap_or_else(Date::today);
     let event = date_field(&m, "event", "出生・転入日")?;
+    let claim = new_claim(&claimant_number, filed, event, &numbers(&m, "supported"), staff_name(), "認定請求".into())?;
+    Ok(Response::json(&claim).with_status(201))
+}
+
+/// Checks and records a claim: the claimant must be a resident with a child who counts.
+fn new_claim(claimant_number: &str, filed: Date, event: Option<Date>, supported: &[String], by: String, what: String) -> Result<Claim> {
+    let claimant_number = claimant_number.to_string();
     let claimant = registry::get(&claimant_number)?.ok_or_else(|| Error::not_found(format!("宛名番号 {claimant_number} の住民はいません")))?;
     if claimant.status != Status::Resident {
         return Err(Error::unprocessable(format!("{} さんは住民ではありません（{}）", claimant.name, claimant.status_reason.clone().unwrap_or_default())));
@@ -214,7 +232,7 @@ fn create_claim(req: &Request) -> Result<Response> {
     }
     let first_month = rules::first_paid_month(filed, event);
     let household = registry::household(&claimant.household_number)?;
-    let children = children_of(&household, &claimant, &numbers(&m, "supported"), first_month)?;
+    let children = children_of(&household, &claimant, supported, first_month)?;
     if rules::monthly_total(&children, first_month) == 0 {
         return Err(Error::unprocessable(format!("{} さんの世帯に支給対象となる児童がいません", claimant.name)));
     }
@@ -227,11 +245,57 @@ fn create_claim(req: &Request) -> Result<Response> {
         first_month,
         children,
         state: ClaimState::Active,
-        history: vec![HistoryEntry { on: Date::today(), by: staff_name(), what: format!("認定請求（{filed}受付、{first_month}分から支給）") }],
+        history: vec![HistoryEntry { on: Date::today(), by, what: format!("{what}（{filed}受付、{first_month}分から支給）") }],
     };
     save_claim(&claim)?;
     log::info(&format!("claim {} for household {}", claim.id, claim.household_number));
-    Ok(Response::json(&claim).with_status(201))
+    Ok(claim)
+}
+
+/// What the e-application module hands over when a 児童手当 認定請求 is completed.
+#[derive(Deserialize)]
+struct ClaimHandoff {
+    receipt_number: String,
+    submitted_on: String,
+    addressee_number: Option<String>,
+    values: std::collections::BTreeMap<String, String>,
+}
+
+/// A refused hand-off, kept for staff (the event is not retried: the claim itself is wrong).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefusedHandoff {
+    pub receipt_number: String,
+    pub addressee_number: Option<String>,
+    pub reason: String,
+}
+
+/// Pushed events: a completed 認定請求 from e-application becomes a claim, once per 受付番号.
+fn on_event(event: &nukisashi_sdk::events::Event) -> std::result::Result<(), String> {
+    if event.source != "e-application" || event.topic != "child-allowance-claim" {
+        return Ok(());
+    }
+    let handoff: ClaimHandoff = event.payload()?;
+    let seen = format!("handoff/{}", handoff.receipt_number);
+    if kv::get(&seen).map_err(|e| e.to_string())?.is_some() {
+        return Ok(());
+    }
+    let filed = Date::parse(&handoff.submitted_on).ok_or("the hand-off has no valid submission date")?;
+    let event_date = handoff.values.get("event_date").and_then(|d| Date::parse(d));
+    let supported: Vec<String> = handoff.values.get("supported_children").map(|s| s.split(',').map(|p| p.trim().to_string()).collect()).unwrap_or_default();
+    let outcome = match handoff.addressee_number.as_deref() {
+        None => Err("宛名番号がありません".to_string()),
+        Some(number) => new_claim(number, filed, event_date, &supported, "電子申請".into(), format!("電子申請 {} による認定請求", handoff.receipt_number))
+            .map(|c| c.id)
+            .map_err(|e| e.detail),
+    };
+    match outcome {
+        Ok(id) => kv::set_json(&seen, &id).map_err(|e| e.to_string()),
+        Err(reason) => {
+            let refused = RefusedHandoff { receipt_number: handoff.receipt_number.clone(), addressee_number: handoff.addressee_number, reason };
+            kv::set_json(&format!("refused-handoff/{}", handoff.receipt_number), &refused).map_err(|e| e.to_string())?;
+            kv::set_json(&seen, &0u64).map_err(|e| e.to_string())
+        }
+    }
 }
 
 #[derive(Serialize)]

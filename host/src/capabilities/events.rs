@@ -1,0 +1,37 @@
+//! `nukisashi:platform/events`: publishing to the municipality's event log. The source is
+//! the publishing module, set here from [`PlatformState`]; the municipality is the
+//! request's. The push side (`event-handler`) is `linkage::delivery`.
+
+use super::registry::{check_id, unavailable};
+use super::wit::events::Host;
+use super::wit::types::Error;
+use super::{Capability, PlatformState};
+
+/// Longest topic, in bytes.
+pub const MAX_TOPIC_BYTES: usize = 64;
+
+impl Host for PlatformState {
+    async fn publish(&mut self, topic: String, subject: Option<String>, payload: String) -> Result<u64, Error> {
+        self.require(Capability::Events)?;
+        if topic.is_empty() || topic.len() > MAX_TOPIC_BYTES || !topic.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(Error::Invalid(format!("topics are 1–{MAX_TOPIC_BYTES} of a-z, 0-9 and `-`, not `{}`", topic.chars().take(80).collect::<String>())));
+        }
+        if let Some(s) = &subject {
+            check_id("subject", s)?;
+        }
+        if payload.len() > self.host_call_bytes {
+            return Err(Error::TooLarge(format!("event payloads are limited to {} bytes, this one has {}", self.host_call_bytes, payload.len())));
+        }
+        if serde_json::from_str::<serde_json::Value>(&payload).is_err() {
+            return Err(Error::Invalid("the payload must be JSON text".into()));
+        }
+        if self.kv_writes.is_some() {
+            return Err(Error::Invalid("events cannot be published while handling a pushed change or event".into()));
+        }
+        let lg = self.municipality.lg_code.to_string();
+        let sequence = self.db.publish_event(&lg, &self.module.id, &topic, subject.as_deref(), &payload).await.map_err(unavailable)?;
+        tracing::info!(lg_code = %lg, module = %self.module.id, topic, sequence, "event published");
+        Ok(sequence as u64)
+    }
+}
+

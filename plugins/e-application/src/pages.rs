@@ -1,0 +1,117 @@
+//! Resident and staff pages, Japanese first, server-rendered with labels for every input.
+
+use crate::forms::{FieldKind, Prefill};
+use crate::{Application, all_applications, latest_form, latest_forms};
+use nukisashi_sdk::escape_html as h;
+use nukisashi_sdk::prelude::*;
+use nukisashi_sdk::registry::Resident;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
+table{border-collapse:collapse;width:100%}th,td{border:1px solid #767676;padding:.3rem .5rem;text-align:left}\
+label{display:block;margin-top:.6rem;font-weight:600}input,select,button{font-size:1rem;padding:.3rem}.req{color:#a50e0e}\
+button{background:#0b57d0;color:#fff;border:0;border-radius:4px;padding:.4rem 1rem}.note{color:#444}";
+
+fn layout(title: &str, body: &str) -> Response {
+    Response::html(format!(
+        "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+        h(title)
+    ))
+}
+
+pub fn home(req: &Request) -> Result<Response> {
+    let base = h(req.base_path());
+    let town = context::municipality().name;
+    let items: String = latest_forms()?
+        .iter()
+        .map(|f| format!("<li><a href=\"{base}/forms/{}\">{}</a><br><span class=\"note\">{}</span></li>", h(&f.id), h(&f.title), h(&f.description)))
+        .collect();
+    let notice = req.query_param("submitted").map(|no| format!("<p role=\"status\">申請を送信しました。受付番号は <strong>{}</strong> です。</p>", h(&no))).unwrap_or_default();
+    let body = format!(
+        "<h1>{town} 電子申請</h1>{notice}<h2>手続一覧</h2><ul>{items}</ul><p class=\"note\">お問い合わせ：{town} {} {}</p>",
+        h(&config::get_or("office", "電子申請担当")),
+        h(&config::get_or("phone", "")),
+        town = h(&town)
+    );
+    Ok(layout(&format!("{town} 電子申請"), &body))
+}
+
+/// What the registry says about the signed-in resident, when it may be asked (the resident
+/// is vouched for here and the municipality granted `resident-registry`).
+fn prefill_source() -> Option<(String, Resident)> {
+    let number = identity::addressee_number()?;
+    let resident = registry::get(&number).ok().flatten()?;
+    Some((number, resident))
+}
+
+pub fn form_page(req: &Request) -> Result<Response> {
+    let base = h(req.base_path());
+    let form = latest_form(req.param("id").unwrap_or(""))?;
+    let me = prefill_source();
+    let prefill = |p: Option<Prefill>| -> String {
+        let (Some(p), Some((number, r))) = (p, &me) else { return String::new() };
+        match p {
+            Prefill::Name => r.name.clone(),
+            Prefill::NameKana => r.name_kana.clone(),
+            Prefill::BirthDate => r.birth_date.clone(),
+            Prefill::PostalCode => r.postal_code.clone(),
+            Prefill::Address => r.address.clone(),
+            Prefill::AddresseeNumber => number.clone(),
+        }
+    };
+    let mut fields = String::new();
+    for f in &form.fields {
+        let id = h(&f.name);
+        let required = if f.required { " required" } else { "" };
+        let mark = if f.required { " <span class=\"req\">（必須）</span>" } else { "" };
+        let value = h(&prefill(f.prefill));
+        let control = match f.kind {
+            FieldKind::Choice => {
+                let options: String = f.choices.iter().map(|c| format!("<option>{}</option>", h(c))).collect();
+                format!("<select id=\"{id}\" name=\"{id}\"{required}><option value=\"\">選択してください</option>{options}</select>")
+            }
+            FieldKind::Date => format!("<input id=\"{id}\" name=\"{id}\" type=\"date\" value=\"{value}\"{required}>"),
+            FieldKind::File => format!("<span class=\"note\" id=\"{id}\">添付書類は申請後に窓口または API（JSON）で提出できます（{}）</span>", h(&f.accept.join("、"))),
+            _ => format!("<input id=\"{id}\" name=\"{id}\" value=\"{value}\" size=\"40\"{required}>"),
+        };
+        fields.push_str(&format!("<label for=\"{id}\">{}{mark}</label>{control}", h(&f.label)));
+    }
+    let signed_in = if identity::caller().role == nukisashi_sdk::identity::Role::Anonymous {
+        "<p class=\"note\">申請にはログインが必要です。</p>"
+    } else if me.is_some() {
+        "<p class=\"note\">住民記録から氏名・住所などを入力済みです。内容を確認してください。</p>"
+    } else {
+        ""
+    };
+    let body = format!(
+        "<h1>{}</h1><p>{}</p>{signed_in}<form method=\"post\" action=\"{base}/forms/{}\">{fields}<p><button type=\"submit\">送信する</button></p></form><p><a href=\"{base}/\">手続一覧へ戻る</a></p>",
+        h(&form.title),
+        h(&form.description),
+        h(&form.id)
+    );
+    Ok(layout(&form.title, &body))
+}
+
+pub fn staff(req: &Request) -> Result<Response> {
+    let base = h(req.base_path());
+    let mut apps: Vec<Application> = all_applications()?;
+    apps.sort_by(|a, b| a.receipt_number.cmp(&b.receipt_number));
+    let rows: String = apps
+        .iter()
+        .map(|a| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                h(&a.receipt_number),
+                h(&a.form_title),
+                a.submitted_on,
+                h(a.values.get("name").map(String::as_str).unwrap_or("")),
+                a.status.label()
+            )
+        })
+        .collect();
+    let open = apps.iter().filter(|a| !a.status.is_final()).count();
+    let body = format!(
+        "<h1>電子申請 処理一覧</h1><p>未完了 {open}件</p><table><thead><tr><th scope=\"col\">受付番号</th><th scope=\"col\">手続</th><th scope=\"col\">申請日</th><th scope=\"col\">申請者</th><th scope=\"col\">状態</th></tr></thead><tbody>{rows}</tbody></table>\
+         <p class=\"note\">状態の変更は <code>{base}/staff/applications/{{受付番号}}/status</code> へ。</p>"
+    );
+    Ok(layout("電子申請 処理一覧", &body))
+}
