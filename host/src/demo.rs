@@ -7,12 +7,12 @@ use crate::store::municipalities::Municipality;
 use anyhow::Result;
 use std::collections::BTreeMap;
 
-/// (code, name, population, guestbook title)
-const DEMO: &[(&str, &str, i64, &str)] = &[
-    ("131016", "千代田区", 68_000, "千代田区 みんなの掲示板"),
-    ("011002", "札幌市", 1_960_000, "さっぽろ ゲストブック"),
-    ("141003", "横浜市", 3_770_000, "よこはま 市民の声"),
-    ("472018", "那覇市", 310_000, "なは ゆんたく帳"),
+/// (code, name, population, guestbook title, address, phone)
+const DEMO: &[(&str, &str, i64, &str, &str, &str)] = &[
+    ("131016", "千代田区", 68_000, "千代田区 みんなの掲示板", "東京都千代田区九段南1-2-1", "03-3264-2111"),
+    ("011002", "札幌市", 1_960_000, "さっぽろ ゲストブック", "北海道札幌市中央区北1条西2丁目", "011-211-2111"),
+    ("141003", "横浜市", 3_770_000, "よこはま 市民の声", "神奈川県横浜市中区本町6丁目50番地の10", "045-671-2121"),
+    ("472018", "那覇市", 310_000, "なは ゆんたく帳", "沖縄県那覇市泉崎1丁目1番1号", "098-867-0111"),
 ];
 
 /// Residents generated for each demo municipality that has no linkage data yet.
@@ -22,13 +22,27 @@ const DEMO_RESIDENTS: usize = 300;
 /// registry with tax summaries; leaves existing data alone.
 pub async fn seed(app: &App) -> Result<()> {
     let with_data: Vec<String> = app.db.linkage_heads().await?.into_iter().map(|(lg, _)| lg).collect();
-    for &(code, name, population, title) in DEMO {
+    for &(code, name, population, title, address, phone) in DEMO {
         let lg_code = LgCode::parse(code)?;
         let municipality = Municipality { prefecture: lg_code.prefecture().to_string(), lg_code: lg_code.clone(), name: name.to_string(), population };
         app.add_municipality(&municipality).await?;
         if app.db.module_config(&lg_code, "guestbook").await?.is_empty() {
             let settings = BTreeMap::from([("title".to_string(), title.to_string())]);
             app.set_module_config(&lg_code, "guestbook", settings).await?;
+        }
+        // The business modules' required settings (plugins/*/manifest.toml), from this
+        // municipality's own details.
+        let mayor = format!("{}長", name);
+        let business: [(&str, Vec<(&str, &str)>); 3] = [
+            ("furusato-tax", vec![("address", address), ("phone", phone), ("mayor", mayor.as_str())]),
+            ("e-application", vec![("phone", phone)]),
+            ("child-allowance", vec![("phone", phone)]),
+        ];
+        for (module, settings) in business {
+            if app.db.module_config(&lg_code, module).await?.is_empty() {
+                let settings = settings.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                app.set_module_config(&lg_code, module, settings).await?;
+            }
         }
         if !with_data.iter().any(|lg| lg == code) {
             seed_linkage(app, &lg_code, &format!("{}{name}", lg_code.prefecture())).await?;

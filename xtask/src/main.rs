@@ -72,11 +72,21 @@ fn module_path(name: &str) -> PathBuf {
     root().join("target/wasm32-wasip2/guest").join(format!("{name}.wasm"))
 }
 
+/// The business modules the demo serves, each with its manifest beside it.
+const DEMO_PLUGINS: &[&str] = &["furusato-tax", "e-application", "child-allowance"];
+
 fn demo(extra: &[String]) -> Result<()> {
     build_modules()?;
+    let staged = root().join("target/demo-plugins");
+    std::fs::create_dir_all(&staged)?;
+    for name in DEMO_PLUGINS {
+        std::fs::copy(module_path(&name.replace('-', "_")), staged.join(format!("{name}.wasm")))?;
+        std::fs::copy(root().join("plugins").join(name).join("manifest.toml"), staged.join(format!("{name}.toml")))?;
+    }
     let mut c = cargo();
     c.args(["run", "--release", "-p", "nukisashi", "--", "serve", "--demo", "--plugin"]);
     c.arg(module_path("guestbook"));
+    c.arg("--plugins").arg(&staged);
     c.args(extra);
     status(c)
 }
