@@ -28,8 +28,12 @@ fn resident(host: &Host, sub: &str) -> String {
 /// Publishes the module and subscribes both municipalities with their own config.
 async fn plug_in(host: &Host, dir: &Path) {
     publish_plugin(host, dir, "furusato-tax").await;
-    // Required settings are asked for, not defaulted to another town's.
-    let r = subscribe(host, CHIYODA, "furusato-tax", &["kv", "tax"], json!(null)).await;
+    // Required settings are asked for, not defaulted to another town's (a municipality
+    // without demo settings: 中央区).
+    let operator = host.token("operator", None);
+    let r = host.send_as(&operator, Method::POST, "/api/v1/municipalities", Some(&json!({"lg_code": "131024", "name": "中央区"}))).await;
+    assert_eq!(r.status(), 201);
+    let r = subscribe(host, "131024", "furusato-tax", &["kv", "tax"], json!(null)).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("mayor"));
     for (code, address, mayor, phone) in [
@@ -208,8 +212,20 @@ async fn furusato_tax_end_to_end() {
         _ => 33,
     };
     assert_eq!(sim["limit"].as_i64().unwrap(), income_based * 20_000 / (90_000 - rate * 1021) + 2_000);
+    // The resident's own figures, when the identity provider vouched for the 宛名番号.
+    let out = Command::new(binary())
+        .args(["token", "mint", "--role", "resident", "--sub", "taxpayer", "--lg-code", CHIYODA, "--addressee-number", row[0], "--data-dir"])
+        .arg(&host.data_dir)
+        .output()
+        .unwrap();
+    let taxpayer = ok(out).trim().to_string();
+    let (status, mine) = call(&host, Some(&taxpayer), Method::GET, &format!("{base}/simulate/mine?year={}", row[1]), None).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["limit"], sim["limit"]);
+    let (status, _) = call(&host, Some(&hanako), Method::GET, &format!("{base}/simulate/mine?year={}", row[1]), None).await;
+    assert_eq!(status, 403, "without a vouched 宛名番号 there is nothing to look up");
     let audit = host.send_as(&admin, Method::GET, &format!("/api/v1/municipalities/{CHIYODA}/audit?module=furusato-tax&addressee_number={}", row[0]), None).await;
     let audit: Value = audit.json().await.unwrap();
-    assert_eq!(audit[0]["interface"], "tax.summary");
-    assert_eq!(audit[0]["caller_role"], "staff");
+    let roles: Vec<&str> = audit.as_array().unwrap().iter().filter(|r| r["interface"] == "tax.summary").map(|r| r["caller_role"].as_str().unwrap()).collect();
+    assert_eq!(roles, vec!["staff", "resident"]);
 }

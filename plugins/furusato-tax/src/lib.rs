@@ -25,6 +25,7 @@ fn routes() -> Router {
         .get("/gifts", |_| Ok(Response::json(&offered_gifts()?)))
         .get("/simulator", pages::simulator)
         .get("/simulate", simulate)
+        .get("/simulate/mine", simulate_mine)
         .post("/donations", donate)
         .get("/donations/mine", |_| Ok(Response::json(&my_donations()?)))
         .get("/donations/:id/receipt", pages::receipt)
@@ -453,6 +454,17 @@ fn simulate_resident(req: &Request) -> Result<Response> {
         .ok_or_else(|| Error::not_found(format!("宛名番号 {addressee} の{year}年度の課税情報はありません")))?;
     let figures = rules::from_tax_summary(summary.total_income, summary.income_based_tax);
     Ok(Response::json(&simulation(figures, None)))
+}
+
+/// For a signed-in resident of this municipality: their own limit from their resident-tax
+/// summary (the identity provider vouched for their 宛名番号; `tax` capability, audited).
+fn simulate_mine(req: &Request) -> Result<Response> {
+    let number = identity::addressee_number()
+        .ok_or_else(|| Error::forbidden("この自治体の住民としてログインした場合に使えます（宛名番号を確認できません）"))?;
+    let year = year_param(req)?;
+    let summary = tax::summary(&number, year as u16)?.ok_or_else(|| Error::not_found(format!("{year}年度の課税情報がありません")))?;
+    let donation = req.query_param("donation").and_then(|d| d.parse().ok()).filter(|d: &i64| *d > 0);
+    Ok(Response::json(&simulation(rules::from_tax_summary(summary.total_income, summary.income_based_tax), donation)))
 }
 
 fn add_cost(req: &Request) -> Result<Response> {
