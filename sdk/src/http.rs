@@ -102,6 +102,19 @@ impl Request {
         Ok(url::parse_pairs(self.text()?))
     }
 
+    /// The body as one object, from a JSON object or a form post (whose values are
+    /// strings), so one handler serves both an HTML form and an API client.
+    pub fn fields(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        if self.is_form() {
+            Ok(self.form()?.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect())
+        } else {
+            match self.json::<serde_json::Value>()? {
+                serde_json::Value::Object(m) => Ok(m),
+                _ => Err(Error::bad_request("the body must be a JSON object")),
+            }
+        }
+    }
+
     /// True if the body is a form post (as opposed to JSON).
     pub fn is_form(&self) -> bool {
         self.header("content-type")

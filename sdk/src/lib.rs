@@ -39,6 +39,7 @@ pub mod bindings {
 pub mod changes;
 pub mod config;
 pub mod context;
+pub mod date;
 mod error;
 pub mod events;
 mod http;

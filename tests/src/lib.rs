@@ -253,3 +253,21 @@ pub async fn subscribe(host: &Host, code: &str, module: &str, grants: &[&str], c
     let body = serde_json::json!({"grants": grants, "config": config});
     host.send_as(&admin, reqwest::Method::PUT, &format!("/api/v1/municipalities/{code}/subscriptions/{module}"), Some(&body)).await
 }
+
+impl Host {
+    /// Sends a request (with an optional bearer token and JSON body) and returns the status
+    /// and the body as JSON (or as a JSON string when it is not JSON).
+    pub async fn call(&self, token: Option<&str>, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.expect("request reaches the host");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+}

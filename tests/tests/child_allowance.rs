@@ -3,7 +3,7 @@
 //! entitlement through the pushed change feed.
 
 use chrono::{Datelike, Months, NaiveDate};
-use nukisashi_e2e::{Backend, Host, HostSpec, publish_plugin, subscribe};
+use nukisashi_e2e::{Backend, HostSpec, publish_plugin, subscribe};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -11,19 +11,6 @@ use std::time::{Duration, Instant};
 const CHIYODA: &str = "131016";
 const HEADER: &str = "宛名番号,団体内統合宛名番号,世帯番号,氏名,氏名カナ,生年月日,性別,続柄,郵便番号,住所,住民となった日,状態,異動日,異動事由,個人番号,住民票コード";
 
-async fn call(host: &Host, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = host.client.request(method, host.url(path));
-    if let Some(t) = token {
-        request = request.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        request = request.json(&b);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 /// `YYYY-MM` of the even month that pays for `month`.
 fn paid_in(month: NaiveDate) -> String {
@@ -62,7 +49,7 @@ async fn claims_payments_and_move_out() {
 
     // A claim filed five months ago (its payments have started).
     let filed = (today - Months::new(5)).with_day(10).unwrap();
-    let (status, claim) = call(&host, Some(&staff), Method::POST, &format!("{base}/staff/claims"), Some(json!({"claimant": head[0], "filed": filed.to_string()}))).await;
+    let (status, claim) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/claims"), Some(json!({"claimant": head[0], "filed": filed.to_string()}))).await;
     assert_eq!(status, 201, "{claim}");
     let first = filed + Months::new(1);
     assert_eq!(claim["first_month"], json!({"year": first.year(), "month": first.month()}));
@@ -70,29 +57,29 @@ async fn claims_payments_and_move_out() {
     for c in children.iter().filter(|c| young(c)) {
         assert!(claimed.contains(&c[0].as_str()), "child {} from the registry is in the claim", c[0]);
     }
-    let (status, _) = call(&host, Some(&staff), Method::POST, &format!("{base}/staff/claims"), Some(json!({"claimant": head[0]}))).await;
+    let (status, _) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/claims"), Some(json!({"claimant": head[0]}))).await;
     assert_eq!(status, 409, "one claim per claimant");
-    let (status, none) = call(&host, Some(&staff), Method::POST, &format!("{base}/staff/claims"), Some(json!({"claimant": single[0]}))).await;
+    let (status, none) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/claims"), Some(json!({"claimant": single[0]}))).await;
     assert_eq!(status, 422, "{none}");
-    let (status, _) = call(&host, Some(&host.token("resident", None)), Method::GET, &format!("{base}/staff/claims"), None).await;
+    let (status, _) = host.call(Some(&host.token("resident", None)), Method::GET, &format!("{base}/staff/claims"), None).await;
     assert_eq!(status, 403);
 
     // The payment runs: this month's payment and a later one both pay the claim.
     let now_payment = paid_in(today);
     let later_payment = paid_in(today + Months::new(2));
-    let (_, run_now) = call(&host, Some(&staff), Method::GET, &format!("{base}/staff/payment-run?month={now_payment}"), None).await;
-    let (_, run_later) = call(&host, Some(&staff), Method::GET, &format!("{base}/staff/payment-run?month={later_payment}"), None).await;
+    let (_, run_now) = host.call(Some(&staff), Method::GET, &format!("{base}/staff/payment-run?month={now_payment}"), None).await;
+    let (_, run_later) = host.call(Some(&staff), Method::GET, &format!("{base}/staff/payment-run?month={later_payment}"), None).await;
     assert!(in_run(&run_now, &claim).unwrap() >= 20_000, "{run_now}");
     assert!(in_run(&run_later, &claim).unwrap() >= 20_000);
     let sum: i64 = run_now["rows"].as_array().unwrap().iter().map(|r| r["amount"].as_i64().unwrap()).sum();
     assert_eq!(run_now["total"].as_i64().unwrap(), sum);
-    let (status, _) = call(&host, Some(&staff), Method::GET, &format!("{base}/staff/payment-run?month=2026-03"), None).await;
+    let (status, _) = host.call(Some(&staff), Method::GET, &format!("{base}/staff/payment-run?month=2026-03"), None).await;
     assert_eq!(status, 400, "odd months are not payment months");
     let page = host.client.get(host.url(&format!("{base}/staff"))).bearer_auth(&staff).send().await.unwrap().text().await.unwrap();
     assert!(page.contains(&head[3]) && page.contains("<tfoot>"));
 
     // The public calculator gives the published example.
-    let (_, calc) = call(&host, None, Method::GET, &format!("{base}/calculate?births=2009-01-10,2013-01-10,2016-01-10&supported=2006-01-10&month=2026-06"), None).await;
+    let (_, calc) = host.call(None, Method::GET, &format!("{base}/calculate?births=2009-01-10,2013-01-10,2016-01-10&supported=2006-01-10&month=2026-06"), None).await;
     assert_eq!(calc["monthly_total"], 70_000, "{calc}");
 
     // The claimant moves out today: the registry import pushes the change, the claim ends
@@ -113,7 +100,7 @@ async fn claims_payments_and_move_out() {
     assert_eq!(r.status(), 200);
     let deadline = Instant::now() + Duration::from_secs(60);
     let ended = loop {
-        let (_, detail) = call(&host, Some(&staff), Method::GET, &format!("{base}/staff/claims/{}", claim["id"]), None).await;
+        let (_, detail) = host.call(Some(&staff), Method::GET, &format!("{base}/staff/claims/{}", claim["id"]), None).await;
         if detail["claim"]["state"]["state"] == "ended" {
             break detail;
         }
@@ -122,8 +109,8 @@ async fn claims_payments_and_move_out() {
     };
     assert_eq!(ended["claim"]["state"]["last_month"], json!({"year": today.year(), "month": today.month()}));
     assert!(ended["claim"]["history"].as_array().unwrap().iter().any(|h| h["by"] == "住民記録"));
-    let (_, run_now) = call(&host, Some(&staff), Method::GET, &format!("{base}/staff/payment-run?month={now_payment}"), None).await;
-    let (_, run_later) = call(&host, Some(&staff), Method::GET, &format!("{base}/staff/payment-run?month={later_payment}"), None).await;
+    let (_, run_now) = host.call(Some(&staff), Method::GET, &format!("{base}/staff/payment-run?month={now_payment}"), None).await;
+    let (_, run_later) = host.call(Some(&staff), Method::GET, &format!("{base}/staff/payment-run?month={later_payment}"), None).await;
     assert!(in_run(&run_now, &claim).is_some(), "the month of the move-out is paid");
     assert!(in_run(&run_later, &claim).is_none(), "nothing after it");
 

@@ -6,26 +6,13 @@
 use base64::Engine;
 use nukisashi_e2e::{Backend, Host, HostSpec, binary, publish_plugin, subscribe};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CHIYODA: &str = "131016";
 const SAPPORO: &str = "011002";
 
-async fn call(host: &Host, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = host.client.request(method, host.url(path));
-    if let Some(t) = token {
-        request = request.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        request = request.json(&b);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 /// A resident of `code` whose 宛名番号 the identity provider vouches for.
 fn resident(host: &Host, sub: &str, code: &str, addressee: &str) -> String {
@@ -69,7 +56,7 @@ async fn an_application_from_form_to_hand_off() {
     let other = resident(&host, "other", CHIYODA, "9999999");
 
     // The procedure is data: listed, and its page is prefilled from the registry.
-    let (_, forms) = call(&host, None, Method::GET, &format!("{base}/forms"), None).await;
+    let (_, forms) = host.call(None, Method::GET, &format!("{base}/forms"), None).await;
     assert_eq!(forms[0]["id"], "child-allowance-claim");
     assert_eq!(forms[0]["version"], 1);
     let page = host.client.get(host.url(&format!("{base}/forms/child-allowance-claim"))).bearer_auth(&parent).send().await.unwrap().text().await.unwrap();
@@ -82,13 +69,13 @@ async fn an_application_from_form_to_hand_off() {
     assert!(!r.text().await.unwrap().contains("value=\"1000000001\""));
 
     // Server-side validation names every problem; a good submission gets a 受付番号.
-    let (status, refused) = call(&host, Some(&parent), Method::POST, &format!("{base}/forms/child-allowance-claim"), Some(json!({"name": head[3], "name_kana": "やまだ"}))).await;
+    let (status, refused) = host.call(Some(&parent), Method::POST, &format!("{base}/forms/child-allowance-claim"), Some(json!({"name": head[3], "name_kana": "やまだ"}))).await;
     assert_eq!(status, 422);
     let detail = refused["detail"].as_str().unwrap();
     for field in ["name_kana", "birth_date", "address", "pension"] {
         assert!(detail.contains(field), "{field} missing from: {detail}");
     }
-    let (status, _) = call(&host, None, Method::POST, &format!("{base}/forms/child-allowance-claim"), Some(json!({}))).await;
+    let (status, _) = host.call(None, Method::POST, &format!("{base}/forms/child-allowance-claim"), Some(json!({}))).await;
     assert_eq!(status, 401);
     let pdf = b"%PDF-1.4 confirmation".to_vec();
     let mut submission = json!({
@@ -96,39 +83,39 @@ async fn an_application_from_form_to_hand_off() {
         "addressee_number": head[0], "pension": "国民年金",
         "confirmation": {"name": "確認書.pdf", "content_type": "application/pdf", "data": base64::engine::general_purpose::STANDARD.encode(&pdf)}
     });
-    let (status, app) = call(&host, Some(&parent), Method::POST, &format!("{base}/forms/child-allowance-claim"), Some(submission.clone())).await;
+    let (status, app) = host.call(Some(&parent), Method::POST, &format!("{base}/forms/child-allowance-claim"), Some(submission.clone())).await;
     assert_eq!(status, 201, "{app}");
     let no = app["receipt_number"].as_str().unwrap().to_string();
     assert!(no.ends_with("-000001"));
     assert_eq!(app["status"], "submitted");
     assert_eq!(app["addressee_number"], head[0].as_str(), "the vouched 宛名番号 is recorded");
-    let (status, _) = call(&host, Some(&other), Method::GET, &format!("{base}/applications/{no}"), None).await;
+    let (status, _) = host.call(Some(&other), Method::GET, &format!("{base}/applications/{no}"), None).await;
     assert_eq!(status, 404, "other residents cannot see it");
-    let (_, mine) = call(&host, Some(&parent), Method::GET, &format!("{base}/applications/mine"), None).await;
+    let (_, mine) = host.call(Some(&parent), Method::GET, &format!("{base}/applications/mine"), None).await;
     assert_eq!(mine.as_array().unwrap().len(), 1);
 
     // Staff work it: no skipping, a return needs a reason, the applicant corrects.
     let status_path = format!("{base}/staff/applications/{no}/status");
-    let (status, _) = call(&host, Some(&staff), Method::POST, &status_path, Some(json!({"status": "completed"}))).await;
+    let (status, _) = host.call(Some(&staff), Method::POST, &status_path, Some(json!({"status": "completed"}))).await;
     assert_eq!(status, 409);
     for to in ["received", "in-review"] {
-        let (status, body) = call(&host, Some(&staff), Method::POST, &status_path, Some(json!({"status": to}))).await;
+        let (status, body) = host.call(Some(&staff), Method::POST, &status_path, Some(json!({"status": to}))).await;
         assert_eq!(status, 200, "{body}");
     }
-    let (status, _) = call(&host, Some(&staff), Method::POST, &status_path, Some(json!({"status": "returned"}))).await;
+    let (status, _) = host.call(Some(&staff), Method::POST, &status_path, Some(json!({"status": "returned"}))).await;
     assert_eq!(status, 422);
-    let (status, _) = call(&host, Some(&staff), Method::POST, &status_path, Some(json!({"status": "returned", "comment": "年金の種類を確認してください"}))).await;
+    let (status, _) = host.call(Some(&staff), Method::POST, &status_path, Some(json!({"status": "returned", "comment": "年金の種類を確認してください"}))).await;
     assert_eq!(status, 200);
     submission["pension"] = json!("厚生年金");
-    let (status, corrected) = call(&host, Some(&parent), Method::PUT, &format!("{base}/applications/{no}"), Some(submission.clone())).await;
+    let (status, corrected) = host.call(Some(&parent), Method::PUT, &format!("{base}/applications/{no}"), Some(submission.clone())).await;
     assert_eq!(status, 200, "{corrected}");
     assert_eq!(corrected["status"], "submitted");
     assert_eq!(corrected["values"]["pension"], "厚生年金");
     for to in ["received", "in-review", "completed"] {
-        let (status, body) = call(&host, Some(&staff), Method::POST, &status_path, Some(json!({"status": to}))).await;
+        let (status, body) = host.call(Some(&staff), Method::POST, &status_path, Some(json!({"status": to}))).await;
         assert_eq!(status, 200, "{body}");
     }
-    let (_, done) = call(&host, Some(&parent), Method::GET, &format!("{base}/applications/{no}"), None).await;
+    let (_, done) = host.call(Some(&parent), Method::GET, &format!("{base}/applications/{no}"), None).await;
     let trail: Vec<&str> = done["history"].as_array().unwrap().iter().map(|h| h["to"].as_str().unwrap()).collect();
     assert_eq!(trail, vec!["submitted", "received", "in-review", "returned", "submitted", "received", "in-review", "completed"]);
     assert_eq!(done["history"][3]["comment"], "年金の種類を確認してください");
@@ -141,7 +128,7 @@ async fn an_application_from_form_to_hand_off() {
     // The completed 認定請求 reaches the child-allowance module as a claim.
     let deadline = Instant::now() + Duration::from_secs(30);
     let claim = loop {
-        let (_, claims) = call(&host, Some(&staff), Method::GET, &format!("/{CHIYODA}/child-allowance/staff/claims"), None).await;
+        let (_, claims) = host.call(Some(&staff), Method::GET, &format!("/{CHIYODA}/child-allowance/staff/claims"), None).await;
         if let Some(c) = claims.as_array().unwrap().iter().find(|c| c["claimant"] == head[0].as_str()) {
             break c.clone();
         }
@@ -152,24 +139,24 @@ async fn an_application_from_form_to_hand_off() {
     assert!(!claim["children"].as_array().unwrap().is_empty());
 
     // Withdrawal by the applicant is final for staff too.
-    let (_, second) = call(&host, Some(&parent), Method::POST, &format!("{base}/forms/child-allowance-claim"), Some(submission)).await;
+    let (_, second) = host.call(Some(&parent), Method::POST, &format!("{base}/forms/child-allowance-claim"), Some(submission)).await;
     let second_no = second["receipt_number"].as_str().unwrap();
-    let (status, withdrawn) = call(&host, Some(&parent), Method::POST, &format!("{base}/applications/{second_no}/withdraw"), Some(json!({"comment": "重複"}))).await;
+    let (status, withdrawn) = host.call(Some(&parent), Method::POST, &format!("{base}/applications/{second_no}/withdraw"), Some(json!({"comment": "重複"}))).await;
     assert_eq!(status, 200);
     assert_eq!(withdrawn["status"], "withdrawn");
-    let (status, _) = call(&host, Some(&staff), Method::POST, &format!("{base}/staff/applications/{second_no}/status"), Some(json!({"status": "received"}))).await;
+    let (status, _) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/applications/{second_no}/status"), Some(json!({"status": "received"}))).await;
     assert_eq!(status, 409);
 
     // Staff publish a new version of the form; earlier applications keep theirs.
-    let (_, mut def) = call(&host, None, Method::GET, &format!("{base}/forms/child-allowance-claim/definition"), None).await;
+    let (_, mut def) = host.call(None, Method::GET, &format!("{base}/forms/child-allowance-claim/definition"), None).await;
     def["title"] = json!("児童手当 認定請求書（令和8年改訂）");
-    let (status, v2) = call(&host, Some(&staff), Method::POST, &format!("{base}/staff/forms"), Some(def.clone())).await;
+    let (status, v2) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/forms"), Some(def.clone())).await;
     assert_eq!(status, 201, "{v2}");
     assert_eq!(v2["version"], 2);
     assert_eq!(done["form_version"], 1);
     def["fields"][0]["pattern"] = json!("(");
-    let (status, _) = call(&host, Some(&staff), Method::POST, &format!("{base}/staff/forms"), Some(def)).await;
+    let (status, _) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/forms"), Some(def)).await;
     assert_eq!(status, 422, "a broken definition is refused");
-    let (status, _) = call(&host, Some(&parent), Method::POST, &format!("{base}/staff/forms"), Some(json!({}))).await;
+    let (status, _) = host.call(Some(&parent), Method::POST, &format!("{base}/staff/forms"), Some(json!({}))).await;
     assert_eq!(status, 403);
 }

@@ -45,19 +45,6 @@ async fn plug_in(host: &Host, dir: &Path) {
     }
 }
 
-async fn call(host: &Host, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = host.client.request(method, host.url(path));
-    if let Some(t) = token {
-        request = request.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        request = request.json(&b);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 fn donor(amount: i64, gift: Option<u64>) -> Value {
     json!({"amount": amount, "gift_id": gift, "name": "山田 花子", "postal_code": "100-0001", "address": "東京都千代田区千代田1-1", "phone": "03-0000-0000", "purpose": "子育て支援"})
@@ -75,39 +62,39 @@ async fn furusato_tax_end_to_end() {
 
     // Gifts: exactly 30 % is allowed, a yen more is not.
     let gift = json!({"title": "江戸切子 ぐい呑み", "supplier": "千代田硝子工房", "procurement_cost": 3000, "shipping_cost": 800, "min_donation": 10000, "basis": "processed-in-area", "basis_note": "区内の工房で加工", "stock": 3});
-    let (status, created) = call(&host, Some(&staff), Method::POST, &format!("{base}/staff/gifts"), Some(gift.clone())).await;
+    let (status, created) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/gifts"), Some(gift.clone())).await;
     assert_eq!(status, 201, "{created}");
     let gift_id = created["id"].as_u64().unwrap();
     let mut too_costly = gift.clone();
     too_costly["procurement_cost"] = json!(3001);
-    let (status, refused) = call(&host, Some(&staff), Method::POST, &format!("{base}/staff/gifts"), Some(too_costly)).await;
+    let (status, refused) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/gifts"), Some(too_costly)).await;
     assert_eq!(status, 422);
     assert!(refused["detail"].as_str().unwrap().contains("3割"), "{refused}");
-    let (status, _) = call(&host, Some(&hanako), Method::POST, &format!("{base}/staff/gifts"), Some(gift.clone())).await;
+    let (status, _) = host.call(Some(&hanako), Method::POST, &format!("{base}/staff/gifts"), Some(gift.clone())).await;
     assert_eq!(status, 403, "residents do not manage gifts");
 
     // The catalogue is per municipality.
-    let (_, gifts) = call(&host, None, Method::GET, &format!("{base}/gifts"), None).await;
+    let (_, gifts) = host.call(None, Method::GET, &format!("{base}/gifts"), None).await;
     assert_eq!(gifts.as_array().unwrap().len(), 1);
     assert_eq!(gifts[0]["stock"], 3);
-    let (_, sapporo_gifts) = call(&host, None, Method::GET, &format!("/{SAPPORO}/furusato-tax/gifts"), None).await;
+    let (_, sapporo_gifts) = host.call(None, Method::GET, &format!("/{SAPPORO}/furusato-tax/gifts"), None).await;
     assert_eq!(sapporo_gifts, json!([]));
     let page = host.get(&format!("{base}/")).await.text().await.unwrap();
     assert!(page.contains("江戸切子") && page.contains("03-3264-2111") && page.contains("<label for=\"amount\">"));
 
     // Donations: anonymous callers must sign in; below the gift's minimum is refused.
-    let (status, _) = call(&host, None, Method::POST, &format!("{base}/donations"), Some(donor(10000, Some(gift_id)))).await;
+    let (status, _) = host.call(None, Method::POST, &format!("{base}/donations"), Some(donor(10000, Some(gift_id)))).await;
     assert_eq!(status, 401);
-    let (status, low) = call(&host, Some(&hanako), Method::POST, &format!("{base}/donations"), Some(donor(9999, Some(gift_id)))).await;
+    let (status, low) = host.call(Some(&hanako), Method::POST, &format!("{base}/donations"), Some(donor(9999, Some(gift_id)))).await;
     assert_eq!(status, 422, "{low}");
-    let (status, first) = call(&host, Some(&hanako), Method::POST, &format!("{base}/donations"), Some(donor(10000, Some(gift_id)))).await;
+    let (status, first) = host.call(Some(&hanako), Method::POST, &format!("{base}/donations"), Some(donor(10000, Some(gift_id)))).await;
     assert_eq!(status, 201, "{first}");
     let year = first["date"].as_str().unwrap()[..4].to_string();
     assert_eq!(first["receipt_number"], format!("{year}-000001"));
 
     // Stock is taken atomically: 2 left, 6 concurrent donations, exactly 2 succeed.
     let donations_path = format!("{base}/donations");
-    let attempts = (0..6).map(|_| call(&host, Some(&taro), Method::POST, &donations_path, Some(donor(12000, Some(gift_id)))));
+    let attempts = (0..6).map(|_| host.call(Some(&taro), Method::POST, &donations_path, Some(donor(12000, Some(gift_id)))));
     let results = futures::future::join_all(attempts).await;
     let statuses: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 2, "{statuses:?}");
@@ -123,12 +110,12 @@ async fn furusato_tax_end_to_end() {
         assert!(receipt.contains(expected), "{expected} missing from the receipt");
     }
     assert!(!receipt.contains("札幌"));
-    let (status, _) = call(&host, Some(&taro), Method::GET, &receipt_path, None).await;
+    let (status, _) = host.call(Some(&taro), Method::GET, &receipt_path, None).await;
     assert_eq!(status, 404, "another resident cannot see it");
-    let (status, _) = call(&host, Some(&staff), Method::GET, &receipt_path, None).await;
+    let (status, _) = host.call(Some(&staff), Method::GET, &receipt_path, None).await;
     assert_eq!(status, 200);
     // Sapporo's receipts come from Sapporo's config: nothing is hard-coded.
-    let (_, sapporo) = call(&host, Some(&hanako), Method::POST, &format!("/{SAPPORO}/furusato-tax/donations"), Some(donor(5000, None))).await;
+    let (_, sapporo) = host.call(Some(&hanako), Method::POST, &format!("/{SAPPORO}/furusato-tax/donations"), Some(donor(5000, None))).await;
     assert_eq!(sapporo["receipt_number"], format!("{year}-000001"), "numbering is per municipality");
     let sapporo_receipt = host.client.get(host.url(&format!("/{SAPPORO}/furusato-tax/donations/{}/receipt", sapporo["id"]))).bearer_auth(&hanako).send().await.unwrap().text().await.unwrap();
     assert!(sapporo_receipt.contains("札幌市長 秋元克広") && !sapporo_receipt.contains("千代田区長"));
@@ -140,68 +127,68 @@ async fn furusato_tax_end_to_end() {
                "birth_date": "1980-04-01", "phone": "03-0000-0000", "declares_no_tax_return": declares, "declares_within_five": declares,
                "municipalities_this_year": municipalities})
     };
-    let (status, sixth) = call(&host, Some(&hanako), Method::POST, &format!("{base}/onestop"), Some(form(&first, 6, true))).await;
+    let (status, sixth) = host.call(Some(&hanako), Method::POST, &format!("{base}/onestop"), Some(form(&first, 6, true))).await;
     assert_eq!(status, 422);
     assert!(sixth["detail"].as_str().unwrap().contains("6団体"));
-    let (status, app) = call(&host, Some(&hanako), Method::POST, &format!("{base}/onestop"), Some(form(&first, 5, true))).await;
+    let (status, app) = host.call(Some(&hanako), Method::POST, &format!("{base}/onestop"), Some(form(&first, 5, true))).await;
     assert_eq!(status, 201, "{app}");
     assert_eq!(app["status"], "received");
-    let (status, _) = call(&host, Some(&hanako), Method::POST, &format!("{base}/onestop"), Some(form(&first, 5, true))).await;
+    let (status, _) = host.call(Some(&hanako), Method::POST, &format!("{base}/onestop"), Some(form(&first, 5, true))).await;
     assert_eq!(status, 409, "one application per donation");
     let taro_donation = &results.iter().find(|(s, _)| *s == 201).unwrap().1;
-    let (status, incomplete) = call(&host, Some(&taro), Method::POST, &format!("{base}/onestop"), Some(form(taro_donation, 2, false))).await;
+    let (status, incomplete) = host.call(Some(&taro), Method::POST, &format!("{base}/onestop"), Some(form(taro_donation, 2, false))).await;
     assert_eq!(status, 201);
     assert_eq!(incomplete["status"], "incomplete");
     assert!(incomplete["history"][0]["reason"].as_str().unwrap().contains("確定申告"));
-    let (status, _) = call(&host, Some(&taro), Method::POST, &format!("{base}/onestop"), Some(form(&first, 2, true))).await;
+    let (status, _) = host.call(Some(&taro), Method::POST, &format!("{base}/onestop"), Some(form(&first, 2, true))).await;
     assert_eq!(status, 404, "nobody applies for someone else's donation");
     // A change of address before 10 January is recorded.
-    let (status, changed) = call(&host, Some(&hanako), Method::POST, &format!("{base}/onestop/{}/change", app["id"]), Some(json!({"address": "東京都千代田区神田1-1"}))).await;
+    let (status, changed) = host.call(Some(&hanako), Method::POST, &format!("{base}/onestop/{}/change", app["id"]), Some(json!({"address": "東京都千代田区神田1-1"}))).await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["form"]["address"], "東京都千代田区神田1-1");
     assert_eq!(changed["changes"].as_array().unwrap().len(), 1);
     // Staff accept, then void after the donor filed a tax return; the history keeps all.
     let status_path = format!("{base}/staff/onestop/{}/status", app["id"]);
-    let (status, _) = call(&host, Some(&staff), Method::POST, &status_path, Some(json!({"status": "accepted"}))).await;
+    let (status, _) = host.call(Some(&staff), Method::POST, &status_path, Some(json!({"status": "accepted"}))).await;
     assert_eq!(status, 200);
-    let (status, _) = call(&host, Some(&staff), Method::POST, &status_path, Some(json!({"status": "received"}))).await;
+    let (status, _) = host.call(Some(&staff), Method::POST, &status_path, Some(json!({"status": "received"}))).await;
     assert_eq!(status, 409);
-    let (status, voided) = call(&host, Some(&staff), Method::POST, &status_path, Some(json!({"status": "voided", "reason": "確定申告を提出"}))).await;
+    let (status, voided) = host.call(Some(&staff), Method::POST, &status_path, Some(json!({"status": "voided", "reason": "確定申告を提出"}))).await;
     assert_eq!(status, 200);
     let history: Vec<&str> = voided["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
     assert_eq!(history, vec!["received", "accepted", "voided"]);
 
     // Cancelling is recorded, not deleted, and returns the gift to stock.
-    let (status, cancelled) = call(&host, Some(&staff), Method::POST, &format!("{base}/staff/donations/{}/cancel", first["id"]), Some(json!({"reason": "二重申込み", "refunded": true}))).await;
+    let (status, cancelled) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/donations/{}/cancel", first["id"]), Some(json!({"reason": "二重申込み", "refunded": true}))).await;
     assert_eq!(status, 200);
     assert_eq!(cancelled["state"]["state"], "cancelled");
-    let (_, gifts) = call(&host, None, Method::GET, &format!("{base}/gifts"), None).await;
+    let (_, gifts) = host.call(None, Method::GET, &format!("{base}/gifts"), None).await;
     assert_eq!(gifts[0]["stock"], 1);
-    let (_, all) = call(&host, Some(&staff), Method::GET, &format!("{base}/staff/donations"), None).await;
+    let (_, all) = host.call(Some(&staff), Method::GET, &format!("{base}/staff/donations"), None).await;
     assert_eq!(all.as_array().unwrap().len(), 3);
 
     // Annual report: two 12,000-yen donations with the gift; costs within 50 % until other
     // costs push them over.
-    let (_, report) = call(&host, Some(&staff), Method::GET, &format!("{base}/staff/report?year={year}"), None).await;
+    let (_, report) = host.call(Some(&staff), Method::GET, &format!("{base}/staff/report?year={year}"), None).await;
     assert_eq!((report["donation_count"].as_u64(), report["donations"].as_i64(), report["cancelled_count"].as_u64()), (Some(2), Some(24000), Some(1)));
     assert_eq!(report["gift_procurement"], 6000);
     assert_eq!(report["shipping"], 1600);
     assert_eq!(report["within_fifty_percent"], true);
-    let (status, _) = call(&host, Some(&staff), Method::POST, &format!("{base}/staff/costs"), Some(json!({"year": year.parse::<i64>().unwrap(), "label": "ポータル手数料", "amount": 4401}))).await;
+    let (status, _) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/costs"), Some(json!({"year": year.parse::<i64>().unwrap(), "label": "ポータル手数料", "amount": 4401}))).await;
     assert_eq!(status, 201);
-    let (_, report) = call(&host, Some(&staff), Method::GET, &format!("{base}/staff/report?year={year}"), None).await;
+    let (_, report) = host.call(Some(&staff), Method::GET, &format!("{base}/staff/report?year={year}"), None).await;
     assert_eq!(report["total_costs"], 12001);
     assert_eq!(report["within_fifty_percent"], false);
 
     // Simulator from household figures (public) and from the resident-tax summary (staff,
     // through the linkage `tax` capability, audited).
-    let (status, sim) = call(&host, None, Method::GET, &format!("{base}/simulate?total_income=4000000&social_insurance=600000&spouse=on"), None).await;
+    let (status, sim) = host.call(None, Method::GET, &format!("{base}/simulate?total_income=4000000&social_insurance=600000&spouse=on"), None).await;
     assert_eq!(status, 200);
     assert!(sim["limit"].as_i64().unwrap() > 2000);
     let admin = host.token("admin", Some(CHIYODA));
     let tax_csv = host.send_as(&admin, Method::GET, &format!("/api/v1/municipalities/{CHIYODA}/linkage/tax/export"), None).await.text().await.unwrap();
     let row: Vec<&str> = tax_csv.lines().nth(1).unwrap().split(',').collect();
-    let (status, sim) = call(&host, Some(&staff), Method::GET, &format!("{base}/staff/simulate/{}?year={}", row[0], row[1]), None).await;
+    let (status, sim) = host.call(Some(&staff), Method::GET, &format!("{base}/staff/simulate/{}?year={}", row[0], row[1]), None).await;
     assert_eq!(status, 200, "{sim}");
     let income_based: i64 = row[3].parse().unwrap();
     let rate = match income_based * 10 {
@@ -219,10 +206,10 @@ async fn furusato_tax_end_to_end() {
         .output()
         .unwrap();
     let taxpayer = ok(out).trim().to_string();
-    let (status, mine) = call(&host, Some(&taxpayer), Method::GET, &format!("{base}/simulate/mine?year={}", row[1]), None).await;
+    let (status, mine) = host.call(Some(&taxpayer), Method::GET, &format!("{base}/simulate/mine?year={}", row[1]), None).await;
     assert_eq!(status, 200, "{mine}");
     assert_eq!(mine["limit"], sim["limit"]);
-    let (status, _) = call(&host, Some(&hanako), Method::GET, &format!("{base}/simulate/mine?year={}", row[1]), None).await;
+    let (status, _) = host.call(Some(&hanako), Method::GET, &format!("{base}/simulate/mine?year={}", row[1]), None).await;
     assert_eq!(status, 403, "without a vouched 宛名番号 there is nothing to look up");
     let audit = host.send_as(&admin, Method::GET, &format!("/api/v1/municipalities/{CHIYODA}/audit?module=furusato-tax&addressee_number={}", row[0]), None).await;
     let audit: Value = audit.json().await.unwrap();

@@ -4,7 +4,7 @@
 //! of entitlement when the change feed reports a move-out or death, and the even-month
 //! payment run for staff. A public calculator lets residents see what they would receive.
 
-pub mod date;
+pub use nukisashi_sdk::date;
 mod pages;
 pub mod rules;
 
@@ -87,17 +87,6 @@ impl Claim {
 }
 
 // ---- input helpers --------------------------------------------------------------------------
-
-fn input(req: &Request) -> Result<Map<String, Value>> {
-    if req.is_form() {
-        Ok(req.form()?.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
-    } else {
-        match req.json::<Value>()? {
-            Value::Object(m) => Ok(m),
-            _ => Err(Error::bad_request("the body must be a JSON object")),
-        }
-    }
-}
 
 fn text(m: &Map<String, Value>, key: &str) -> String {
     match m.get(key) {
@@ -209,7 +198,7 @@ fn children_of(household: &[Resident], claimant: &Resident, supported: &[String]
 }
 
 fn create_claim(req: &Request) -> Result<Response> {
-    let m = input(req)?;
+    let m = req.fields()?;
     let claimant_number = text(&m, "claimant");
     if claimant_number.is_empty() {
         return Err(Error::unprocessable("請求者の宛名番号（claimant）を入力してください"));
@@ -327,7 +316,7 @@ fn revise_claim(req: &Request) -> Result<Response> {
     if !claim.is_active() {
         return Err(Error::conflict("終了した認定は改定できません"));
     }
-    let m = input(req)?;
+    let m = req.fields()?;
     let filed = date_field(&m, "filed", "請求日")?.unwrap_or_else(Date::today);
     let event = date_field(&m, "event", "出生日")?;
     let from = rules::first_paid_month(filed, event);
@@ -369,7 +358,7 @@ fn end_claim_route(req: &Request) -> Result<Response> {
     if !claim.is_active() {
         return Err(Error::conflict("この認定は既に終了しています"));
     }
-    let m = input(req)?;
+    let m = req.fields()?;
     let ended = date_field(&m, "date", "消滅日")?.unwrap_or_else(Date::today);
     let reason = text(&m, "reason");
     if reason.is_empty() {

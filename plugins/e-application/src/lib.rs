@@ -4,7 +4,7 @@
 //! corrections after a return, and the hand-off of completed applications to other modules
 //! through a platform event (the 児童手当 認定請求 reaches the child-allowance module).
 
-pub mod date;
+pub use nukisashi_sdk::date;
 pub mod forms;
 mod pages;
 pub mod workflow;
@@ -13,7 +13,7 @@ use date::Date;
 use forms::{FormDef, Validated};
 use nukisashi_sdk::identity::Role;
 use nukisashi_sdk::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use workflow::{Actor, Status};
 
@@ -153,17 +153,6 @@ fn my_applications() -> Result<Vec<Application>> {
 
 // ---- submission ----------------------------------------------------------------------------
 
-fn input(req: &Request) -> Result<Map<String, Value>> {
-    if req.is_form() {
-        Ok(req.form()?.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
-    } else {
-        match req.json::<Value>()? {
-            Value::Object(m) => Ok(m),
-            _ => Err(Error::bad_request("the body must be a JSON object")),
-        }
-    }
-}
-
 fn max_attachment() -> usize {
     config::get_or("max_attachment_bytes", "5242880").parse().unwrap_or(5 << 20)
 }
@@ -186,7 +175,7 @@ fn store_files(no: &str, validated: &Validated) -> Result<BTreeMap<String, FileI
 fn submit(req: &Request) -> Result<Response> {
     let caller = identity::require(Role::Resident)?;
     let form = latest_form(req.param("id").unwrap_or(""))?;
-    let validated = forms::validate(&form, &input(req)?, max_attachment()).map_err(invalid)?;
+    let validated = forms::validate(&form, &req.fields()?, max_attachment()).map_err(invalid)?;
     let today = Date::today();
     let no = format!("{}-{:06}", today.year, kv::increment(&format!("seq/receipt/{}", today.year), 1)?);
     let files = store_files(&no, &validated)?;
@@ -220,7 +209,7 @@ fn resubmit(req: &Request) -> Result<Response> {
     }
     workflow::transition(Actor::Applicant, app.status, Status::Submitted).map_err(Error::conflict)?;
     let form: FormDef = kv::get_json(&form_key(&app.form_id, app.form_version))?.ok_or_else(|| Error::internal("the form version is missing"))?;
-    let validated = forms::validate(&form, &input(req)?, max_attachment()).map_err(invalid)?;
+    let validated = forms::validate(&form, &req.fields()?, max_attachment()).map_err(invalid)?;
     let mut files = app.files.clone();
     files.extend(store_files(&app.receipt_number, &validated)?);
     app.values = validated.values;
@@ -237,7 +226,7 @@ fn withdraw(req: &Request) -> Result<Response> {
         return Err(Error::forbidden("申請者本人だけが取り下げられます"));
     }
     workflow::transition(Actor::Applicant, app.status, Status::Withdrawn).map_err(Error::conflict)?;
-    let comment = input(req).ok().and_then(|m| m.get("comment").and_then(Value::as_str).map(str::to_string)).unwrap_or_default();
+    let comment = req.fields().ok().and_then(|m| m.get("comment").and_then(Value::as_str).map(str::to_string)).unwrap_or_default();
     app.history.push(HistoryEntry { on: Date::today(), by: who(), from: Some(app.status), to: Status::Withdrawn, comment });
     app.status = Status::Withdrawn;
     save(&app)?;
@@ -268,7 +257,7 @@ struct Handoff<'a> {
 
 fn set_status(req: &Request) -> Result<Response> {
     let no = req.param("no").unwrap_or("").to_string();
-    let m = input(req)?;
+    let m = req.fields()?;
     let to: Status = serde_json::from_value(m.get("status").cloned().unwrap_or(Value::Null))
         .map_err(|_| Error::unprocessable("status は received, in-review, completed, returned, rejected のいずれかです"))?;
     let comment = m.get("comment").and_then(Value::as_str).unwrap_or("").trim().to_string();

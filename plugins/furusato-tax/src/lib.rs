@@ -7,7 +7,7 @@
 //! `/onestop` signed-in residents) and staff routes (`/staff…`). The rules are in
 //! [`rules`]; records in [`store`].
 
-pub mod date;
+pub use nukisashi_sdk::date;
 pub mod rules;
 pub mod store;
 mod pages;
@@ -49,18 +49,6 @@ fn routes() -> Router {
 nukisashi_sdk::module!(routes);
 
 // ---- input -----------------------------------------------------------------------------
-
-/// The body as one object, from JSON or a form post (form values are strings).
-fn input(req: &Request) -> Result<Map<String, Value>> {
-    if req.is_form() {
-        Ok(req.form()?.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
-    } else {
-        match req.json::<Value>()? {
-            Value::Object(m) => Ok(m),
-            _ => Err(Error::bad_request("the body must be a JSON object")),
-        }
-    }
-}
 
 fn text(m: &Map<String, Value>, key: &str) -> String {
     match m.get(key) {
@@ -172,7 +160,7 @@ fn gift_from(m: &Map<String, Value>, id: u64) -> Result<Gift> {
 }
 
 fn create_gift(req: &Request) -> Result<Response> {
-    let m = input(req)?;
+    let m = req.fields()?;
     let mut gift = gift_from(&m, 0)?;
     gift.id = store::next_id("gift")?;
     store::save("gift", gift.id, &gift)?;
@@ -188,7 +176,7 @@ fn update_gift(req: &Request) -> Result<Response> {
     if store::load::<Gift>("gift", id)?.is_none() {
         return Err(Error::not_found(format!("返礼品 {id} はありません")));
     }
-    let gift = gift_from(&input(req)?, id)?;
+    let gift = gift_from(&req.fields()?, id)?;
     store::save("gift", id, &gift)?;
     done(req, &gift, 200, "/staff")
 }
@@ -196,7 +184,7 @@ fn update_gift(req: &Request) -> Result<Response> {
 fn add_stock(req: &Request) -> Result<Response> {
     let id = id_param(req, "id")?;
     store::load::<Gift>("gift", id)?.ok_or_else(|| Error::not_found(format!("返礼品 {id} はありません")))?;
-    let delta = int(&input(req)?, "delta", "増減数")?;
+    let delta = int(&req.fields()?, "delta", "増減数")?;
     if store::stock(id)? + delta < 0 {
         return Err(Error::unprocessable("在庫を0未満にはできません"));
     }
@@ -211,7 +199,7 @@ fn purposes() -> Vec<String> {
 }
 
 fn donate(req: &Request) -> Result<Response> {
-    let m = input(req)?;
+    let m = req.fields()?;
     let amount = int(&m, "amount", "寄附額")?;
     let today = Date::today();
     let gift = match text(&m, "gift_id").as_str() {
@@ -277,7 +265,7 @@ pub fn visible_donation(id: u64) -> Result<Donation> {
 
 fn cancel_donation(req: &Request) -> Result<Response> {
     let id = id_param(req, "id")?;
-    let m = input(req)?;
+    let m = req.fields()?;
     let mut donation = store::load::<Donation>("donation", id)?.ok_or_else(|| Error::not_found(format!("寄附 {id} はありません")))?;
     if !donation.is_active() {
         return Err(Error::conflict(format!("寄附 {id} は取消済みです")));
@@ -293,7 +281,7 @@ fn cancel_donation(req: &Request) -> Result<Response> {
 // ---- one-stop ------------------------------------------------------------------------------
 
 fn apply_onestop(req: &Request) -> Result<Response> {
-    let m = input(req)?;
+    let m = req.fields()?;
     let donation_id = int(&m, "donation_id", "寄附番号")? as u64;
     let donation = visible_donation(donation_id)?;
     if !donation.is_active() {
@@ -340,7 +328,7 @@ fn my_onestop(_: &Request) -> Result<Response> {
 
 fn change_onestop(req: &Request) -> Result<Response> {
     let id = id_param(req, "id")?;
-    let m = input(req)?;
+    let m = req.fields()?;
     let mut onestop = store::load::<Onestop>("onestop", id)?.ok_or_else(|| Error::not_found(format!("申請 {id} はありません")))?;
     let donation = visible_donation(onestop.donation_id)?;
     let today = Date::today();
@@ -376,7 +364,7 @@ use store::ChangeForm;
 
 fn set_onestop_status(req: &Request) -> Result<Response> {
     let id = id_param(req, "id")?;
-    let m = input(req)?;
+    let m = req.fields()?;
     let status: OnestopStatus = serde_json::from_value(Value::String(required(&m, "status", "状態")?))
         .map_err(|_| Error::unprocessable("status は received, incomplete, accepted, voided のいずれかです"))?;
     let reason = text(&m, "reason");
@@ -468,7 +456,7 @@ fn simulate_mine(req: &Request) -> Result<Response> {
 }
 
 fn add_cost(req: &Request) -> Result<Response> {
-    let m = input(req)?;
+    let m = req.fields()?;
     let amount = int(&m, "amount", "金額")?;
     if amount < 0 {
         return Err(Error::unprocessable("金額は0以上です"));

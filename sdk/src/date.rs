@@ -1,5 +1,6 @@
 //! Calendar dates (ISO 8601, proleptic Gregorian) without a date library: parsing, today's
-//! date from the wall clock, and the few comparisons the rules need.
+//! date in Japan from the wall clock, day arithmetic and 和暦 for display — what municipal
+//! rules (deadlines, ages, fiscal years) need.
 
 use serde::{Deserialize, Serialize};
 
