@@ -91,6 +91,7 @@ async fn run() -> anyhow::Result<()> {
                 log_lines_left: 100,
                 audit: Default::default(),
                 kv_writes: None,
+                peak_memory: Default::default(),
             };
             let t = Instant::now();
             if path.starts_with('(') {

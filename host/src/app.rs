@@ -23,6 +23,8 @@ pub struct App {
     pub auth: Authenticator,
     /// Modules loaded from files at start-up (outside the catalog), by id.
     pub file_routes: std::sync::Mutex<HashMap<String, Arc<crate::plugins::live::Routed>>>,
+    /// Usage gathered on the request path, flushed to the database by `metering`.
+    pub meter: crate::metering::Meter,
     /// Wakes the push of the change feed to modules (`linkage::delivery`).
     pub deliveries: crate::linkage::delivery::Deliveries,
     configs: ConfigCache,
@@ -41,6 +43,7 @@ impl App {
             auth,
             file_routes: Default::default(),
             deliveries: Default::default(),
+            meter: Default::default(),
             configs: ConfigCache::default(),
         })
     }
@@ -95,6 +98,7 @@ impl App {
             log_lines_left: self.runtime.limits().log_lines,
             audit,
             kv_writes: None,
+            peak_memory: Default::default(),
         })
     }
 

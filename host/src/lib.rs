@@ -15,6 +15,7 @@ pub mod demo;
 pub mod engine;
 pub mod lgcode;
 pub mod linkage;
+pub mod metering;
 pub mod plugins;
 pub mod runtime;
 pub mod server;

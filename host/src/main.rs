@@ -35,6 +35,9 @@ enum Command {
     /// change feed, the delivery state and the audit trail.
     #[command(subcommand)]
     Linkage(LinkageCommand),
+    /// Usage and the monthly cost allocation (operators; admins see their own usage).
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Developer tools: synthetic municipalities.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -108,6 +111,44 @@ enum LinkageCommand {
     Deliveries {
         #[arg(long)]
         lg_code: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Split the month's platform cost among the municipalities: a fixed share evenly, a
+    /// share by population, a share by usage, with these weights; integer yen that add up.
+    Cost {
+        /// YYYY-MM (default: this month).
+        #[arg(long)]
+        month: Option<String>,
+        /// The month's platform cost in yen.
+        #[arg(long)]
+        total: i64,
+        #[arg(long, default_value_t = 0)]
+        fixed: u32,
+        #[arg(long, default_value_t = 0)]
+        population: u32,
+        #[arg(long, default_value_t = 0)]
+        usage: u32,
+        /// requests or module-time.
+        #[arg(long, default_value = "requests")]
+        measure: String,
+        /// Print CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Requests, errors, time in modules and peak memory per municipality, module and day.
+    Usage {
+        #[arg(long)]
+        month: Option<String>,
+        /// Only this municipality (its admins may ask for it).
+        #[arg(long)]
+        lg_code: Option<String>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -377,6 +418,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Module(cmd) => module(cmd).await,
         Command::Linkage(cmd) => linkage(cmd).await,
         Command::Dev(cmd) => dev(cmd),
+        Command::Report(cmd) => report(cmd).await,
         Command::Subscribe { lg_code, module, grants, version, config, api } => {
             let config: Option<serde_json::Map<String, serde_json::Value>> = if config.is_empty() {
                 None
@@ -637,5 +679,50 @@ fn dev(cmd: DevCommand) -> Result<()> {
     write_tax(&mut f, &generated.tax, encoding)?;
     std::io::Write::flush(&mut f)?;
     println!("wrote {} ({} residents) and {} ({} tax summaries)", residents_path.display(), generated.residents.len(), tax_path.display(), generated.tax.len());
+    Ok(())
+}
+
+async fn report(cmd: ReportCommand) -> Result<()> {
+    match cmd {
+        ReportCommand::Cost { month, total, fixed, population, usage, measure, csv, api } => {
+            let month_q = month.map(|m| format!("&month={m}")).unwrap_or_default();
+            let path = format!("/reports/cost?total={total}&fixed={fixed}&population={population}&usage={usage}&measure={measure}{month_q}");
+            let r: serde_json::Value = api.client().get(&path).await?;
+            if csv {
+                println!("団体コード,団体名,人口,利用量,均等割,人口割,利用割,負担額");
+            } else {
+                println!("{} (weights fixed {fixed} / population {population} / usage {usage} by {measure})", r["month"].as_str().unwrap_or(""));
+            }
+            for s in r["shares"].as_array().into_iter().flatten() {
+                let field = |k: &str| s[k].to_string().trim_matches('"').to_string();
+                if csv {
+                    println!("{},{},{},{},{},{},{},{}", field("lg_code"), field("name"), field("population"), field("usage"), field("fixed"), field("by_population"), field("by_usage"), field("amount"));
+                } else {
+                    println!("{}\t{}\t{:>12} 円 (均等 {} / 人口 {} / 利用 {})", field("lg_code"), field("name"), field("amount"), field("fixed"), field("by_population"), field("by_usage"));
+                }
+            }
+            if !csv {
+                println!("total\t\t{:>12} 円", r["total"]);
+            }
+        }
+        ReportCommand::Usage { month, lg_code, api } => {
+            let month_q = month.map(|m| format!("?month={m}")).unwrap_or_default();
+            let path = match &lg_code {
+                Some(code) => format!("/municipalities/{code}/usage{month_q}"),
+                None => format!("/usage{month_q}"),
+            };
+            let r: serde_json::Value = api.client().get(&path).await?;
+            for row in r["rows"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\trequests {}\terrors {}\tmodule {} ms\tpeak {} bytes",
+                    row["day"].as_str().unwrap_or(""), row["lg_code"].as_str().unwrap_or(""), row["module_id"].as_str().unwrap_or(""),
+                    row["requests"], row["errors"], row["module_ms"], row["peak_memory_bytes"]
+                );
+            }
+            for (lg, bytes) in r["storage_bytes"].as_object().into_iter().flatten() {
+                println!("storage\t{lg}\t{bytes} bytes");
+            }
+        }
+    }
     Ok(())
 }

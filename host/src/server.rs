@@ -39,7 +39,10 @@ pub async fn serve(app: Arc<App>, settings: &Settings) -> Result<()> {
         }
     }
     crate::linkage::delivery::spawn(app.clone());
-    axum::serve(listener, crate::api::router(app)).with_graceful_shutdown(shutdown_signal()).await?;
+    crate::metering::spawn_flusher(app.clone());
+    axum::serve(listener, crate::api::router(app.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    // What was metered since the last flush is not lost on a clean stop.
+    app.meter.flush(&app.db).await?;
     Ok(())
 }
 

@@ -96,8 +96,13 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
     let caller = principal.as_ref().map(|p| Caller::for_municipality(p, &lg_code)).unwrap_or_default();
     let platform = app.platform_state(municipality, &routed, caller, request_id.to_string(), audit_buffer.clone()).await?;
     let request = into_module_request(request, code, module, request_id)?;
+    let peak_memory = platform.peak_memory.clone();
+    let started = std::time::Instant::now();
 
     let outcome = app.runtime.invoke(version, platform, request).instrument(span.clone()).await;
+    let failed = outcome.as_ref().map(|r| r.status().is_server_error()).unwrap_or(true);
+    let peak = peak_memory.load(std::sync::atomic::Ordering::Relaxed);
+    app.meter.record(lg_code.as_str(), &version.identity.id, failed, started.elapsed(), peak);
     // What the module read is on record before anything it produced leaves the host.
     if let Err(e) = audit::flush(&app.db, &audit_context, &audit_buffer).await {
         tracing::error!(parent: &span, error = %format!("{e:#}"), "audit trail write failed; response withheld");

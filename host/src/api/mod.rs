@@ -7,6 +7,7 @@ mod linkage;
 mod subscriptions;
 mod module_config;
 mod municipalities;
+mod usage;
 pub mod problem;
 
 use crate::app::App;
@@ -69,6 +70,9 @@ fn api_v1() -> Router<Arc<App>> {
         .route("/municipalities/{lg_code}/linkage/changes", get(linkage::changes))
         .route("/municipalities/{lg_code}/linkage/deliveries", get(linkage::deliveries))
         .route("/municipalities/{lg_code}/audit", get(linkage::audit_trail))
+        .route("/municipalities/{lg_code}/usage", get(usage::of_municipality))
+        .route("/usage", get(usage::all))
+        .route("/reports/cost", get(usage::cost_report))
         .route("/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }))
 }
 

@@ -131,6 +131,9 @@ pub struct PlatformState {
     /// `Some` while a change is delivered: kv writes wait here and are committed with the
     /// delivery record.
     pub kv_writes: Option<KvWrites>,
+    /// The largest linear memory the instance grew to, set by the runtime when it ends
+    /// (shared so the gateway can meter it).
+    pub peak_memory: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl PlatformState {

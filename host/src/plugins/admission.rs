@@ -124,5 +124,6 @@ fn health_check_state(app: &App, loaded: &LoadedVersion) -> PlatformState {
         log_lines_left: 0,
         audit: Default::default(),
         kv_writes: None,
+        peak_memory: Default::default(),
     }
 }

@@ -56,6 +56,15 @@ struct Ended {
     stderr: String,
 }
 
+impl Ended {
+    /// Reads the outcome from the store, and records its peak memory for metering.
+    fn of(store: &Store<RequestState>) -> Self {
+        let data = store.data();
+        data.platform.peak_memory.store(data.limiter.peak_memory_bytes, std::sync::atomic::Ordering::Relaxed);
+        Ended { memory_limit_hit: data.limiter.memory_limit_hit, stderr: data.stderr_text() }
+    }
+}
+
 pub struct Runtime {
     compiler: Compiler,
     linker: Linker<RequestState>,
@@ -122,7 +131,7 @@ impl Runtime {
     pub async fn health_check(&self, version: &LoadedVersion, platform: PlatformState) -> Result<(), InvokeError> {
         let mut store = self.new_store(platform);
         let result = version.pre.instantiate_async(&mut store).await;
-        let ended = Ended { memory_limit_hit: store.data().limiter.memory_limit_hit, stderr: store.data().stderr_text() };
+        let ended = Ended::of(&store);
         result.map(|_| ()).map_err(|e| classify(e, &ended, self.limits.deadline_ms, self.limits.memory_bytes))
     }
 
@@ -171,7 +180,7 @@ impl Runtime {
                 module.wasi_http_incoming_handler().call_handle(&mut store, incoming, outparam).await
             }
             .await;
-            let ended = Ended { memory_limit_hit: store.data().limiter.memory_limit_hit, stderr: store.data().stderr_text() };
+            let ended = Ended::of(&store);
             (result, ended)
         };
         let response_limit = limits.response_body_bytes;
@@ -252,7 +261,7 @@ impl Runtime {
                 }
             }
             .await;
-            let ended = Ended { memory_limit_hit: store.data().limiter.memory_limit_hit, stderr: store.data().stderr_text() };
+            let ended = Ended::of(&store);
             match result {
                 Ok(Ok(())) => Ok(Ok(store.data_mut().platform.kv_writes.take().unwrap_or_default())),
                 Ok(Err(reason)) => Ok(Err(reason)),

@@ -1,0 +1,121 @@
+//! `/api/v1/usage`, `/api/v1/municipalities/{code}/usage`: metered usage by municipality,
+//! module and day; `/api/v1/reports/cost`: the monthly cost allocation (JSON or CSV).
+
+use super::auth::{Caller, refused};
+use super::municipalities::parse_code;
+use super::problem::Problem;
+use crate::app::App;
+use crate::metering::cost::{self, Party, Policy, Share};
+use crate::metering::{self, UsageRow};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+pub struct MonthQuery {
+    month: Option<String>,
+}
+
+fn month_or_now(month: Option<String>) -> Result<String, Problem> {
+    let month = month.unwrap_or_else(|| metering::japan_day()[..7].to_string());
+    metering::month_range(&month).map_err(|e| Problem::bad_request("invalid-month", e.to_string()))?;
+    Ok(month)
+}
+
+#[derive(Serialize)]
+pub struct UsageReport {
+    month: String,
+    rows: Vec<UsageRow>,
+    /// Bytes each municipality holds in module storage now.
+    storage_bytes: HashMap<String, i64>,
+}
+
+/// Every municipality's usage (operators).
+pub async fn all(State(app): State<Arc<App>>, Caller(who): Caller, Query(q): Query<MonthQuery>) -> Result<Json<UsageReport>, Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    let month = month_or_now(q.month)?;
+    app.meter.flush(&app.db).await?;
+    Ok(Json(UsageReport { rows: metering::usage(&app.db, &month, None).await?, storage_bytes: metering::storage_bytes(&app.db).await?, month }))
+}
+
+/// One municipality's usage (its admins, operators).
+pub async fn of_municipality(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(code): Path<String>,
+    Query(q): Query<MonthQuery>,
+) -> Result<Json<UsageReport>, Problem> {
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    app.require_municipality(&code)?;
+    let month = month_or_now(q.month)?;
+    app.meter.flush(&app.db).await?;
+    let mut storage = metering::storage_bytes(&app.db).await?;
+    storage.retain(|lg, _| lg == code.as_str());
+    Ok(Json(UsageReport { rows: metering::usage(&app.db, &month, Some(code.as_str())).await?, storage_bytes: storage, month }))
+}
+
+#[derive(Deserialize)]
+pub struct CostQuery {
+    month: Option<String>,
+    /// The month's platform cost, in yen.
+    total: i64,
+    #[serde(default)]
+    fixed: u32,
+    #[serde(default)]
+    population: u32,
+    #[serde(default)]
+    usage: u32,
+    /// `requests` (default) or `module-time`.
+    measure: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct CostReport {
+    month: String,
+    policy: Policy,
+    measure: String,
+    shares: Vec<Share>,
+    total: i64,
+}
+
+/// The month's cost split among every registered municipality (operators).
+pub async fn cost_report(State(app): State<Arc<App>>, Caller(who): Caller, Query(q): Query<CostQuery>) -> Result<Response, Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    let month = month_or_now(q.month)?;
+    if q.total < 0 {
+        return Err(Problem::unprocessable("invalid-total", "the month's cost must be 0 yen or more"));
+    }
+    if q.fixed + q.population + q.usage == 0 {
+        return Err(Problem::unprocessable("no-weights", "give at least one of the weights fixed, population, usage"));
+    }
+    let measure = q.measure.unwrap_or_else(|| "requests".into());
+    if measure != "requests" && measure != "module-time" {
+        return Err(Problem::bad_request("invalid-measure", "measure is requests or module-time"));
+    }
+    app.meter.flush(&app.db).await?;
+    let mut used: HashMap<String, i64> = HashMap::new();
+    for row in metering::usage(&app.db, &month, None).await? {
+        *used.entry(row.lg_code).or_default() += if measure == "requests" { row.requests } else { row.module_ms };
+    }
+    let parties: Vec<Party> = app
+        .db
+        .list_municipalities()
+        .await?
+        .into_iter()
+        .map(|m| Party { usage: used.get(m.lg_code.as_str()).copied().unwrap_or(0), lg_code: m.lg_code.to_string(), name: m.name, population: m.population })
+        .collect();
+    let policy = Policy { total: q.total, fixed_weight: q.fixed, population_weight: q.population, usage_weight: q.usage };
+    let shares = cost::allocate(policy, &parties);
+    if q.format.as_deref() == Some("csv") {
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"cost-{month}.csv\""))], cost::to_csv(&shares)).into_response());
+    }
+    let total = shares.iter().map(|s| s.amount).sum();
+    Ok(Json(CostReport { month, policy, measure, shares, total }).into_response())
+}

@@ -1,0 +1,81 @@
+//! Metering and the monthly cost allocation: requests into modules are counted per
+//! municipality, module and day; the operator's cost report honours the weights and adds
+//! up to the yen; a municipality with no usage still pays its fixed share.
+
+use nukisashi_e2e::{Backend, HostSpec, binary};
+use reqwest::Method;
+use serde_json::Value;
+use std::process::Command;
+
+const CHIYODA: &str = "131016";
+const SAPPORO: &str = "011002";
+const NAHA: &str = "472018";
+
+#[tokio::test]
+async fn usage_is_metered_and_costs_split_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostSpec::new(Backend::Sqlite, dir.path(), &["guestbook"]).await.unwrap().start().unwrap();
+    for _ in 0..30 {
+        assert_eq!(host.get(&format!("/{CHIYODA}/guestbook/entries")).await.status(), 200);
+    }
+    for _ in 0..10 {
+        assert_eq!(host.get(&format!("/{SAPPORO}/guestbook/entries")).await.status(), 200);
+    }
+    let operator = host.token("operator", None);
+
+    // Usage per municipality, module and day.
+    let (status, usage) = host.call(Some(&operator), Method::GET, "/api/v1/usage", None).await;
+    assert_eq!(status, 200, "{usage}");
+    let requests = |code: &str| -> i64 {
+        usage["rows"].as_array().unwrap().iter().filter(|r| r["lg_code"] == code && r["module_id"] == "guestbook").map(|r| r["requests"].as_i64().unwrap()).sum()
+    };
+    assert_eq!((requests(CHIYODA), requests(SAPPORO), requests(NAHA)), (30, 10, 0));
+    let row = usage["rows"].as_array().unwrap().iter().find(|r| r["lg_code"] == CHIYODA).unwrap();
+    assert!(row["peak_memory_bytes"].as_i64().unwrap() > 0, "{row}");
+    assert_eq!(row["errors"], 0);
+    // An admin sees their own municipality only; the cost report is the operator's.
+    let admin = host.token("admin", Some(SAPPORO));
+    let (_, own) = host.call(Some(&admin), Method::GET, &format!("/api/v1/municipalities/{SAPPORO}/usage"), None).await;
+    assert!(own["rows"].as_array().unwrap().iter().all(|r| r["lg_code"] == SAPPORO));
+    let (status, _) = host.call(Some(&admin), Method::GET, &format!("/api/v1/municipalities/{CHIYODA}/usage"), None).await;
+    assert_eq!(status, 403);
+    let (status, _) = host.call(Some(&admin), Method::GET, "/api/v1/reports/cost?total=1000", None).await;
+    assert_eq!(status, 403);
+
+    // The report: weights honoured, amounts add up, no usage still pays the fixed share.
+    let (status, report) = host.call(Some(&operator), Method::GET, "/api/v1/reports/cost?total=1000001&fixed=40&population=30&usage=30", None).await;
+    assert_eq!(status, 200, "{report}");
+    let shares = report["shares"].as_array().unwrap();
+    let sum = |k: &str| shares.iter().map(|s| s[k].as_i64().unwrap()).sum::<i64>();
+    assert_eq!(sum("amount"), 1_000_001);
+    // 40/30/30 of 1,000,001: the odd yen goes to the largest remainder (the fixed pool).
+    assert_eq!((sum("fixed"), sum("by_population"), sum("by_usage")), (400_001, 300_000, 300_000));
+    let share = |code: &str| shares.iter().find(|s| s["lg_code"] == code).unwrap().clone();
+    let naha = share(NAHA);
+    assert_eq!(naha["by_usage"], 0);
+    assert_eq!(naha["fixed"], 100_000, "the fixed share is split evenly among the four");
+    assert!(naha["amount"].as_i64().unwrap() >= 100_000);
+    let (chiyoda, sapporo) = (share(CHIYODA), share(SAPPORO));
+    assert_eq!(chiyoda["by_usage"].as_i64().unwrap() + sapporo["by_usage"].as_i64().unwrap(), 300_000);
+    assert_eq!(chiyoda["by_usage"].as_i64().unwrap(), 225_000, "30 of 40 requests");
+    assert!(sapporo["by_population"].as_i64().unwrap() > chiyoda["by_population"].as_i64().unwrap());
+
+    // The same as CSV, through the CLI.
+    let out = Command::new(binary())
+        .args(["report", "cost", "--total", "1000001", "--fixed", "40", "--population", "30", "--usage", "30", "--csv", "--server", &host.base])
+        .env("NUKISASHI_TOKEN", &operator)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let amounts: i64 = csv.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse::<i64>().unwrap()).sum();
+    assert_eq!(amounts, 1_000_001);
+    assert!(csv.starts_with("団体コード,団体名"));
+
+    // Refusals say what is wrong.
+    let (status, problem): (u16, Value) = host.call(Some(&operator), Method::GET, "/api/v1/reports/cost?total=1000", None).await;
+    assert_eq!(status, 422);
+    assert!(problem["detail"].as_str().unwrap().contains("weights"));
+    let (status, _) = host.call(Some(&operator), Method::GET, "/api/v1/reports/cost?total=1000&fixed=1&month=2026-13", None).await;
+    assert_eq!(status, 400);
+}
