@@ -16,6 +16,8 @@ use std::sync::{Arc, RwLock};
 
 pub struct App {
     pub db: Db,
+    /// Where this host keeps its secret, compiled artifacts and backups being written.
+    pub data_dir: std::path::PathBuf,
     pub runtime: Runtime,
     pub live: LiveTable,
     pub tenants: Tenants,
@@ -31,11 +33,12 @@ pub struct App {
 }
 
 impl App {
-    pub async fn new(db: Db, runtime: Runtime, auth: Authenticator) -> Result<Self> {
+    pub async fn new(db: Db, runtime: Runtime, auth: Authenticator, data_dir: std::path::PathBuf) -> Result<Self> {
         let tenants = Tenants::default();
         tenants.replace(db.list_municipalities().await?);
         Ok(Self {
             db,
+            data_dir,
             runtime,
             live: LiveTable::new(),
             tenants,

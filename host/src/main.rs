@@ -38,6 +38,22 @@ enum Command {
     /// Usage and the monthly cost allocation (operators; admins see their own usage).
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Take a consistent online backup of the whole platform from a running host (operator).
+    Backup {
+        #[arg(long, short)]
+        out: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Restore a backup into a fresh data directory or an empty database (the host must not
+    /// be running on it); all or nothing.
+    Restore {
+        file: PathBuf,
+        #[arg(long, env = "NUKISASHI_DATA_DIR", default_value = "nukisashi-data")]
+        data_dir: PathBuf,
+        #[arg(long, env = "NUKISASHI_DATABASE_URL")]
+        database_url: Option<String>,
+    },
     /// Developer tools: synthetic municipalities.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -419,6 +435,23 @@ async fn run(command: Command) -> Result<()> {
         Command::Linkage(cmd) => linkage(cmd).await,
         Command::Dev(cmd) => dev(cmd),
         Command::Report(cmd) => report(cmd).await,
+        Command::Backup { out, api } => {
+            let bytes = download_to(&api.client(), "/backup", &out).await?;
+            println!("backup written to {} ({bytes} bytes)", out.display());
+            Ok(())
+        }
+        Command::Restore { file, data_dir, database_url } => {
+            std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+            let db = nukisashi::store::Db::open(database_url.as_deref(), &data_dir).await?;
+            let reader = std::io::BufReader::new(std::fs::File::open(&file).with_context(|| format!("cannot read {}", file.display()))?);
+            let restored = nukisashi::store::backup::restore(&db, reader).await?;
+            let secret = data_dir.join("jwt-secret");
+            if !secret.exists() {
+                nukisashi::auth::write_private(&secret, &restored.jwt_secret)?;
+            }
+            println!("restored {} rows in {} tables from {}", restored.rows, restored.tables, file.display());
+            Ok(())
+        }
         Command::Subscribe { lg_code, module, grants, version, config, api } => {
             let config: Option<serde_json::Map<String, serde_json::Value>> = if config.is_empty() {
                 None
@@ -600,20 +633,8 @@ async fn linkage(cmd: LinkageCommand) -> Result<()> {
             let path = format!("/municipalities/{lg_code}/linkage/{layout}/export?encoding={}", encoding.name());
             match out {
                 Some(file) => {
-                    // Written beside the target and renamed, so a broken download leaves no half file.
-                    let partial = file.with_extension("partial");
-                    let mut f = tokio::fs::File::create(&partial).await.with_context(|| format!("cannot write {}", partial.display()))?;
-                    let bytes = api.client().download(&path, &mut f).await;
-                    match bytes {
-                        Ok(bytes) => {
-                            std::fs::rename(&partial, &file)?;
-                            eprintln!("wrote {} ({bytes} bytes)", file.display());
-                        }
-                        Err(e) => {
-                            let _ = std::fs::remove_file(&partial);
-                            return Err(e);
-                        }
-                    }
+                    let bytes = download_to(&api.client(), &path, &file).await?;
+                    eprintln!("wrote {} ({bytes} bytes)", file.display());
                 }
                 None => {
                     api.client().download(&path, &mut tokio::io::stdout()).await?;
@@ -725,4 +746,21 @@ async fn report(cmd: ReportCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Downloads into `file` through a `.partial` file renamed at the end, so a broken download
+/// leaves no half file behind.
+async fn download_to(client: &nukisashi::client::Client, path: &str, file: &std::path::Path) -> Result<u64> {
+    let partial = file.with_extension("partial");
+    let mut f = tokio::fs::File::create(&partial).await.with_context(|| format!("cannot write {}", partial.display()))?;
+    match client.download(path, &mut f).await {
+        Ok(bytes) => {
+            std::fs::rename(&partial, file)?;
+            Ok(bytes)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
 }

@@ -17,7 +17,7 @@ pub async fn build(settings: &Settings) -> Result<Arc<App>> {
     let db = Db::open(settings.database_url.as_deref(), &settings.data_dir).await?;
     let runtime = Runtime::new(settings)?;
     let auth = Authenticator::new(&settings.data_dir, &settings.auth)?;
-    let app = Arc::new(App::new(db, runtime, auth).await?);
+    let app = Arc::new(App::new(db, runtime, auth, settings.data_dir.clone()).await?);
     app.restore_routes().await.context("cannot restore the routes of subscribed modules")?;
     for path in plugin_files(settings)? {
         load_plugin_file(&app, &path).await?;

@@ -1,6 +1,7 @@
 //! HTTP: the gateway into modules, the platform REST API under `/api/v1`, and health.
 
 mod auth;
+mod backup;
 mod catalog;
 mod gateway;
 mod linkage;
@@ -73,6 +74,7 @@ fn api_v1() -> Router<Arc<App>> {
         .route("/municipalities/{lg_code}/usage", get(usage::of_municipality))
         .route("/usage", get(usage::all))
         .route("/reports/cost", get(usage::cost_report))
+        .route("/backup", get(backup::backup))
         .route("/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }))
 }
 

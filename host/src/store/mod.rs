@@ -4,6 +4,7 @@
 //! `ON CONFLICT … DO UPDATE`, and run on sqlx's `Any` pool. Schema differences (BLOB vs
 //! BYTEA) live only in the two migration directories, which must stay equivalent.
 
+pub mod backup;
 pub mod catalog;
 pub mod deliveries;
 pub mod events;
