@@ -117,6 +117,7 @@ async fn run() -> anyhow::Result<()> {
     let host = serve(nukisashi::api::router(app.clone())).await?;
     let host_url = host.clone();
     let native = serve(native_router(app.db.clone(), scope.clone())).await?;
+    nukisashi::tls::install_crypto_provider();
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
     let pairs = [
         ("trivial response", format!("{host}/{CHIYODA}/fault-fixture/ok"), format!("{native}/ok")),

@@ -115,6 +115,7 @@ async fn run() -> anyhow::Result<()> {
     }
 
     // Reads from inside the module, over HTTP, each audited before the response leaves.
+    nukisashi::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let head = app.db.changes_since(CHIYODA, 0, 1).await?.len();
     assert_eq!(head, 1);

@@ -29,11 +29,13 @@ pub struct App {
     pub meter: crate::metering::Meter,
     /// Wakes the push of the change feed to modules (`linkage::delivery`).
     pub deliveries: crate::linkage::delivery::Deliveries,
+    /// Counters and histograms for `/metrics` and OTLP.
+    pub metrics: crate::telemetry::Metrics,
     configs: ConfigCache,
 }
 
 impl App {
-    pub async fn new(db: Db, runtime: Runtime, auth: Authenticator, data_dir: std::path::PathBuf) -> Result<Self> {
+    pub async fn new(db: Db, runtime: Runtime, auth: Authenticator, data_dir: std::path::PathBuf, metrics: crate::telemetry::Metrics) -> Result<Self> {
         let tenants = Tenants::default();
         tenants.replace(db.list_municipalities().await?);
         Ok(Self {
@@ -47,6 +49,7 @@ impl App {
             file_routes: Default::default(),
             deliveries: Default::default(),
             meter: Default::default(),
+            metrics,
             configs: ConfigCache::default(),
         })
     }

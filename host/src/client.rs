@@ -13,6 +13,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Self {
+        crate::tls::install_crypto_provider();
         Self { base: base.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }
     }
 

@@ -21,6 +21,8 @@ pub mod runtime;
 pub mod server;
 pub mod settings;
 pub mod store;
+pub mod telemetry;
+pub mod tls;
 
 /// Module ids are what appears in URLs: 1–64 of `a-z`, `0-9` and `-`, starting with a
 /// letter or digit.

@@ -149,7 +149,7 @@ enum ReportCommand {
         population: u32,
         #[arg(long, default_value_t = 0)]
         usage: u32,
-        /// requests or module-time.
+        /// requests or cpu-time.
         #[arg(long, default_value = "requests")]
         measure: String,
         /// Print CSV instead of a table.
@@ -407,16 +407,33 @@ struct ServerArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NUKISASHI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,cranelift=warn,wasmtime=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    nukisashi::tls::install_crypto_provider();
+    // `serve` reads its settings first: they say where telemetry goes.
+    let settings = match &cli.command {
+        Command::Serve(args) => match serve_settings(args) {
+            Ok(settings) => Some(settings),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let _tracing = match nukisashi::telemetry::init(settings.as_ref().map(|s| &s.telemetry)) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(cli.command)) {
+    let result = runtime.block_on(async {
+        match (cli.command, settings) {
+            (Command::Serve(args), Some(settings)) => serve(args.demo, settings).await,
+            (command, _) => run(command).await,
+        }
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -427,7 +444,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(_) => unreachable!("serve is started by main with its settings"),
         Command::Municipality(cmd) => municipality(cmd).await,
         Command::Token(cmd) => token(cmd),
         Command::Vendor(cmd) => vendor(cmd).await,
@@ -475,7 +492,8 @@ async fn run(command: Command) -> Result<()> {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<()> {
+/// Settings for `serve`: the file, then flags and `NUKISASHI_*` variables.
+fn serve_settings(args: &ServeArgs) -> Result<Settings> {
     let mut settings = match &args.config {
         Some(path) => Settings::from_file(path)?,
         None => Settings::default(),
@@ -483,18 +501,22 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(listen) = args.listen {
         settings.listen = listen;
     }
-    if let Some(dir) = args.data_dir {
-        settings.data_dir = dir;
+    if let Some(dir) = &args.data_dir {
+        settings.data_dir = dir.clone();
     }
-    if let Some(url) = args.database_url {
-        settings.database_url = Some(url);
+    if let Some(url) = &args.database_url {
+        settings.database_url = Some(url.clone());
     }
-    settings.plugins.extend(args.plugins);
-    if let Some(dir) = args.plugins_dir {
-        settings.plugins_dir = Some(dir);
+    settings.plugins.extend(args.plugins.iter().cloned());
+    if let Some(dir) = &args.plugins_dir {
+        settings.plugins_dir = Some(dir.clone());
     }
+    Ok(settings)
+}
+
+async fn serve(demo: bool, settings: Settings) -> Result<()> {
     let app = nukisashi::server::build(&settings).await?;
-    if args.demo {
+    if demo {
         nukisashi::demo::seed(&app).await.context("cannot add demo data")?;
     }
     nukisashi::server::serve(app, &settings).await
@@ -735,9 +757,9 @@ async fn report(cmd: ReportCommand) -> Result<()> {
             let r: serde_json::Value = api.client().get(&path).await?;
             for row in r["rows"].as_array().into_iter().flatten() {
                 println!(
-                    "{}\t{}\t{}\trequests {}\terrors {}\tmodule {} ms\tpeak {} bytes",
+                    "{}\t{}\t{}\trequests {}\terrors {}\tcpu {} ms\tpeak memory {} bytes\tstorage {} bytes",
                     row["day"].as_str().unwrap_or(""), row["lg_code"].as_str().unwrap_or(""), row["module_id"].as_str().unwrap_or(""),
-                    row["requests"], row["errors"], row["module_ms"], row["peak_memory_bytes"]
+                    row["requests"], row["errors"], row["cpu_ms"], row["peak_memory_bytes"], row["storage_bytes"]
                 );
             }
             for (lg, bytes) in r["storage_bytes"].as_object().into_iter().flatten() {

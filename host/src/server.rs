@@ -17,7 +17,8 @@ pub async fn build(settings: &Settings) -> Result<Arc<App>> {
     let db = Db::open(settings.database_url.as_deref(), &settings.data_dir).await?;
     let runtime = Runtime::new(settings)?;
     let auth = Authenticator::new(&settings.data_dir, &settings.auth)?;
-    let app = Arc::new(App::new(db, runtime, auth, settings.data_dir.clone()).await?);
+    let metrics = crate::telemetry::Metrics::new(&settings.telemetry)?;
+    let app = Arc::new(App::new(db, runtime, auth, settings.data_dir.clone(), metrics).await?);
     app.restore_routes().await.context("cannot restore the routes of subscribed modules")?;
     for path in plugin_files(settings)? {
         load_plugin_file(&app, &path).await?;
@@ -31,18 +32,33 @@ pub async fn serve(app: Arc<App>, settings: &Settings) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let scheme = if settings.tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to find the port.
-    println!("nukisashi listening on http://{addr}");
+    println!("nukisashi listening on {scheme}://{addr}");
     for id in app.live.module_ids() {
         for code in crate::demo::codes().filter(|c| app.tenants.get(&c.parse().expect("demo codes are valid")).is_some()).take(1) {
-            println!("  try: http://{addr}/{code}/{id}/");
+            println!("  try: {scheme}://{addr}/{code}/{id}/");
         }
     }
     crate::linkage::delivery::spawn(app.clone());
     crate::metering::spawn_flusher(app.clone());
-    axum::serve(listener, crate::api::router(app.clone())).with_graceful_shutdown(shutdown_signal()).await?;
+    let router = crate::api::router(app.clone());
+    match &settings.tls {
+        None => axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?,
+        Some(tls) => {
+            let config = tls.server_config().await?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stopper.graceful_shutdown(None);
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, config)?.handle(handle).serve(router.into_make_service()).await?;
+        }
+    }
     // What was metered since the last flush is not lost on a clean stop.
     app.meter.flush(&app.db).await?;
+    app.metrics.shutdown();
     Ok(())
 }
 

@@ -24,6 +24,11 @@ pub struct Settings {
     pub limits: Limits,
     pub pool: Pool,
     pub auth: crate::auth::AuthSettings,
+    /// OpenTelemetry export (off unless an endpoint is configured).
+    pub telemetry: crate::telemetry::TelemetrySettings,
+    /// Serve HTTPS with this certificate (plain HTTP when absent, e.g. behind a proxy
+    /// that terminates TLS).
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 /// Per-request limits on a module. A module that exceeds one gets a clear error response
@@ -72,6 +77,8 @@ impl Default for Settings {
             limits: Limits::default(),
             pool: Pool::default(),
             auth: Default::default(),
+            telemetry: Default::default(),
+            tls: None,
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct HostSpec {
     /// Extra TOML for the settings file (e.g. a `[limits]` table).
     pub settings: String,
     pub demo: bool,
+    /// Extra environment variables for the host process.
+    pub env: Vec<(String, String)>,
 }
 
 impl HostSpec {
@@ -71,11 +73,17 @@ impl HostSpec {
             plugins: modules.iter().map(|m| module(m)).collect(),
             settings: String::new(),
             demo: true,
+            env: Vec::new(),
         })
     }
 
     pub fn settings(mut self, toml: &str) -> Self {
         self.settings = toml.to_string();
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
         self
     }
 
@@ -102,6 +110,7 @@ impl HostSpec {
         }
         let log = std::fs::File::create(self.data_dir.join("host.log"))?;
         command.stdout(Stdio::piped()).stderr(log).env("RUST_BACKTRACE", "0").env("NUKISASHI_LOG", "info");
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = command.spawn().context("cannot start nukisashi")?;
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -125,6 +134,7 @@ impl HostSpec {
 }
 
 fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client")
 }
 
@@ -270,4 +280,24 @@ impl Host {
         let text = response.text().await.expect("a body");
         (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     }
+}
+
+/// The linkage test fixture installed as file plugin `id` (with a manifest requesting
+/// `capabilities`) under `dir/plugins`; returns the component's path.
+pub fn linkage_plugin(dir: &Path, id: &str, capabilities: &[&str]) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let wasm = plugins.join(format!("{}.wasm", id.replace('-', "_")));
+    std::fs::copy(module("linkage-fixture"), &wasm).unwrap();
+    let caps: Vec<String> = capabilities.iter().map(|c| format!("\"{c}\"")).collect();
+    std::fs::write(
+        wasm.with_extension("toml"),
+        format!(
+            "id = \"{id}\"\nversion = \"0.1.0\"\nvendor = \"local\"\ncategory = \"test\"\nname = {{ ja = \"連携\", en = \"Linkage\" }}\n\
+             description = \"linkage fixture\"\ncapabilities = [{}]\nwit_major = 1\nroutes = [{{ path = \"/\", auth = \"public\" }}]\n",
+            caps.join(", ")
+        ),
+    )
+    .unwrap();
+    wasm
 }

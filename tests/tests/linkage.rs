@@ -4,10 +4,10 @@
 //! Shift_JIS, 外字 and IVS), pushed changes exactly once across restarts, and the audit
 //! trail of every read.
 
-use nukisashi_e2e::{Backend, Host, HostSpec, binary, module, problem};
+use nukisashi_e2e::{Backend, Host, HostSpec, binary, linkage_plugin, problem};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,24 +16,6 @@ const B: &str = "011002";
 const ALL: &[&str] = &["kv", "resident-registry", "identity-numbers", "tax", "change-feed"];
 
 /// The linkage fixture as module `id`, requesting `capabilities`.
-fn linkage_plugin(dir: &Path, id: &str, capabilities: &[&str]) -> PathBuf {
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    let wasm = plugins.join(format!("{}.wasm", id.replace('-', "_")));
-    std::fs::copy(module("linkage-fixture"), &wasm).unwrap();
-    let caps: Vec<String> = capabilities.iter().map(|c| format!("\"{c}\"")).collect();
-    std::fs::write(
-        wasm.with_extension("toml"),
-        format!(
-            "id = \"{id}\"\nversion = \"0.1.0\"\nvendor = \"local\"\ncategory = \"test\"\nname = {{ ja = \"連携\", en = \"Linkage\" }}\n\
-             description = \"linkage fixture\"\ncapabilities = [{}]\nwit_major = 1\nroutes = [{{ path = \"/\", auth = \"public\" }}]\n",
-            caps.join(", ")
-        ),
-    )
-    .unwrap();
-    wasm
-}
-
 async fn spec(backend: Backend, dir: &Path, demo: bool) -> HostSpec {
     let mut spec = HostSpec::new(backend, dir, &[]).await.unwrap();
     spec.demo = demo;

@@ -21,6 +21,9 @@ async fn usage_is_metered_and_costs_split_exactly() {
     for _ in 0..10 {
         assert_eq!(host.get(&format!("/{SAPPORO}/guestbook/entries")).await.status(), 200);
     }
+    // A stored entry: module storage is metered too.
+    let stored = host.post_json(&format!("/{CHIYODA}/guestbook/entries"), &serde_json::json!({ "name": "佐藤", "message": "保存" })).await;
+    assert!(stored.status().is_success());
     let operator = host.token("operator", None);
 
     // Usage per municipality, module and day.
@@ -29,9 +32,14 @@ async fn usage_is_metered_and_costs_split_exactly() {
     let requests = |code: &str| -> i64 {
         usage["rows"].as_array().unwrap().iter().filter(|r| r["lg_code"] == code && r["module_id"] == "guestbook").map(|r| r["requests"].as_i64().unwrap()).sum()
     };
-    assert_eq!((requests(CHIYODA), requests(SAPPORO), requests(NAHA)), (30, 10, 0));
+    assert_eq!((requests(CHIYODA), requests(SAPPORO), requests(NAHA)), (31, 10, 0));
     let row = usage["rows"].as_array().unwrap().iter().find(|r| r["lg_code"] == CHIYODA).unwrap();
     assert!(row["peak_memory_bytes"].as_i64().unwrap() > 0, "{row}");
+    assert!(row["cpu_ms"].as_i64().is_some(), "{row}");
+    // The day's storage: the entry and the id counter, in Chiyoda only.
+    assert!(row["storage_bytes"].as_i64().unwrap() > "保存".len() as i64, "{row}");
+    let sapporo_row = usage["rows"].as_array().unwrap().iter().find(|r| r["lg_code"] == SAPPORO).unwrap();
+    assert_eq!(sapporo_row["storage_bytes"], 0, "{sapporo_row}");
     assert_eq!(row["errors"], 0);
     // An admin sees their own municipality only; the cost report is the operator's.
     let admin = host.token("admin", Some(SAPPORO));
@@ -57,7 +65,7 @@ async fn usage_is_metered_and_costs_split_exactly() {
     assert!(naha["amount"].as_i64().unwrap() >= 100_000);
     let (chiyoda, sapporo) = (share(CHIYODA), share(SAPPORO));
     assert_eq!(chiyoda["by_usage"].as_i64().unwrap() + sapporo["by_usage"].as_i64().unwrap(), 300_000);
-    assert_eq!(chiyoda["by_usage"].as_i64().unwrap(), 225_000, "30 of 40 requests");
+    assert_eq!(chiyoda["by_usage"].as_i64().unwrap(), 226_829, "31 of 41 requests");
     assert!(sapporo["by_population"].as_i64().unwrap() > chiyoda["by_population"].as_i64().unwrap());
 
     // The same as CSV, through the CLI.

@@ -12,6 +12,8 @@ use crate::auth::{AccessLevel, AuthError};
 use crate::capabilities::Caller;
 use crate::linkage::audit::{self, AuditBuffer, AuditContext};
 use crate::runtime::InvokeError;
+use crate::telemetry::cpu::{self, CpuClock};
+use crate::telemetry::metrics::ErrorKind;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri};
@@ -65,12 +67,21 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
         ));
     };
     let version = &routed.version;
-    let span = tracing::info_span!("module_request", lg_code = %lg_code, module, version = %version.identity.version, request_id);
-
     let module_path = module_path(request.uri().path(), code, module)?;
-    let Some(level) = version.manifest.access_level(&canonical(&module_path)?) else {
+    let Some((route, level)) = version.manifest.matched_route(&canonical(module_path)?) else {
         return Err(Problem::not_found("undeclared-route", format!("module `{module}` declares no route for {module_path}")));
     };
+    // The declared route, not the path: paths can carry personal identifiers.
+    let span = tracing::info_span!(
+        "module_request",
+        lg_code = %lg_code,
+        module,
+        version = %version.identity.version,
+        route,
+        http.method = %request.method(),
+        request_id,
+        http.status_code = tracing::field::Empty,
+    );
     let principal = app.optional_principal(request.headers()).map_err(|e| e.into_problem())?;
     if level != AccessLevel::Public {
         match &principal {
@@ -98,35 +109,66 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
     let request = into_module_request(request, code, module, request_id)?;
     let peak_memory = platform.peak_memory.clone();
     let started = std::time::Instant::now();
+    let cpu = CpuClock::default();
 
-    let outcome = app.runtime.invoke(version, platform, request).instrument(span.clone()).await;
-    let failed = outcome.as_ref().map(|r| r.status().is_server_error()).unwrap_or(true);
+    let outcome = {
+        let _in_use = app.metrics.instance_in_use(&version.identity.id);
+        cpu::timed(app.runtime.invoke(version, platform, request), &cpu).instrument(span.clone()).await
+    };
+    let elapsed = started.elapsed();
+    let error_kind = match &outcome {
+        Ok(response) if response.status().is_server_error() => Some(ErrorKind::Module5xx),
+        Ok(_) => None,
+        Err(e) => Some(error_kind(e)),
+    };
     let peak = peak_memory.load(std::sync::atomic::Ordering::Relaxed);
-    app.meter.record(lg_code.as_str(), &version.identity.id, failed, started.elapsed(), peak);
+    app.meter.record(lg_code.as_str(), &version.identity.id, error_kind.is_some(), cpu.elapsed(), peak);
     // What the module read is on record before anything it produced leaves the host.
-    if let Err(e) = audit::flush(&app.db, &audit_context, &audit_buffer).await {
-        tracing::error!(parent: &span, error = %format!("{e:#}"), "audit trail write failed; response withheld");
-        return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit-unavailable",
-            "Audit trail unavailable",
-            "the module read personal data but the audit trail could not be written, so its response was withheld",
-        ));
-    }
-    match outcome {
-        Ok(response) => {
-            let mut response = from_module_response(response);
-            // Which version answered: operators and tests can see a swap take effect.
-            let served_by = format!("{}@{}", version.identity.id, version.identity.version);
-            if let Ok(value) = HeaderValue::from_str(&served_by) {
-                response.headers_mut().insert("x-nukisashi-version", value);
+    let result = match audit::flush(&app.db, &audit_context, &audit_buffer).await {
+        Err(e) => {
+            tracing::error!(parent: &span, error = %format!("{e:#}"), "audit trail write failed; response withheld");
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit-unavailable",
+                "Audit trail unavailable",
+                "the module read personal data but the audit trail could not be written, so its response was withheld",
+            ))
+        }
+        Ok(reads) => {
+            app.metrics.audited_reads(lg_code.as_str(), &version.identity.id, &reads);
+            match outcome {
+                Ok(response) => {
+                    let mut response = from_module_response(response);
+                    // Which version answered: operators and tests can see a swap take effect.
+                    let served_by = format!("{}@{}", version.identity.id, version.identity.version);
+                    if let Ok(value) = HeaderValue::from_str(&served_by) {
+                        response.headers_mut().insert("x-nukisashi-version", value);
+                    }
+                    Ok(response)
+                }
+                Err(error) => {
+                    tracing::warn!(parent: &span, error = %error, detail = ?error, "module request failed");
+                    Err(problem_for(&error, &version.identity.id, &version.identity.version))
+                }
             }
-            Ok(response)
         }
-        Err(error) => {
-            tracing::warn!(parent: &span, error = %error, detail = ?error, "module request failed");
-            Err(problem_for(&error, &version.identity.id, &version.identity.version))
-        }
+    };
+    let status = match &result {
+        Ok(response) => response.status().as_u16(),
+        Err(problem) => problem.status,
+    };
+    span.record("http.status_code", status);
+    app.metrics.request(lg_code.as_str(), &version.identity.id, &version.identity.version, status, elapsed, error_kind);
+    result
+}
+
+fn error_kind(error: &InvokeError) -> ErrorKind {
+    match error {
+        InvokeError::Deadline(_) => ErrorKind::Deadline,
+        InvokeError::Memory(_) => ErrorKind::Memory,
+        InvokeError::StackOverflow | InvokeError::Panic(_) | InvokeError::Trap(_) => ErrorKind::Trap,
+        InvokeError::ResponseTooLarge(_) | InvokeError::NoResponse | InvokeError::ModuleError(_) => ErrorKind::Module5xx,
+        InvokeError::Host(_) => ErrorKind::Host,
     }
 }
 

@@ -20,6 +20,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .nest("/api/v1", api_v1())
         .route("/{lg_code}/{module}", any(gateway::handle_root))
         .route("/{lg_code}/{module}/", any(gateway::handle_root))
@@ -80,6 +81,22 @@ fn api_v1() -> Router<Arc<App>> {
 
 /// The OpenAPI 3.1 description of `/api/v1`.
 const OPENAPI: &str = include_str!("openapi.json");
+
+/// Prometheus text exposition. Labels carry municipality codes and module ids, never
+/// personal data; keep the path on the operators' network like `/readyz`.
+async fn metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match app.metrics.prometheus_text() {
+        Ok(text) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
+        Err(e) => problem::Problem::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics-unavailable",
+            "Metrics unavailable",
+            format!("the metrics could not be encoded: {e}"),
+        )
+        .into_response(),
+    }
+}
 
 /// Ready when the database answers and at least one module is loaded.
 async fn readyz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> axum::response::Response {

@@ -39,6 +39,7 @@ pub async fn all(State(app): State<Arc<App>>, Caller(who): Caller, Query(q): Que
     who.require_operator().map_err(|e| refused(&who, e))?;
     let month = month_or_now(q.month)?;
     app.meter.flush(&app.db).await?;
+    metering::sample_storage(&app.db).await?;
     Ok(Json(UsageReport { rows: metering::usage(&app.db, &month, None).await?, storage_bytes: metering::storage_bytes(&app.db).await?, month }))
 }
 
@@ -54,6 +55,7 @@ pub async fn of_municipality(
     app.require_municipality(&code)?;
     let month = month_or_now(q.month)?;
     app.meter.flush(&app.db).await?;
+    metering::sample_storage(&app.db).await?;
     let mut storage = metering::storage_bytes(&app.db).await?;
     storage.retain(|lg, _| lg == code.as_str());
     Ok(Json(UsageReport { rows: metering::usage(&app.db, &month, Some(code.as_str())).await?, storage_bytes: storage, month }))
@@ -70,7 +72,7 @@ pub struct CostQuery {
     population: u32,
     #[serde(default)]
     usage: u32,
-    /// `requests` (default) or `module-time`.
+    /// `requests` (default) or `cpu-time`.
     measure: Option<String>,
     /// `json` (default) or `csv`.
     format: Option<String>,
@@ -96,13 +98,13 @@ pub async fn cost_report(State(app): State<Arc<App>>, Caller(who): Caller, Query
         return Err(Problem::unprocessable("no-weights", "give at least one of the weights fixed, population, usage"));
     }
     let measure = q.measure.unwrap_or_else(|| "requests".into());
-    if measure != "requests" && measure != "module-time" {
-        return Err(Problem::bad_request("invalid-measure", "measure is requests or module-time"));
+    if measure != "requests" && measure != "cpu-time" {
+        return Err(Problem::bad_request("invalid-measure", "measure is requests or cpu-time"));
     }
     app.meter.flush(&app.db).await?;
     let mut used: HashMap<String, i64> = HashMap::new();
     for row in metering::usage(&app.db, &month, None).await? {
-        *used.entry(row.lg_code).or_default() += if measure == "requests" { row.requests } else { row.module_ms };
+        *used.entry(row.lg_code).or_default() += if measure == "requests" { row.requests } else { row.cpu_ms };
     }
     let parties: Vec<Party> = app
         .db

@@ -31,6 +31,7 @@ pub fn to_wit(c: &linkage::Change) -> Change {
 }
 
 impl Host for PlatformState {
+    #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "changes.since"))]
     async fn since(&mut self, after: u64, limit: u32) -> Result<ChangePage, Error> {
         self.require(Capability::ChangeFeed)?;
         let after = i64::try_from(after).map_err(|_| Error::Invalid(format!("cursor {after} is beyond any feed")))?;

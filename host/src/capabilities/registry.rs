@@ -68,6 +68,7 @@ impl PlatformState {
 }
 
 impl Host for PlatformState {
+    #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "resident-registry.get"))]
     async fn get(&mut self, addressee_number: String) -> Result<Option<Resident>, Error> {
         self.require(Capability::ResidentRegistry)?;
         check_id("addressee-number", &addressee_number)?;
@@ -77,6 +78,7 @@ impl Host for PlatformState {
         Ok(found.map(to_wit))
     }
 
+    #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "resident-registry.household"))]
     async fn household(&mut self, household_number: String) -> Result<Vec<Resident>, Error> {
         self.require(Capability::ResidentRegistry)?;
         check_id("household-number", &household_number)?;
@@ -86,6 +88,7 @@ impl Host for PlatformState {
         Ok(members.into_iter().map(to_wit).collect())
     }
 
+    #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "resident-registry.search"))]
     async fn search(&mut self, name_kana: String, birth_date: Option<String>, limit: u32) -> Result<Vec<Resident>, Error> {
         self.require(Capability::ResidentRegistry)?;
         check_id("name-kana", &name_kana)?;
@@ -108,6 +111,7 @@ impl Host for PlatformState {
 }
 
 impl identity_numbers::Host for PlatformState {
+    #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "identity-numbers.get"))]
     async fn get(&mut self, addressee_number: String) -> Result<Option<IdentityNumbers>, Error> {
         self.require(Capability::IdentityNumbers)?;
         check_id("addressee-number", &addressee_number)?;

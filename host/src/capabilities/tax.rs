@@ -7,6 +7,7 @@ use super::{Capability, PlatformState};
 use crate::linkage::audit::AuditEntry;
 
 impl Host for PlatformState {
+    #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "tax.summary"))]
     async fn summary(&mut self, addressee_number: String, fiscal_year: u16) -> Result<Option<TaxSummary>, Error> {
         self.require(Capability::Tax)?;
         check_id("addressee-number", &addressee_number)?;

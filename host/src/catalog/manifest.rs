@@ -125,6 +125,12 @@ impl Manifest {
     /// The auth level for a module-relative path, by longest matching prefix on segment
     /// boundaries (`/admin` covers `/admin` and `/admin/x`, not `/administrator`).
     pub fn access_level(&self, path: &str) -> Option<AccessLevel> {
+        self.matched_route(path).map(|(_, level)| level)
+    }
+
+    /// The declared route (its path prefix) that `path` falls under, with its access level:
+    /// the longest prefix wins.
+    pub fn matched_route(&self, path: &str) -> Option<(&str, AccessLevel)> {
         self.routes
             .iter()
             .filter(|r| {
@@ -132,7 +138,7 @@ impl Manifest {
                 prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"))
             })
             .max_by_key(|r| r.path.trim_end_matches('/').len())
-            .map(|r| r.auth)
+            .map(|r| (r.path.as_str(), r.auth))
     }
 
     /// Config with the manifest's defaults filled in under the municipality's settings.

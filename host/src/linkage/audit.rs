@@ -73,16 +73,16 @@ pub async fn write(conn: &mut AnyConnection, context: &AuditContext, entries: &[
     Ok(())
 }
 
-/// Writes a request's reads in one transaction.
-pub async fn flush(db: &Db, context: &AuditContext, buffer: &AuditBuffer) -> Result<()> {
+/// Writes a request's reads in one transaction; returns what was written.
+pub async fn flush(db: &Db, context: &AuditContext, buffer: &AuditBuffer) -> Result<Vec<AuditEntry>> {
     let entries = buffer.take();
     if entries.is_empty() {
-        return Ok(());
+        return Ok(entries);
     }
     let mut tx = db.pool().begin().await?;
     write(&mut tx, context, &entries).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(entries)
 }
 
 /// One row of the audit trail as the API shows it.

@@ -218,8 +218,10 @@ async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>,
             "the delivery position moved meanwhile (another host delivered it)"
         );
         apply_kv(&mut tx, &scope, &writes.0).await?;
-        audit::write(&mut tx, &context, &audit_buffer.take()).await?;
+        let reads = audit_buffer.take();
+        audit::write(&mut tx, &context, &reads).await?;
         tx.commit().await?;
+        app.metrics.audited_reads(&context.lg_code, &context.module_id, &reads);
         Ok(())
     };
     commit.await.map_err(|e: anyhow::Error| format!("committing {position}: {e:#}"))

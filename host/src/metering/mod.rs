@@ -1,6 +1,7 @@
-//! Metering: usage per municipality, module and day (requests, errors, time in the module,
-//! peak memory), gathered in memory on the request path and written to the database every
-//! few seconds; and the monthly cost allocation built on it (`cost`).
+//! Metering: usage per municipality, module and day (requests, errors, CPU time in the
+//! module, peak memory), gathered in memory on the request path and written to the database
+//! every few seconds; module storage sampled every minute (the day's largest is kept); and
+//! the monthly cost allocation built on it (`cost`).
 //!
 //! A crash loses at most the last flush interval of counts (documented trade-off: no
 //! database write per request).
@@ -17,6 +18,8 @@ use std::time::Duration;
 
 /// How often gathered usage is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+/// Module storage is sampled every this many flushes (a minute).
+const STORAGE_SAMPLE_EVERY: u32 = 12;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Usage {
@@ -38,13 +41,13 @@ pub fn japan_day() -> String {
 }
 
 impl Meter {
-    /// Counts one request into a module.
-    pub fn record(&self, lg_code: &str, module: &str, failed: bool, in_module: Duration, peak_memory: usize) {
+    /// Counts one request into a module (`cpu`: CPU time spent running it).
+    pub fn record(&self, lg_code: &str, module: &str, failed: bool, cpu: Duration, peak_memory: usize) {
         let mut pending = self.pending.lock().expect("meter lock");
         let u = pending.entry((lg_code.to_string(), module.to_string(), japan_day())).or_default();
         u.requests += 1;
         u.errors += i64::from(failed);
-        u.module_us += in_module.as_micros() as i64;
+        u.module_us += cpu.as_micros() as i64;
         u.peak_memory = u.peak_memory.max(peak_memory as i64);
     }
 
@@ -103,14 +106,17 @@ pub struct UsageRow {
     pub day: String,
     pub requests: i64,
     pub errors: i64,
-    pub module_ms: i64,
+    /// CPU time spent in the module.
+    pub cpu_ms: i64,
     pub peak_memory_bytes: i64,
+    /// The largest module storage sampled that day.
+    pub storage_bytes: i64,
 }
 
 /// Usage of a month (`YYYY-MM`), optionally of one municipality.
 pub async fn usage(db: &Db, month: &str, lg_code: Option<&str>) -> Result<Vec<UsageRow>> {
     let mut sql = String::from(
-        "SELECT lg_code, module_id, day, requests, errors, module_us, peak_memory FROM usage_daily WHERE day >= $1 AND day < $2",
+        "SELECT lg_code, module_id, day, requests, errors, module_us, peak_memory, storage_bytes FROM usage_daily WHERE day >= $1 AND day < $2",
     );
     if lg_code.is_some() {
         sql.push_str(" AND lg_code = $3");
@@ -130,8 +136,9 @@ pub async fn usage(db: &Db, month: &str, lg_code: Option<&str>) -> Result<Vec<Us
                 day: r.try_get(2)?,
                 requests: r.try_get(3)?,
                 errors: r.try_get(4)?,
-                module_ms: r.try_get::<i64, _>(5)? / 1000,
+                cpu_ms: r.try_get::<i64, _>(5)? / 1000,
                 peak_memory_bytes: r.try_get(6)?,
+                storage_bytes: r.try_get(7)?,
             })
         })
         .collect()
@@ -141,6 +148,20 @@ pub async fn usage(db: &Db, month: &str, lg_code: Option<&str>) -> Result<Vec<Us
 pub async fn storage_bytes(db: &Db) -> Result<HashMap<String, i64>> {
     let rows = sqlx::query("SELECT lg_code, SUM(LENGTH(value)) FROM kv_entries GROUP BY lg_code").fetch_all(db.pool()).await?;
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<Option<i64>, _>(1)?.unwrap_or(0)))).collect()
+}
+
+/// Records each module's storage in each municipality for today, keeping the day's largest.
+pub async fn sample_storage(db: &Db) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO usage_daily (lg_code, module_id, day, requests, errors, module_us, peak_memory, storage_bytes)
+         SELECT lg_code, module_id, $1, 0, 0, 0, 0, SUM(LENGTH(key) + LENGTH(value)) FROM kv_entries WHERE 1 = 1 GROUP BY lg_code, module_id
+         ON CONFLICT (lg_code, module_id, day) DO UPDATE SET
+           storage_bytes = CASE WHEN excluded.storage_bytes > usage_daily.storage_bytes THEN excluded.storage_bytes ELSE usage_daily.storage_bytes END",
+    )
+    .bind(japan_day())
+    .execute(db.pool())
+    .await?;
+    Ok(())
 }
 
 /// `[first day, first day of the next month)` for `YYYY-MM`.
@@ -154,7 +175,12 @@ pub fn month_range(month: &str) -> Result<(String, String)> {
 /// Flushes every interval until the process ends.
 pub fn spawn_flusher(app: std::sync::Arc<crate::app::App>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        loop {
+        for round in 0u32.. {
+            if round % STORAGE_SAMPLE_EVERY == 0 {
+                if let Err(e) = sample_storage(&app.db).await {
+                    tracing::warn!(error = %format!("{e:#}"), "sampling module storage failed");
+                }
+            }
             tokio::time::sleep(FLUSH_INTERVAL).await;
             if let Err(e) = app.meter.flush(&app.db).await {
                 tracing::warn!(error = %format!("{e:#}"), "metering flush failed; kept for the next one");

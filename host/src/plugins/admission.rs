@@ -16,6 +16,7 @@ use crate::capabilities::{Caller, PlatformState};
 use crate::catalog::manifest::Manifest;
 use crate::store::catalog::{NewVersion, VersionRecord};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Largest component accepted.
 pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
@@ -53,7 +54,36 @@ pub enum AdmissionError {
     Internal(#[from] anyhow::Error),
 }
 
+impl AdmissionError {
+    /// The reason as counted in metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AdmissionError::TooLarge(_) => "too_large",
+            AdmissionError::Manifest(_) => "manifest",
+            AdmissionError::Forbidden(_) => "forbidden",
+            AdmissionError::UnknownVendor(_) => "unknown_vendor",
+            AdmissionError::MissingSignature => "missing_signature",
+            AdmissionError::BadSignature(_) => "bad_signature",
+            AdmissionError::Duplicate { .. } => "duplicate",
+            AdmissionError::Load(_) => "load",
+            AdmissionError::HealthCheck(_) => "health_check",
+            AdmissionError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// Runs every admission step inside an `admission` span; a refusal is counted by reason.
 pub async fn admit(app: &App, principal: &Principal, upload: Upload) -> Result<(VersionRecord, Arc<LoadedVersion>), AdmissionError> {
+    let span = tracing::info_span!("admission", publisher = %principal.subject, bytes = upload.component.len(), module = tracing::field::Empty, version = tracing::field::Empty);
+    let result = admit_steps(app, principal, upload).instrument(span.clone()).await;
+    if let Err(e) = &result {
+        app.metrics.admission_refused(e.kind());
+        tracing::info!(parent: &span, reason = e.kind(), error = %e, "upload refused");
+    }
+    result
+}
+
+async fn admit_steps(app: &App, principal: &Principal, upload: Upload) -> Result<(VersionRecord, Arc<LoadedVersion>), AdmissionError> {
     if upload.component.len() > MAX_COMPONENT_BYTES {
         return Err(AdmissionError::TooLarge(format!(
             "the component has {} bytes; the limit is {MAX_COMPONENT_BYTES}",
@@ -64,6 +94,7 @@ pub async fn admit(app: &App, principal: &Principal, upload: Upload) -> Result<(
         return Err(AdmissionError::TooLarge(format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes")));
     }
     let manifest = Manifest::parse(&upload.manifest).map_err(AdmissionError::Manifest)?;
+    tracing::Span::current().record("module", manifest.id.as_str()).record("version", manifest.version.as_str());
     principal.require_vendor(&manifest.vendor).map_err(|e| AdmissionError::Forbidden(e.to_string()))?;
     let vendor = app.db.vendor(&manifest.vendor).await?.ok_or_else(|| AdmissionError::UnknownVendor(manifest.vendor.clone()))?;
     let signature = upload.signature.as_deref().filter(|s| !s.trim().is_empty()).ok_or(AdmissionError::MissingSignature)?;

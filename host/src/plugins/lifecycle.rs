@@ -5,6 +5,7 @@
 //! applies them in one atomic swap. Versions are loaded (from the artifact cache, so no
 //! recompile) the first time a route needs them and kept in [`VersionCache`].
 
+use tracing::Instrument;
 use super::LoadedVersion;
 use super::live::{Change, Routed};
 use crate::app::App;
@@ -120,21 +121,33 @@ impl App {
     /// Moves the given municipalities to `version` (which must be approved) in one
     /// database transaction and one atomic route change.
     pub async fn swap(&self, module: &str, version: &str, lg_codes: &[String]) -> Result<u64> {
-        // Load before switching, so the switch itself never waits for a load.
-        self.loaded_version(module, version).await?;
-        let moved = self.db.move_subscriptions(module, lg_codes, version).await?;
-        self.reroute(module, Some(lg_codes)).await?;
-        tracing::info!(module, version, municipalities = lg_codes.len(), moved, "swapped");
-        Ok(moved)
+        let span = tracing::info_span!("swap", module, version, municipalities = lg_codes.len());
+        async {
+            // Load before switching, so the switch itself never waits for a load.
+            self.loaded_version(module, version).await?;
+            let moved = self.db.move_subscriptions(module, lg_codes, version).await?;
+            self.reroute(module, Some(lg_codes)).await?;
+            self.metrics.swap(module, "swap");
+            tracing::info!(moved, "swapped");
+            Ok(moved)
+        }
+        .instrument(span)
+        .await
     }
 
     /// Returns the given municipalities to the version they ran before; no recompile (the
     /// previous version is still loaded or in the artifact cache).
     pub async fn rollback(&self, module: &str, lg_codes: &[String]) -> Result<Vec<String>> {
-        let rolled = self.db.rollback_subscriptions(module, lg_codes).await?;
-        self.reroute(module, Some(&rolled)).await?;
-        tracing::info!(module, municipalities = rolled.len(), "rolled back");
-        Ok(rolled)
+        let span = tracing::info_span!("rollback", module, municipalities = lg_codes.len());
+        async {
+            let rolled = self.db.rollback_subscriptions(module, lg_codes).await?;
+            self.reroute(module, Some(&rolled)).await?;
+            self.metrics.swap(module, "rollback");
+            tracing::info!(rolled = rolled.len(), "rolled back");
+            Ok(rolled)
+        }
+        .instrument(span)
+        .await
     }
 
     /// Operator kill switch: no municipality reaches the module until it is resumed.
@@ -143,6 +156,7 @@ impl App {
         let found = self.db.set_module_suspension(module, reason).await?;
         if found {
             self.reroute(module, None).await?;
+            self.metrics.swap(module, if reason.is_none() { "resume" } else { "suspend" });
             if reason.is_none() {
                 tracing::info!(module, "resumed");
             } else {
