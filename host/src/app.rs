@@ -31,6 +31,8 @@ pub struct App {
     pub deliveries: crate::linkage::delivery::Deliveries,
     /// Counters and histograms for `/metrics` and OTLP.
     pub metrics: crate::telemetry::Metrics,
+    /// Municipality exports and resumable uploads between sites.
+    pub transfers: crate::transfers::Transfers,
     configs: ConfigCache,
 }
 
@@ -39,6 +41,7 @@ impl App {
         let tenants = Tenants::default();
         tenants.replace(db.list_municipalities().await?);
         Ok(Self {
+            transfers: crate::transfers::Transfers::new(&data_dir),
             db,
             data_dir,
             runtime,
@@ -125,7 +128,7 @@ impl Tenants {
         self.0.load().get(code).cloned()
     }
 
-    fn replace(&self, all: Vec<Municipality>) {
+    pub fn replace(&self, all: Vec<Municipality>) {
         self.0.store(Arc::new(all.into_iter().map(|m| (m.lg_code.clone(), Arc::new(m))).collect()));
     }
 }

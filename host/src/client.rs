@@ -12,12 +12,22 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for the host at `base`; it also trusts the CA certificate in
+    /// `NUKISASHI_CA_CERT` (a PEM file), for sites with a private CA.
     pub fn new(base: &str, token: Option<String>) -> Self {
-        crate::tls::install_crypto_provider();
-        Self { base: base.trim_end_matches('/').to_string(), token, http: reqwest::Client::new() }
+        let ca = std::env::var_os("NUKISASHI_CA_CERT").map(std::path::PathBuf::from);
+        let http = crate::tls::client_with_ca(ca.as_deref()).unwrap_or_else(|e| {
+            eprintln!("warning: {e:#}; using the system's roots only");
+            reqwest::Client::new()
+        });
+        Self { base: base.trim_end_matches('/').to_string(), token, http }
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let builder = self.http.request(method, format!("{}/api/v1{path}", self.base));
         match &self.token {
             Some(token) => builder.bearer_auth(token),
@@ -98,7 +108,7 @@ impl Client {
         Ok(written)
     }
 
-    async fn send<T: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> Result<T> {
+    pub(crate) async fn send<T: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> Result<T> {
         let response = builder.send().await.with_context(|| format!("cannot reach the host at {}", self.base))?;
         let status = response.status();
         if status.is_success() {
@@ -109,7 +119,7 @@ impl Client {
     }
 }
 
-fn upload_bar(total: u64) -> indicatif::ProgressBar {
+pub(crate) fn upload_bar(total: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
         indicatif::ProgressStyle::with_template("uploading {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec}")

@@ -23,6 +23,8 @@ pub mod settings;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod transfer_client;
+pub mod transfers;
 
 /// Module ids are what appears in URLs: 1–64 of `a-z`, `0-9` and `-`, starting with a
 /// letter or digit.

@@ -396,6 +396,23 @@ enum MunicipalityCommand {
     },
     /// Check a code's form and check digit (no host needed).
     Check { lg_code: String },
+    /// Download everything that belongs to a municipality (its registration, subscriptions
+    /// with the modules they need, config, module storage, linkage data, audit, usage) into
+    /// a file, over HTTPS; a broken download resumes and the SHA-256 is checked.
+    Export {
+        lg_code: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Send a municipality's export file to a host, in resumable chunks over HTTPS, and
+    /// import it there (all or nothing; the municipality must not be registered there).
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Args)]
@@ -534,6 +551,31 @@ async fn municipality(cmd: MunicipalityCommand) -> Result<()> {
             let body = serde_json::json!({ "lg_code": lg_code, "name": name, "population": population });
             let m = api.client().post("/municipalities", &body).await?;
             println!("registered {} {} ({})", m["lg_code"].as_str().unwrap_or(""), m["name"].as_str().unwrap_or(""), m["prefecture"].as_str().unwrap_or(""));
+        }
+        MunicipalityCommand::Export { lg_code, out, api } => {
+            LgCode::parse(&lg_code)?;
+            let done = nukisashi::transfer_client::export(&api.client(), &lg_code, &out).await?;
+            println!(
+                "exported {} to {}: {} bytes, sha256 {} (resumed {} times)",
+                done.lg_code,
+                out.display(),
+                done.bytes,
+                done.sha256,
+                done.resumed
+            );
+        }
+        MunicipalityCommand::Import { file, api } => {
+            let done = nukisashi::transfer_client::import(&api.client(), &file).await?;
+            println!(
+                "imported {} from {}: {} bytes, sha256 {}, {} rows written, {} catalog rows already here (resumed {} times)",
+                done.imported["lg_code"].as_str().unwrap_or("?"),
+                file.display(),
+                done.bytes,
+                done.sha256,
+                done.imported["rows"],
+                done.imported["kept"],
+                done.resumed
+            );
         }
         MunicipalityCommand::List { server } => {
             let list: Vec<serde_json::Value> = nukisashi::client::Client::new(&server.server, None).get("/municipalities").await?;

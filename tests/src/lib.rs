@@ -58,6 +58,8 @@ pub struct HostSpec {
     pub demo: bool,
     /// Extra environment variables for the host process.
     pub env: Vec<(String, String)>,
+    /// The CA that signed the host's certificate, when it serves HTTPS.
+    pub ca: Option<PathBuf>,
 }
 
 impl HostSpec {
@@ -74,11 +76,19 @@ impl HostSpec {
             settings: String::new(),
             demo: true,
             env: Vec::new(),
+            ca: None,
         })
     }
 
     pub fn settings(mut self, toml: &str) -> Self {
         self.settings = toml.to_string();
+        self
+    }
+
+    /// Serves HTTPS with `tls`'s certificate; the test client trusts its CA.
+    pub fn tls(mut self, tls: &Tls) -> Self {
+        self.settings.push_str(&format!("\n[tls]\ncert = {:?}\nkey = {:?}\n", tls.cert, tls.key));
+        self.ca = Some(tls.ca.clone());
         self
     }
 
@@ -122,7 +132,7 @@ impl HostSpec {
             }
         });
         match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(base) => Ok(Host { child, base, data_dir: self.data_dir.clone(), client: client() }),
+            Ok(base) => Ok(Host { child, base, data_dir: self.data_dir.clone(), client: client(self.ca.as_deref()), ca: self.ca.clone() }),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -133,9 +143,43 @@ impl HostSpec {
     }
 }
 
-fn client() -> reqwest::Client {
+fn client(ca: Option<&Path>) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client")
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+    if let Some(ca) = ca {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).expect("CA file")).expect("CA PEM"));
+    }
+    builder.build().expect("http client")
+}
+
+/// A test CA and a certificate it signed for `localhost` and `127.0.0.1`, as PEM files.
+pub struct Tls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn tls_files(dir: &Path) -> Tls {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "nukisashi test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    params.use_authority_key_identifier_extension = true;
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let tls = Tls { ca: dir.join("ca.pem"), cert: dir.join("cert.pem"), key: dir.join("key.pem") };
+    std::fs::write(&tls.ca, ca_cert.pem()).unwrap();
+    std::fs::write(&tls.cert, cert.pem()).unwrap();
+    std::fs::write(&tls.key, key.serialize_pem()).unwrap();
+    tls
 }
 
 /// A running host process; killed when dropped.
@@ -144,6 +188,8 @@ pub struct Host {
     pub base: String,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
+    /// The CA the client trusts, when the host serves HTTPS.
+    pub ca: Option<PathBuf>,
 }
 
 impl Host {
@@ -246,6 +292,7 @@ pub async fn publish_plugin(host: &Host, dir: &Path, name: &str) {
         .arg("--component")
         .arg(module(name))
         .args(["--server", &host.base])
+        .envs(host.ca.iter().map(|ca| ("NUKISASHI_CA_CERT", ca)))
         .env("NUKISASHI_TOKEN", host.token("vendor", Some("nukisashi")))
         .output()
         .expect("publish runs");

@@ -6,6 +6,7 @@ mod catalog;
 mod gateway;
 mod linkage;
 mod subscriptions;
+mod transfers;
 mod module_config;
 mod municipalities;
 mod usage;
@@ -33,6 +34,11 @@ fn api_v1() -> Router<Arc<App>> {
     Router::new()
         .route("/municipalities", get(municipalities::list).post(municipalities::create))
         .route("/municipalities/{lg_code}", get(municipalities::show))
+        .route("/municipalities/{lg_code}/exports", post(transfers::create_export))
+        .route("/exports/{id}", get(transfers::download_export))
+        .route("/transfers", post(transfers::create_upload))
+        .route("/transfers/{id}", get(transfers::show_upload).patch(transfers::append))
+        .route("/transfers/{id}/import", post(transfers::import))
         .route(
             "/municipalities/{lg_code}/modules/{module}/config",
             get(module_config::show).put(module_config::replace),

@@ -7,11 +7,13 @@
 pub mod backup;
 pub mod catalog;
 pub mod deliveries;
+pub(crate) mod dump;
 pub mod events;
 pub mod kv;
 pub mod linkage;
 pub mod module_config;
 pub mod municipalities;
+pub mod municipality_archive;
 
 use anyhow::{Context, Result};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

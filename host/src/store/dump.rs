@@ -1,0 +1,227 @@
+//! The NDJSON format shared by the whole-platform backup and the per-municipality export:
+//! a header line, then per table a `{"table","columns"}` line followed by its rows, then an
+//! end line with the row count and the SHA-256 of every line before it.
+//!
+//! ```text
+//! {"format":"nukisashi-backup","version":1,...}          header
+//! {"table":"vendors","columns":["id",...]}                 a table
+//! ["acme","ACME 株式会社",...]                             its rows: text, integer, {"b64":…}, null
+//! {"end":true,"rows":1234,"sha256":"…"}                    digest of every line before this one
+//! ```
+
+use super::Backend;
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyArguments;
+use sqlx::{AnyConnection, Row};
+use std::io::{BufRead, Write};
+
+/// Tables other tables refer to come first; the rest follow by name.
+const FIRST: &[&str] = &["municipalities", "vendors", "modules", "components", "module_versions"];
+
+pub(super) async fn tables(conn: &mut AnyConnection, backend: Backend) -> Result<Vec<String>> {
+    let sql = match backend {
+        Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name",
+        Backend::Postgres => "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() AND tablename NOT LIKE '_sqlx%' ORDER BY tablename",
+    };
+    let mut names: Vec<String> = sqlx::query(sql).fetch_all(&mut *conn).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+    names.sort_by_key(|n| (FIRST.iter().position(|f| f == n).unwrap_or(FIRST.len()), n.clone()));
+    Ok(names)
+}
+
+/// A column's name and how its values travel: `integer`, `blob` or `text`.
+pub(super) type Column = (String, &'static str);
+
+pub(super) async fn columns(conn: &mut AnyConnection, backend: Backend, table: &str) -> Result<Vec<Column>> {
+    let rows = match backend {
+        Backend::Sqlite => sqlx::query(&format!("SELECT name, type FROM pragma_table_info('{table}') ORDER BY cid")).fetch_all(&mut *conn).await?,
+        Backend::Postgres => {
+            sqlx::query("SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position")
+                .bind(table)
+                .fetch_all(&mut *conn)
+                .await?
+        }
+    };
+    rows.iter()
+        .map(|r| {
+            let name: String = r.try_get(0)?;
+            let ty: String = r.try_get::<String, _>(1)?.to_ascii_lowercase();
+            let kind = if ty.contains("int") || ty.contains("serial") {
+                "integer"
+            } else if ty.contains("blob") || ty.contains("bytea") {
+                "blob"
+            } else {
+                "text"
+            };
+            Ok((name, kind))
+        })
+        .collect()
+}
+
+pub(super) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Writes lines, hashing each.
+pub(super) struct Writer<'w, W: Write> {
+    out: &'w mut W,
+    hasher: Sha256,
+    rows: u64,
+}
+
+impl<'w, W: Write> Writer<'w, W> {
+    pub fn new(out: &'w mut W) -> Self {
+        Self { out, hasher: Sha256::new(), rows: 0 }
+    }
+
+    pub fn line(&mut self, value: &Value) -> Result<()> {
+        let text = serde_json::to_string(value)?;
+        self.hasher.update(text.as_bytes());
+        self.hasher.update(b"\n");
+        writeln!(self.out, "{text}")?;
+        Ok(())
+    }
+
+    /// Writes `table` with the rows `filter` selects (a `WHERE …` using `$1` = `arg`, or
+    /// nothing for every row).
+    pub async fn table(&mut self, conn: &mut AnyConnection, backend: Backend, table: &str, filter: &str, arg: Option<&str>) -> Result<()> {
+        let cols = columns(conn, backend, table).await?;
+        self.line(&json!({ "table": table, "columns": cols.iter().map(|c| &c.0).collect::<Vec<_>>() }))?;
+        let list = cols.iter().map(|c| quote(&c.0)).collect::<Vec<_>>().join(", ");
+        let order = cols.iter().map(|c| quote(&c.0)).take(3).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {list} FROM {} {filter} ORDER BY {order}", quote(table));
+        let mut query = sqlx::query(&sql);
+        if let Some(arg) = arg {
+            query = query.bind(arg);
+        }
+        for r in query.fetch_all(&mut *conn).await? {
+            let mut values = Vec::with_capacity(cols.len());
+            for (i, (_, kind)) in cols.iter().enumerate() {
+                values.push(match *kind {
+                    "integer" => r.try_get::<Option<i64>, _>(i)?.map(Value::from).unwrap_or(Value::Null),
+                    "blob" => r
+                        .try_get::<Option<Vec<u8>>, _>(i)?
+                        .map(|b| json!({ "b64": base64::engine::general_purpose::STANDARD.encode(b) }))
+                        .unwrap_or(Value::Null),
+                    _ => r.try_get::<Option<String>, _>(i)?.map(Value::from).unwrap_or(Value::Null),
+                });
+            }
+            self.line(&Value::Array(values))?;
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes the end line; returns the number of rows.
+    pub fn finish(self) -> Result<u64> {
+        let digest = hex::encode(self.hasher.finalize());
+        writeln!(self.out, "{}", json!({ "end": true, "rows": self.rows, "sha256": digest }))?;
+        self.out.flush()?;
+        Ok(self.rows)
+    }
+}
+
+/// One line of a dump after the header.
+pub(super) enum Item {
+    Table { name: String, columns: Vec<String> },
+    Row(Vec<Value>),
+}
+
+/// Reads lines, hashing each, and checks the end line.
+pub(super) struct Reader<R: BufRead> {
+    lines: std::io::Lines<R>,
+    hasher: Sha256,
+    rows: u64,
+}
+
+impl<R: BufRead> Reader<R> {
+    /// Opens a dump and returns its header, which must name `format` at `version`.
+    pub fn open(input: R, format: &str, version: u64) -> Result<(Self, Value)> {
+        let mut reader = Self { lines: input.lines(), hasher: Sha256::new(), rows: 0 };
+        let Some(header) = reader.raw()? else { bail!("the file is empty") };
+        if header["format"] != format || header["version"] != version {
+            bail!("this is not a {format} file of format version {version}");
+        }
+        Ok((reader, header))
+    }
+
+    fn raw(&mut self) -> Result<Option<Value>> {
+        let Some(line) = self.lines.next() else { return Ok(None) };
+        let line = line.context("the file could not be read")?;
+        let value: Value = serde_json::from_str(&line).context("the file has a line that is not JSON")?;
+        if value.get("end").is_none() {
+            self.hasher.update(line.as_bytes());
+            self.hasher.update(b"\n");
+        }
+        Ok(Some(value))
+    }
+
+    /// The next table or row; `None` once the end line has been read and verified.
+    pub fn next(&mut self) -> Result<Option<Item>> {
+        let Some(value) = self.raw()? else { bail!("the file ends early (no end line): it is incomplete") };
+        if value.get("end").is_some() {
+            let digest = hex::encode(std::mem::take(&mut self.hasher).finalize());
+            if value["sha256"] != Value::String(digest) || value["rows"] != self.rows {
+                bail!("the file's digest or row count does not match its content: it was altered or damaged");
+            }
+            return Ok(None);
+        }
+        if let Some(name) = value.get("table").and_then(Value::as_str) {
+            let columns: Vec<String> = serde_json::from_value(value["columns"].clone()).context("a table line has no column list")?;
+            return Ok(Some(Item::Table { name: name.to_string(), columns }));
+        }
+        let Value::Array(values) = value else { bail!("the file has a malformed row") };
+        self.rows += 1;
+        Ok(Some(Item::Row(values)))
+    }
+}
+
+/// Binds one row's values, typed by `cols`, to `query`.
+pub(super) fn bind_row<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, AnyArguments<'q>>,
+    table: &str,
+    cols: &[Column],
+    values: &[Value],
+) -> Result<sqlx::query::Query<'q, sqlx::Any, AnyArguments<'q>>> {
+    if values.len() != cols.len() {
+        bail!("a row of {table} has {} values for {} columns", values.len(), cols.len());
+    }
+    for (v, (_, kind)) in values.iter().zip(cols) {
+        query = match (*kind, v) {
+            ("integer", Value::Null) => query.bind(None::<i64>),
+            ("blob", Value::Null) => query.bind(None::<Vec<u8>>),
+            (_, Value::Null) => query.bind(None::<String>),
+            ("integer", v) => query.bind(v.as_i64().with_context(|| format!("{table}: expected an integer, got {v}"))?),
+            ("blob", v) => query.bind(base64::engine::general_purpose::STANDARD.decode(v["b64"].as_str().unwrap_or("")).context("a blob is not base64")?),
+            (_, Value::String(s)) => query.bind(s.clone()),
+            (_, v) => bail!("{table}: expected text, got {v}"),
+        };
+    }
+    Ok(query)
+}
+
+/// The columns of `names` in this host's schema of `table`, in the file's order.
+pub(super) async fn schema_columns(conn: &mut AnyConnection, backend: Backend, table: &str, names: &[String]) -> Result<Vec<Column>> {
+    let schema = columns(conn, backend, table).await?;
+    names
+        .iter()
+        .map(|n| schema.iter().find(|(s, _)| s == n).cloned().with_context(|| format!("column {table}.{n} is not in this host's schema")))
+        .collect()
+}
+
+pub(super) fn insert_sql(table: &str, cols: &[Column]) -> String {
+    let placeholders = (1..=cols.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    format!("INSERT INTO {} ({}) VALUES ({placeholders})", quote(table), cols.iter().map(|c| quote(&c.0)).collect::<Vec<_>>().join(", "))
+}
+
+/// On PostgreSQL, moves `audit_log`'s id sequence past the ids now in the table.
+pub(super) async fn reset_sequences(conn: &mut AnyConnection, backend: Backend) -> Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT setval(pg_get_serial_sequence('audit_log', 'id'), COALESCE((SELECT MAX(id) FROM audit_log), 0) + 1, false)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
