@@ -31,6 +31,8 @@ pub struct App {
     pub deliveries: crate::linkage::delivery::Deliveries,
     /// Counters and histograms for `/metrics` and OTLP.
     pub metrics: crate::telemetry::Metrics,
+    /// This process, among the hosts sharing a database (`replicas`).
+    pub replica_id: String,
     /// Municipality exports and resumable uploads between sites.
     pub transfers: crate::transfers::Transfers,
     configs: ConfigCache,
@@ -41,6 +43,7 @@ impl App {
         let tenants = Tenants::default();
         tenants.replace(db.list_municipalities().await?);
         Ok(Self {
+            replica_id: uuid::Uuid::new_v4().to_string(),
             transfers: crate::transfers::Transfers::new(&data_dir),
             db,
             data_dir,
@@ -61,6 +64,7 @@ impl App {
     pub async fn add_municipality(&self, m: &Municipality) -> Result<Inserted> {
         let inserted = self.db.insert_municipality(m).await?;
         self.tenants.replace(self.db.list_municipalities().await?);
+        self.announce(crate::replicas::Announcement::Municipalities).await;
         Ok(inserted)
     }
 
@@ -115,7 +119,13 @@ impl App {
     pub async fn set_module_config(&self, code: &LgCode, module: &str, settings: BTreeMap<String, String>) -> Result<()> {
         self.db.replace_module_config(code, module, &settings).await?;
         self.configs.0.write().expect("config cache lock").insert((code.clone(), module.to_string()), Arc::new(settings));
+        self.announce(crate::replicas::Announcement::Config { lg_code: code.to_string(), module: module.to_string() }).await;
         Ok(())
+    }
+
+    /// Drops cached module config (another host may have changed it).
+    pub fn forget_module_configs(&self) {
+        self.configs.0.write().expect("config cache lock").clear();
     }
 }
 

@@ -17,6 +17,7 @@ pub mod lgcode;
 pub mod linkage;
 pub mod metering;
 pub mod plugins;
+pub mod replicas;
 pub mod runtime;
 pub mod server;
 pub mod settings;

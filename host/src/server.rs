@@ -42,6 +42,9 @@ pub async fn serve(app: Arc<App>, settings: &Settings) -> Result<()> {
     }
     crate::linkage::delivery::spawn(app.clone());
     crate::metering::spawn_flusher(app.clone());
+    if let Some(url) = settings.database_url.as_deref().filter(|_| app.db.backend() == crate::store::Backend::Postgres) {
+        crate::replicas::spawn(app.clone(), url.to_string());
+    }
     let router = crate::api::router(app.clone());
     match &settings.tls {
         None => axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?,

@@ -1,68 +1,15 @@
 //! The module lifecycle over HTTP: publish → review → subscribe → serve → staged swap →
 //! rollback → unplug → export; swaps under load; every bad upload refused cleanly; restart.
 
-use nukisashi_e2e::{Backend, Host, HostSpec, binary, module, problem};
+use nukisashi_e2e::{Backend, Host, HostSpec, binary, cli, manifest, module, ok, problem, publish, vendor};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CHIYODA: &str = "131016";
 const SAPPORO: &str = "011002";
-
-fn cli(host: &Host, token: &str, args: &[&str]) -> std::process::Output {
-    Command::new(binary()).args(args).args(["--server", &host.base]).env("NUKISASHI_TOKEN", token).output().unwrap()
-}
-
-fn ok(output: std::process::Output) -> String {
-    assert!(output.status.success(), "CLI failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn manifest(dir: &Path, vendor: &str, id: &str, version: &str, extra: &str) -> PathBuf {
-    let path = dir.join(format!("{id}-{version}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"id = "{id}"
-version = "{version}"
-vendor = "{vendor}"
-category = "電子申請"
-name = {{ ja = "ゲストブック", en = "Guestbook" }}
-description = "住民の声を集める記帳ページ"
-capabilities = ["kv"]
-wit_major = 1
-routes = [{{ path = "/", auth = "public" }}, {{ path = "/entries", auth = "resident" }}]
-{extra}
-[config.title]
-description = "ページの題名"
-default = "ゲストブック"
-"#
-        ),
-    )
-    .unwrap();
-    path
-}
-
-/// A registered vendor with its key file; returns the key path.
-async fn vendor(host: &Host, dir: &Path, id: &str, auto_approve: bool) -> PathBuf {
-    let key = dir.join(format!("{id}.key"));
-    let public = ok(Command::new(binary()).args(["vendor", "keygen", "--out"]).arg(&key).output().unwrap());
-    let operator = host.token("operator", None);
-    let r = host
-        .send_as(&operator, Method::POST, "/api/v1/vendors", Some(&json!({"id": id, "name": format!("{id} 株式会社"), "public_key": public.trim(), "auto_approve": auto_approve})))
-        .await;
-    assert_eq!(r.status(), 201);
-    key
-}
-
-fn publish(host: &Host, vendor: &str, key: &Path, manifest: &Path, component: &Path) -> std::process::Output {
-    let token = host.token("vendor", Some(vendor));
-    let mut args = vec!["module".to_string(), "publish".into(), "--key".into(), key.display().to_string()];
-    args.extend(["--manifest".into(), manifest.display().to_string(), "--component".into(), component.display().to_string()]);
-    cli(host, &token, &args.iter().map(String::as_str).collect::<Vec<_>>())
-}
 
 /// The version that answered (the module's answer may itself be a refusal).
 async fn served_by(host: &Host, code: &str) -> String {

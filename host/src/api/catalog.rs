@@ -141,6 +141,7 @@ pub async fn approve(
     let reason = if decision.reason.trim().is_empty() { "approved".to_string() } else { decision.reason };
     decide(&app, &id, &version, true, &reason, &who.subject).await?;
     let moved = if decision.release.unwrap_or(true) { app.release(&id, &version).await? } else { Vec::new() };
+    app.announce(crate::replicas::Announcement::Version { module: id.clone(), version: version.clone() }).await;
     Ok(Json(serde_json::json!({ "module": id, "version": version, "status": "approved", "moved": moved })))
 }
 

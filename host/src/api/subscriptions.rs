@@ -97,6 +97,7 @@ pub async fn subscribe(
     };
     app.db.upsert_subscription(&subscription).await?;
     app.reroute(&module, Some(&[code.to_string()])).await?;
+    app.announce(crate::replicas::Announcement::Routes { module: module.clone() }).await;
     tracing::info!(lg_code = %code, module, version = %subscription.version, grants = ?subscription.grants, by = %who.subject, "subscribed");
     Ok(Json(subscription))
 }
@@ -110,6 +111,7 @@ pub async fn unplug(State(app): State<Arc<App>>, Caller(who): Caller, Path((code
         return Err(Problem::not_found("unknown-subscription", format!("{code} has no subscription to `{module}`")));
     }
     app.reroute(&module, Some(&[code.to_string()])).await?;
+    app.announce(crate::replicas::Announcement::Routes { module: module.clone() }).await;
     tracing::info!(lg_code = %code, module, by = %who.subject, "unplugged");
     Ok(Json(serde_json::json!({ "lg_code": code, "module": module, "active": false })))
 }

@@ -142,9 +142,8 @@ pub async fn import(State(app): State<Arc<App>>, Caller(who): Caller, Path(id): 
         .await
         .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "import-refused", "Import refused", format!("{e:#}")))?;
     app.transfers.remove_upload(&id);
-    app.tenants.replace(app.db.list_municipalities().await?);
-    app.restore_routes().await?;
-    app.deliveries.wake();
+    app.reconcile().await?;
+    app.announce(crate::replicas::Announcement::Municipalities).await;
     tracing::info!(parent: &span, lg_code = %imported.lg_code, rows = imported.rows, kept = imported.kept, "municipality imported");
     Ok((StatusCode::CREATED, Json(imported)).into_response())
 }

@@ -131,6 +131,7 @@ async fn admit_steps(app: &App, principal: &Principal, upload: Upload) -> Result
         return Err(AdmissionError::Duplicate { module: manifest.id.clone(), version: manifest.version.clone() });
     }
     app.versions.insert(loaded.clone());
+    app.announce(crate::replicas::Announcement::Version { module: manifest.id.clone(), version: manifest.version.clone() }).await;
     let record = app.db.version(&manifest.id, &manifest.version).await?.expect("just inserted");
     tracing::info!(module = %manifest.id, version = %manifest.version, vendor = %manifest.vendor, status = ?record.status, "version admitted");
     Ok((record, loaded))

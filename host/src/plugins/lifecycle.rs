@@ -5,6 +5,7 @@
 //! applies them in one atomic swap. Versions are loaded (from the artifact cache, so no
 //! recompile) the first time a route needs them and kept in [`VersionCache`].
 
+use crate::replicas::Announcement;
 use tracing::Instrument;
 use super::LoadedVersion;
 use super::live::{Change, Routed};
@@ -128,6 +129,7 @@ impl App {
             let moved = self.db.move_subscriptions(module, lg_codes, version).await?;
             self.reroute(module, Some(lg_codes)).await?;
             self.metrics.swap(module, "swap");
+            self.announce(Announcement::Routes { module: module.to_string() }).await;
             tracing::info!(moved, "swapped");
             Ok(moved)
         }
@@ -143,6 +145,7 @@ impl App {
             let rolled = self.db.rollback_subscriptions(module, lg_codes).await?;
             self.reroute(module, Some(&rolled)).await?;
             self.metrics.swap(module, "rollback");
+            self.announce(Announcement::Routes { module: module.to_string() }).await;
             tracing::info!(rolled = rolled.len(), "rolled back");
             Ok(rolled)
         }
@@ -157,6 +160,7 @@ impl App {
         if found {
             self.reroute(module, None).await?;
             self.metrics.swap(module, if reason.is_none() { "resume" } else { "suspend" });
+            self.announce(Announcement::Routes { module: module.to_string() }).await;
             if reason.is_none() {
                 tracing::info!(module, "resumed");
             } else {
