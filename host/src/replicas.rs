@@ -4,8 +4,8 @@
 //! and the live routing table. A host that changes any of those tells the others with
 //! `NOTIFY` on [`CHANNEL`]; each host listens and rebuilds its copy from the database
 //! (a published version is compiled ahead, so approving it later switches at once). A
-//! full rebuild also runs every [`RECONCILE_EVERY`] and after a lost listener
-//! connection, so a missed notification cannot leave a host stale.
+//! full rebuild also runs every `[replicas] reconcile_ms` (15 s) and after a lost
+//! listener connection, so a missed notification cannot leave a host stale.
 //!
 //! Routes only ever come from the catalog's approved versions, so no host can route to a
 //! version that was not admitted. On SQLite (one host) nothing here runs.
@@ -17,8 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const CHANNEL: &str = "nukisashi_changes";
-/// How often a host rebuilds its routes from the database even without notifications.
-pub const RECONCILE_EVERY: Duration = Duration::from_secs(15);
 
 /// What changed, as announced to the other hosts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,7 +66,7 @@ impl App {
 }
 
 /// Listens for announcements and reconciles (PostgreSQL only).
-pub fn spawn(app: Arc<App>, database_url: String) -> tokio::task::JoinHandle<()> {
+pub fn spawn(app: Arc<App>, database_url: String, reconcile_every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut failures = 0u32;
         loop {
@@ -85,7 +83,7 @@ pub fn spawn(app: Arc<App>, database_url: String) -> tokio::task::JoinHandle<()>
             // Whatever was announced while not listening.
             rebuild(&app, "listening").await;
             loop {
-                match tokio::time::timeout(RECONCILE_EVERY, listener.try_recv()).await {
+                match tokio::time::timeout(reconcile_every, listener.try_recv()).await {
                     Err(_) => rebuild(&app, "periodic").await,
                     Ok(Ok(Some(notification))) => {
                         let mut relevant = handle(&app, notification.payload()).await;

@@ -43,7 +43,7 @@ pub async fn serve(app: Arc<App>, settings: &Settings) -> Result<()> {
     crate::linkage::delivery::spawn(app.clone());
     crate::metering::spawn_flusher(app.clone());
     if let Some(url) = settings.database_url.as_deref().filter(|_| app.db.backend() == crate::store::Backend::Postgres) {
-        crate::replicas::spawn(app.clone(), url.to_string());
+        crate::replicas::spawn(app.clone(), url.to_string(), std::time::Duration::from_millis(settings.replicas.reconcile_ms.max(100)));
     }
     let router = crate::api::router(app.clone());
     match &settings.tls {

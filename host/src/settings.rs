@@ -29,6 +29,22 @@ pub struct Settings {
     /// Serve HTTPS with this certificate (plain HTTP when absent, e.g. behind a proxy
     /// that terminates TLS).
     pub tls: Option<crate::tls::TlsSettings>,
+    pub replicas: Replicas,
+}
+
+/// Several hosts on one PostgreSQL database (`replicas`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Replicas {
+    /// How often a host rebuilds its routes from the database even without notifications
+    /// (the bound on staleness after a missed one).
+    pub reconcile_ms: u64,
+}
+
+impl Default for Replicas {
+    fn default() -> Self {
+        Self { reconcile_ms: 15_000 }
+    }
 }
 
 /// Per-request limits on a module. A module that exceeds one gets a clear error response
@@ -79,6 +95,7 @@ impl Default for Settings {
             auth: Default::default(),
             telemetry: Default::default(),
             tls: None,
+            replicas: Replicas::default(),
         }
     }
 }

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const CHIYODA: &str = "131016";
+/// A short reconciliation period, so the test of a missed notification is quick.
+const RECONCILE: &str = "[replicas]\nreconcile_ms = 500\n";
 
 /// A host on the same database as `first`, with the same token secret (as replicas behind
 /// one load balancer share it).
@@ -21,7 +23,7 @@ fn replica(first: &HostSpec, dir: &Path) -> HostSpec {
     if !secret.exists() {
         std::fs::copy(first.data_dir.join("jwt-secret"), secret).unwrap();
     }
-    HostSpec { data_dir: dir.to_path_buf(), database_url: first.database_url.clone(), plugins: Vec::new(), settings: String::new(), demo: false, env: Vec::new(), ca: None }
+    HostSpec { data_dir: dir.to_path_buf(), database_url: first.database_url.clone(), plugins: Vec::new(), settings: RECONCILE.into(), demo: false, env: Vec::new(), ca: None }
 }
 
 async fn served_by(base: &str, client: &reqwest::Client) -> Option<String> {
@@ -52,7 +54,7 @@ async fn replicas_on_one_postgres_converge_and_fail_no_request() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let first = HostSpec::new(Backend::Postgres, &dir.path().join("r1"), &[]).await.unwrap();
+    let first = HostSpec::new(Backend::Postgres, &dir.path().join("r1"), &[]).await.unwrap().settings(RECONCILE);
     let r1 = first.start().unwrap();
     let (spec2, spec3) = (replica(&first, &dir.path().join("r2")), replica(&first, &dir.path().join("r3")));
     let r2 = spec2.start().unwrap();
@@ -145,6 +147,17 @@ async fn replicas_on_one_postgres_converge_and_fail_no_request() {
         total += served;
     }
     assert!(total > 100, "only {total} requests were served");
+    // A change no host announced (as if the notification were lost) is picked up by the
+    // periodic reconciliation.
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(first.database_url.as_deref().unwrap()).await.unwrap();
+    sqlx::query("UPDATE subscriptions SET version = '1.0.0', previous_version = '2.0.0' WHERE lg_code = $1 AND module_id = 'guestbook'")
+        .bind(CHIYODA)
+        .execute(&db)
+        .await
+        .unwrap();
+    let unannounced = converge(&[&r1, &r2, &r3], "guestbook@1.0.0").await;
+    assert!(unannounced < Duration::from_millis(1500), "an unannounced change took {unannounced:?} (reconciling every 500 ms)");
+
     eprintln!("converged: subscribe {subscribed:?}, swap {swapped:?}, rollback {rolled_back:?}, config {config_reached:?}; {total} requests");
     for (what, took) in [("subscribe", subscribed), ("swap", swapped), ("rollback", rolled_back), ("config", config_reached)] {
         assert!(took < Duration::from_secs(1), "{what} took {took:?} to reach every host");
