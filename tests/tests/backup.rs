@@ -97,9 +97,12 @@ async fn online_backup_restores_everything_acknowledged_before_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("digest"), "{}", String::from_utf8_lossy(&out.stderr));
     let truncated = dir.path().join("truncated.ndjson");
-    std::fs::write(&truncated, &text[..text.len() / 2]).unwrap();
+    // Cut at a byte, not a character: a transfer that stops can leave half a UTF-8 sequence.
+    std::fs::write(&truncated, &text.as_bytes()[..text.len() / 2]).unwrap();
     let out = restore(&truncated, &dir.path().join("c"), None);
     assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("the file") && !said.contains("panicked"), "a cut-off backup is refused with a sentence: {said}");
     // Nothing was half-written: the good backup still restores into the same directory.
     let out = restore(&backup_file, &dir.path().join("c"), None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
