@@ -130,10 +130,12 @@ fn bench(extra: &[String]) -> Result<()> {
     status(c)?;
     // Partial runs (`quick`, `trivial`) are for the gateway only.
     if extra.is_empty() {
-        let mut c = cargo();
-        c.args(["bench", "-p", "nukisashi", "--bench", "linkage"]);
-        c.env("RUST_BACKTRACE", "0");
-        status(c)?;
+        for bench in ["linkage", "density"] {
+            let mut c = cargo();
+            c.args(["bench", "-p", "nukisashi", "--bench", bench]);
+            c.env("RUST_BACKTRACE", "0");
+            status(c)?;
+        }
     }
     Ok(())
 }
