@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::chart::{self, Bars};
 use common::{module_file, write_into_benchmarks_md};
 use nukisashi::catalog::manifest::Manifest;
 use nukisashi::lgcode::{LgCode, check_digit};
@@ -170,6 +171,16 @@ async fn run() -> anyhow::Result<()> {
     writeln!(report, "| the same, second call (sequential) | {} | {} | {} | |", warm.len(), ms(percentile(&mut warm, 0.5)), ms(percentile(&mut warm, 0.99)))?;
     let rate = load.len() as f64 / LOAD_FOR.as_secs_f64();
     writeln!(report, "| mixed load, random municipality and module, concurrency {CONCURRENCY} ({errors} errors) | {} | {} | {} | {rate:.0} |", load.len(), ms(percentile(&mut load, 0.5)), ms(percentile(&mut load, 0.99)))?;
+    report.push('\n');
+    report.push_str(&chart::write(
+        "density",
+        &Bars {
+            title: "Resident memory of one host with 1,741 municipalities × 3 modules",
+            unit: "MiB",
+            groups: ["started", "modules loaded", "all registered", "all called", "after load"].map(String::from).to_vec(),
+            series: vec![("resident memory".into(), vec![rss_empty, rss_loaded, rss_registered, rss_called, rss_loaded_run])],
+        },
+    )?);
     println!("{report}");
     write_into_benchmarks_md("density", "Density: every municipality on one host", &report)?;
     Ok(())

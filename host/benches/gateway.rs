@@ -11,6 +11,7 @@
 mod common;
 
 use axum::extract::State;
+use common::load::{Run, Samples, best_interleaved, load, us};
 use common::{module_file, write_into_benchmarks_md};
 use nukisashi::capabilities::{Caller, PlatformState};
 use nukisashi::lgcode::LgCode;
@@ -22,27 +23,15 @@ use std::time::{Duration, Instant};
 const ROUND: Duration = Duration::from_secs(2);
 const ROUNDS: usize = 3;
 const CONCURRENCY: &[usize] = &[1, 4, 16];
-/// `cargo xtask bench quick`: only the no-HTTP section.
+/// `cargo xtask bench gateway quick`: only the no-HTTP section.
 fn quick() -> bool {
     std::env::args().any(|a| a == "quick")
 }
 const ENTRIES: u64 = 10;
+/// Swaps made while serving, and how long the load around them runs (longer than the swaps take).
+const SWAPS: usize = 100;
+const STORM: Duration = Duration::from_secs(3);
 const CHIYODA: &str = "131016";
-
-#[derive(Default, Clone)]
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn percentile(&self, p: f64) -> Duration {
-        let mut v = self.0.clone();
-        v.sort();
-        v[((v.len() as f64 - 1.0) * p).round() as usize]
-    }
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e6)
-}
 
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -134,18 +123,10 @@ async fn run() -> anyhow::Result<()> {
         let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).unwrap_or(serde_json::Value::String(t.into()));
         assert_eq!(parse(&a), parse(&b), "module and native answers differ");
         for &c in CONCURRENCY.iter().take(if only_trivial { 1 } else { 3 }) {
-            let mut best_module: Option<(f64, Samples)> = None;
-            let mut best_native: Option<(f64, Samples)> = None;
-            for _ in 0..ROUNDS {
-                for (url, best) in [(module_url, &mut best_module), (native_url, &mut best_native)] {
-                    let (rate, samples) = load(&client, url, c).await;
-                    if best.as_ref().is_none_or(|(r, _)| rate > *r) {
-                        *best = Some((rate, samples));
-                    }
-                }
-            }
-            let (mr, ms) = best_module.unwrap();
-            let (nr, ns) = best_native.unwrap();
+            let best = best_interleaved(&client, &[vec![module_url.clone()], vec![native_url.clone()]], c, ROUNDS, ROUND).await;
+            let [module, native] = &best[..] else { unreachable!("two targets") };
+            anyhow::ensure!(module.errors + native.errors == 0, "{work}: requests failed under load");
+            let (mr, ms, nr, ns) = (module.rate, &module.samples, native.rate, &native.samples);
             let added = ms.percentile(0.5).saturating_sub(ns.percentile(0.5));
             writeln!(
                 report,
@@ -217,31 +198,29 @@ async fn lifecycle(app: &nukisashi::app::App, host: &str, client: &reqwest::Clie
     // Swap latency, and serving while swapping.
     let url = format!("{host}/{CHIYODA}/bench-faults/ok");
     let mut swaps = Samples::default();
-    let (steady_rate, steady) = load(client, &url, 4).await;
+    let Run { rate: steady_rate, samples: steady, .. } = load(client, std::slice::from_ref(&url), 4, STORM).await;
     let storm = {
         let client = client.clone();
         let url = url.clone();
-        tokio::spawn(async move { load(&client, &url, 4).await })
+        tokio::spawn(async move { load(&client, &[url], 4, STORM).await })
     };
-    let started = Instant::now();
-    let mut n = 0;
-    while started.elapsed() < ROUND {
+    for n in 0..SWAPS {
         let version = if n % 2 == 0 { "2.0.0" } else { "1.0.0" };
         let t = Instant::now();
         app.swap("bench-faults", version, &[CHIYODA.to_string()]).await?;
         swaps.0.push(t.elapsed());
-        n += 1;
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (storm_rate, storm_samples) = storm.await?;
+    let Run { rate: storm_rate, samples: storm_samples, errors: storm_errors } = storm.await?;
     assert!(app.live.resolve("bench-faults", &code).is_some());
-    writeln!(report, "\n### Swap latency and serving during a swap storm (4 concurrent clients)\n")?;
+    writeln!(report, "\n### Swap latency, and serving during 100 swaps (4 concurrent clients)\n")?;
     writeln!(report, "| | value |")?;
     writeln!(report, "| --- | ---: |")?;
-    writeln!(report, "| swaps in {}s (database write + atomic route change) | {} |", ROUND.as_secs(), swaps.0.len())?;
+    writeln!(report, "| swaps, 10 ms apart (database write + atomic route change) | {} |", swaps.0.len())?;
     writeln!(report, "| swap p50 / p99 µs | {} / {} |", us(swaps.percentile(0.5)), us(swaps.percentile(0.99)))?;
     writeln!(report, "| steady req/s, p99 µs | {steady_rate:.0}, {} |", us(steady.percentile(0.99)))?;
     writeln!(report, "| during swaps req/s, p99 µs | {storm_rate:.0}, {} |", us(storm_samples.percentile(0.99)))?;
+    writeln!(report, "| failed requests during swaps (target 0) | {storm_errors} |")?;
     Ok(())
 }
 
@@ -261,33 +240,6 @@ async fn serve(router: axum::Router) -> anyhow::Result<String> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, router).await });
     Ok(format!("http://{addr}"))
-}
-
-/// `concurrency` workers sending requests back to back for one round.
-async fn load(client: &reqwest::Client, url: &str, concurrency: usize) -> (f64, Samples) {
-    let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let client = client.clone();
-            let url = url.to_string();
-            tokio::spawn(async move {
-                let mut samples = Vec::new();
-                while started.elapsed() < ROUND {
-                    let t = Instant::now();
-                    let response = client.get(&url).send().await.expect("request");
-                    assert!(response.status().is_success());
-                    response.bytes().await.expect("body");
-                    samples.push(t.elapsed());
-                }
-                samples
-            })
-        })
-        .collect();
-    let mut all = Samples::default();
-    for w in workers {
-        all.0.extend(w.await.expect("worker"));
-    }
-    (all.0.len() as f64 / started.elapsed().as_secs_f64(), all)
 }
 
 /// The same work as the modules, written as ordinary axum handlers on the same database.

@@ -2,7 +2,8 @@
 //!
 //! - `demo [ARGS…]`   build every module and start the host with demo data (SQLite)
 //! - `test`           build every module, start a throwaway PostgreSQL, run all tests
-//! - `bench`          build everything and run the benchmarks (writes docs/BENCHMARKS.md)
+//! - `bench [NAME]`   build everything and run every benchmark (or one), against wasmtime
+//!                    serve, native axum and a throwaway PostgreSQL (writes docs/BENCHMARKS.md)
 //! - `modules`        build every guest module (wasm32-wasip2) only
 //!
 //! Everything host-side uses the release profile, so wasmtime compiles once for the demo,
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest packages, built for wasm32-wasip2 with the `guest` profile.
-const GUEST_PACKAGES: &[&str] = &["guestbook", "fault-fixture", "bad-import-fixture", "large-fixture", "linkage-fixture", "furusato-tax", "child-allowance", "e-application"];
+const GUEST_PACKAGES: &[&str] = &["guestbook", "fault-fixture", "bad-import-fixture", "large-fixture", "linkage-fixture", "plain-http-fixture", "furusato-tax", "child-allowance", "e-application"];
 
 /// Host-side packages whose tests make up the test suite.
 const TEST_PACKAGES: &[&str] = &["nukisashi", "nukisashi-sdk", "nukisashi-e2e", "furusato-tax", "child-allowance", "e-application"];
@@ -99,15 +100,7 @@ fn test(extra: &[String]) -> Result<()> {
         c.args(["build", "--release", "-p", "nukisashi", "--bin", "nukisashi"]);
         c
     })?;
-    let _postgres = match std::env::var("NUKISASHI_TEST_DATABASE_URL") {
-        Ok(_) => None,
-        Err(_) => {
-            let server = postgres::Throwaway::start(&root().join("target/pg-test"))?;
-            // SAFETY: single-threaded at this point; children inherit the variable.
-            unsafe { std::env::set_var("NUKISASHI_TEST_DATABASE_URL", server.url()) };
-            Some(server)
-        }
-    };
+    let _postgres = throwaway_postgres()?;
     let mut c = cargo();
     c.args(["test", "--release"]);
     for p in TEST_PACKAGES {
@@ -121,21 +114,58 @@ fn test(extra: &[String]) -> Result<()> {
     status(c)
 }
 
+/// Every benchmark, in the order `cargo xtask bench` runs them.
+const BENCHES: &[&str] = &["gateway", "peers", "linkage", "density", "replicas"];
+
+/// `bench` runs them all; `bench NAME [ARGS…]` one of them (e.g. `bench gateway quick`).
 fn bench(extra: &[String]) -> Result<()> {
+    let selected: Vec<&str> = match extra.first() {
+        None => BENCHES.to_vec(),
+        Some(name) if BENCHES.contains(&name.as_str()) => vec![name.as_str()],
+        Some(name) => bail!("unknown benchmark {name:?}: choose one of {}", BENCHES.join(", ")),
+    };
     build_modules()?;
-    let mut c = cargo();
-    c.args(["bench", "-p", "nukisashi", "--bench", "gateway", "--"]);
-    c.args(extra);
-    c.env("RUST_BACKTRACE", "0");
-    status(c)?;
-    // Partial runs (`quick`, `trivial`) are for the gateway only.
-    if extra.is_empty() {
-        for bench in ["linkage", "density"] {
-            let mut c = cargo();
-            c.args(["bench", "-p", "nukisashi", "--bench", bench]);
-            c.env("RUST_BACKTRACE", "0");
-            status(c)?;
-        }
+    if selected.contains(&"peers") {
+        install_wasmtime_cli()?;
+    }
+    let _postgres = if selected.contains(&"replicas") { throwaway_postgres()? } else { None };
+    for bench in selected {
+        let mut c = cargo();
+        c.args(["bench", "-p", "nukisashi", "--bench", bench, "--"]);
+        c.args(extra.iter().skip(1));
+        c.env("RUST_BACKTRACE", "0");
+        status(c)?;
     }
     Ok(())
+}
+
+/// Version of wasmtime-cli the peer benchmark compares against: the host's wasmtime.
+const WASMTIME_CLI: &str = "48.0.8";
+
+/// Installs `wasmtime` (only what `wasmtime serve` needs) into target/tools once.
+fn install_wasmtime_cli() -> Result<()> {
+    let tools = root().join("target/tools");
+    let installed = Command::new(tools.join("bin/wasmtime")).arg("--version").output();
+    if installed.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(WASMTIME_CLI)) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing wasmtime-cli {WASMTIME_CLI} into {} for the peer benchmark (once; several minutes)", tools.display());
+    let mut c = cargo();
+    c.args(["install", "wasmtime-cli", "--version", WASMTIME_CLI, "--locked", "--no-default-features"])
+        .args(["--features", "run,serve,wasi-http,component-model,cranelift,pooling-allocator,parallel-compilation,cache"])
+        .arg("--root")
+        .arg(&tools);
+    status(c)
+}
+
+/// A throwaway PostgreSQL for the tests and benchmarks, unless NUKISASHI_TEST_DATABASE_URL
+/// already names a server; children inherit the variable. Stopped when dropped.
+fn throwaway_postgres() -> Result<Option<postgres::Throwaway>> {
+    if std::env::var_os("NUKISASHI_TEST_DATABASE_URL").is_some() {
+        return Ok(None);
+    }
+    let server = postgres::Throwaway::start(&root().join("target/pg-test"))?;
+    // SAFETY: single-threaded at this point.
+    unsafe { std::env::set_var("NUKISASHI_TEST_DATABASE_URL", server.url()) };
+    Ok(Some(server))
 }

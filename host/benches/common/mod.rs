@@ -1,6 +1,12 @@
 //! What the benchmarks share: where the built modules are, and writing a section of
 //! docs/BENCHMARKS.md between `<!-- bench:{name}:start -->` and `… :end -->` markers.
 
+#![allow(dead_code)] // each bench uses part of what is shared
+
+pub mod chart;
+pub mod load;
+pub mod process;
+
 use std::path::PathBuf;
 
 /// A guest module built by `cargo xtask bench`, e.g. `module_file("guestbook")`.
