@@ -29,11 +29,18 @@ pub fn build_engine(settings: &Settings) -> Result<Engine> {
         .max_tables_per_component(limits.tables as u32)
         .max_memory_size(limits.memory_bytes as usize)
         .table_elements(limits.table_elements)
-        // Keeping the first 64 KiB of each slot resident avoids re-faulting the hot pages
-        // on every instantiation; 1 and 2 MiB made instantiation twice as slow and the
-        // call no faster (docs/BENCHMARKS.md).
-        .linear_memory_keep_resident(64 << 10)
         .table_keep_resident(64 << 10);
+    // Resetting a memory slot with madvise makes the kernel flush every thread's TLB
+    // (IPIs to every core), which was the largest single cost of a trivial request. With
+    // the PAGEMAP_SCAN ioctl (Linux 6.7+) wasmtime memsets only the pages a request
+    // touched, up to the kept size, and a 1 MiB keep gave +60 % throughput at concurrency
+    // 16 (docs/BENCHMARKS.md, peers). Without the ioctl a large keep means memsetting all
+    // of it on every request, which made instantiation twice as slow: keep 64 KiB then.
+    if pagemap_scan_available() {
+        pool.pagemap_scan(wasmtime::Enabled::Auto).linear_memory_keep_resident(1 << 20);
+    } else {
+        pool.linear_memory_keep_resident(64 << 10);
+    }
 
     let mut config = Config::new();
     config
@@ -45,6 +52,20 @@ pub fn build_engine(settings: &Settings) -> Result<Engine> {
         .concurrency_support(false)
         .max_wasm_stack(1 << 20);
     Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")
+}
+
+/// Whether this kernel has the `PAGEMAP_SCAN` ioctl (Linux 6.7 and later).
+fn pagemap_scan_available() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    kernel_at_least(&release, (6, 7))
+}
+
+fn kernel_at_least(release: &str, wanted: (u32, u32)) -> bool {
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= wanted,
+        _ => false,
+    }
 }
 
 /// Starts the thread that advances the engine's epoch every [`EPOCH_TICK`]. It holds only a
@@ -122,5 +143,20 @@ impl Compiler {
             Ok((component, false))
         })
         .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_at_least;
+
+    #[test]
+    fn kernel_release_is_compared_by_major_then_minor() {
+        assert!(kernel_at_least("6.18.44-fc-v657\n", (6, 7)));
+        assert!(kernel_at_least("6.7.0", (6, 7)));
+        assert!(!kernel_at_least("6.6.87-generic", (6, 7)));
+        assert!(!kernel_at_least("5.15.0", (6, 7)));
+        assert!(kernel_at_least("7.0", (6, 7)));
+        assert!(!kernel_at_least("unknown", (6, 7)));
     }
 }

@@ -152,7 +152,7 @@ fn install_wasmtime_cli() -> Result<()> {
     eprintln!("xtask: installing wasmtime-cli {WASMTIME_CLI} into {} for the peer benchmark (once; several minutes)", tools.display());
     let mut c = cargo();
     c.args(["install", "wasmtime-cli", "--version", WASMTIME_CLI, "--locked", "--no-default-features"])
-        .args(["--features", "run,serve,wasi-http,component-model,cranelift,pooling-allocator,parallel-compilation,cache"])
+        .args(["--features", "run,serve,wasi-http,component-model,component-model-async,cranelift,pooling-allocator,parallel-compilation,cache"])
         .arg("--root")
         .arg(&tools);
     status(c)
