@@ -4,6 +4,8 @@
 //! `cargo xtask test` builds the binary and the modules first and provides a PostgreSQL
 //! server through `NUKISASHI_TEST_DATABASE_URL`.
 
+pub mod browser;
+
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

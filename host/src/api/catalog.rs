@@ -129,6 +129,32 @@ pub struct Decision {
     release: Option<bool>,
 }
 
+#[derive(Serialize)]
+pub struct VendorModule {
+    id: String,
+    versions: Vec<VersionRecord>,
+    reviews: Vec<Review>,
+    suspended: Option<String>,
+}
+
+/// `GET /vendors/{id}/modules` (that vendor or an operator): every module the vendor
+/// owns, with all its versions, review decisions and suspension.
+pub async fn vendor_modules(State(app): State<Arc<App>>, Caller(who): Caller, Path(vendor): Path<String>) -> Result<Json<Vec<VendorModule>>, Problem> {
+    who.require_vendor(&vendor).map_err(|e| refused(&who, e))?;
+    let mut by_module: std::collections::BTreeMap<String, Vec<VersionRecord>> = Default::default();
+    for v in app.db.versions(None).await? {
+        by_module.entry(v.module_id.clone()).or_default().push(v);
+    }
+    let mut out = Vec::new();
+    for (id, versions) in by_module {
+        if app.db.module_owner(&id).await?.as_deref() != Some(vendor.as_str()) {
+            continue;
+        }
+        out.push(VendorModule { reviews: app.db.reviews(&id).await?, suspended: app.db.module_suspension(&id).await?, id, versions });
+    }
+    Ok(Json(out))
+}
+
 /// `POST /modules/{id}/versions/{version}/approve` (operator).
 pub async fn approve(
     State(app): State<Arc<App>>,
@@ -192,6 +218,8 @@ pub struct CatalogEntry {
     /// What each requested capability lets the module do, in plain words (for the person
     /// deciding whether to grant it).
     capability_explanations: std::collections::BTreeMap<&'static str, &'static str>,
+    /// The settings each municipality gives the module (the console builds its form from it).
+    config: std::collections::BTreeMap<String, crate::catalog::manifest::ConfigField>,
     latest: String,
     versions: Vec<String>,
 }
@@ -228,6 +256,7 @@ pub async fn catalog(State(app): State<Arc<App>>, Caller(_): Caller, Query(query
             description: manifest.description,
             capability_explanations: manifest.capabilities.iter().map(|c| (c.name(), c.explain())).collect(),
             capabilities: manifest.capabilities,
+            config: manifest.config,
             latest,
             versions: versions.into_iter().map(|v| v.version).collect(),
         });

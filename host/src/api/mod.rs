@@ -3,6 +3,7 @@
 mod auth;
 mod backup;
 mod catalog;
+mod console;
 mod gateway;
 mod linkage;
 mod subscriptions;
@@ -23,6 +24,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", api_v1())
+        .route("/console", get(console::redirect))
+        .route("/console/", get(console::index))
+        .route("/console/{file}", get(console::file))
         .route("/{lg_code}/{module}", any(gateway::handle_root))
         .route("/{lg_code}/{module}/", any(gateway::handle_root))
         .route("/{lg_code}/{module}/{*path}", any(gateway::handle))
@@ -61,6 +65,7 @@ fn api_v1() -> Router<Arc<App>> {
         .route("/modules/{id}/suspend", post(subscriptions::suspend))
         .route("/modules/{id}/resume", post(subscriptions::resume))
         .route("/vendors", post(catalog::register_vendor))
+        .route("/vendors/{id}/modules", get(catalog::vendor_modules))
         .route("/reviews", get(catalog::pending))
         .route("/catalog", get(catalog::catalog))
         .route("/municipalities/{lg_code}/subscriptions", get(subscriptions::list))

@@ -1,0 +1,196 @@
+//! The web console in a real headless Chromium: a municipality admin subscribes to a
+//! module and sees it answer; an operator approves a version and rolls it back; a vendor's
+//! upload of a bad module shows the admission error. Screenshots of the main pages go to
+//! target/console-screenshots/.
+
+use fantoccini::Locator;
+use nukisashi_e2e::browser::Browser;
+use nukisashi_e2e::{Backend, Host, HostSpec, binary, manifest, module, ok, publish, vendor};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+
+const CHIYODA: &str = "131016";
+
+async fn host(dir: &Path) -> Host {
+    HostSpec::new(Backend::Sqlite, &dir.join("host"), &[]).await.unwrap().start().unwrap()
+}
+
+/// Publishes guestbook `version` as vendor `acme` and approves it through the API.
+async fn approved_guestbook(host: &Host, dir: &Path, key: &Path, version: &str) {
+    ok(publish(host, "acme", key, &manifest(dir, "acme", "guestbook", version, ""), &module("guestbook")));
+    let operator = host.token("operator", None);
+    let path = format!("/api/v1/modules/guestbook/versions/{version}/approve");
+    let (status, body) = host.call(Some(&operator), reqwest::Method::POST, &path, Some(json!({"reason": "審査済み"}))).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The version each subscribed municipality is routed to, from `GET /api/v1/modules`.
+async fn routed_version(host: &Host, module: &str, code: &str) -> Option<String> {
+    let (_, modules) = host.call(None, reqwest::Method::GET, "/api/v1/modules", None).await;
+    modules.as_array()?.iter().find(|m| m["id"] == module)?["municipalities"][code].as_str().map(String::from)
+}
+
+#[tokio::test]
+async fn municipality_admin_subscribes_in_the_console_and_the_module_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    let key = vendor(&host, dir.path(), "acme", false).await;
+    approved_guestbook(&host, dir.path(), &key, "1.0.0").await;
+
+    let browser = Browser::start().await.unwrap();
+    browser.sign_in(&host.base, &host.token("admin", Some(CHIYODA))).await.unwrap();
+    let card = browser.wait_for("article[data-module=guestbook]").await.unwrap();
+    let text = browser.wait_for_text("サービスカタログ").await.unwrap();
+    assert!(text.contains("ゲストブック") && text.contains("acme"), "the catalog shows the module and its vendor:\n{text}");
+    assert!(text.contains("利用中のサービスはまだありません"), "nothing is subscribed yet");
+    browser.screenshot("municipality-catalog").await.unwrap();
+
+    // Category filter and search narrow the catalog.
+    browser.client.find(Locator::Css("#search")).await.unwrap().send_keys("存在しないサービス").await.unwrap();
+    browser.wait_for_text("条件に合うサービスはありません").await.unwrap();
+    browser.client.find(Locator::Css("#search")).await.unwrap().clear().await.unwrap();
+    browser.client.find(Locator::Css("#search")).await.unwrap().send_keys("記帳").await.unwrap();
+    let card = browser.wait_for("article[data-module=guestbook]").await.unwrap_or(card);
+
+    // Subscribe: open the form, grant kv explicitly, set the title, submit.
+    card.find(Locator::Css("summary")).await.unwrap().click().await.unwrap();
+    let grant = card.find(Locator::Css("input[name=grant][value=kv]")).await.unwrap();
+    assert_eq!(grant.prop("checked").await.unwrap().as_deref(), Some("false"), "no capability is granted without the admin ticking it");
+    grant.click().await.unwrap();
+    let title = card.find(Locator::Css("input[name='config:title']")).await.unwrap();
+    title.clear().await.unwrap();
+    title.send_keys("千代田区 区民の声").await.unwrap();
+    card.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("guestbook の利用を始めました").await.unwrap();
+
+    // The subscription is real: the API has it with exactly the granted capability …
+    let admin = host.token("admin", Some(CHIYODA));
+    let (_, subscriptions) = host.call(Some(&admin), reqwest::Method::GET, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions"), None).await;
+    let subscription = subscriptions.as_array().unwrap().iter().find(|s| s["module_id"] == "guestbook").expect("subscribed");
+    assert_eq!(subscription["grants"], json!(["kv"]));
+    // … and the console links to the module, which answers with the configured title.
+    let link = browser.wait_for("a[href$='/guestbook/']").await.unwrap();
+    let href = link.attr("href").await.unwrap().unwrap();
+    browser.screenshot("municipality-subscribed").await.unwrap();
+    browser.client.goto(&format!("{}{href}", host.base)).await.unwrap();
+    browser.wait_for_text("千代田区 区民の声").await.unwrap();
+
+    // English is one click away and remembered.
+    browser.client.goto(&format!("{}/console/", host.base)).await.unwrap();
+    browser.wait_for("#lang").await.unwrap().click().await.unwrap();
+    browser.wait_for_text("Service catalog").await.unwrap();
+    assert_eq!(browser.client.find(Locator::Css("html")).await.unwrap().attr("lang").await.unwrap().as_deref(), Some("en"));
+}
+
+#[tokio::test]
+async fn operator_approves_a_version_and_rolls_it_back_in_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    let key = vendor(&host, dir.path(), "acme", false).await;
+    approved_guestbook(&host, dir.path(), &key, "1.0.0").await;
+    let admin = host.token("admin", Some(CHIYODA));
+    let (status, body) = host.call(Some(&admin), reqwest::Method::PUT, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions/guestbook"), Some(json!({"grants": ["kv"]}))).await;
+    assert_eq!(status, 200, "{body}");
+    ok(publish(&host, "acme", &key, &manifest(dir.path(), "acme", "guestbook", "1.1.0", ""), &module("guestbook")));
+
+    let browser = Browser::start().await.unwrap();
+    browser.sign_in(&host.base, &host.token("operator", None)).await.unwrap();
+    let row = browser.wait_for("tr[data-review='guestbook@1.1.0']").await.unwrap();
+    browser.wait_for("tr[data-module=guestbook]").await.unwrap();
+    browser.screenshot("operator-review-queue").await.unwrap();
+    row.find(Locator::Css("input[name=reason]")).await.unwrap().send_keys("脆弱性修正を確認").await.unwrap();
+    row.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("guestbook 1.1.0 を承認しました").await.unwrap();
+    assert_eq!(routed_version(&host, "guestbook", CHIYODA).await.as_deref(), Some("1.1.0"), "approval releases the version to municipalities following the latest");
+    let operator = host.token("operator", None);
+    let (_, versions) = host.call(Some(&operator), reqwest::Method::GET, "/api/v1/modules/guestbook/versions", None).await;
+    assert!(versions["reviews"].as_array().unwrap().iter().any(|r| r["version"] == "1.1.0" && r["reason"] == "脆弱性修正を確認"), "the reason typed in the console is recorded: {versions}");
+
+    // Roll back from the modules table.
+    let module_row = browser.wait_for("tr[data-module=guestbook]").await.unwrap();
+    module_row.find(Locator::XPath(".//button[text()='ロールバック']")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("guestbook を前のバージョンに戻しました").await.unwrap();
+    assert_eq!(routed_version(&host, "guestbook", CHIYODA).await.as_deref(), Some("1.0.0"));
+    let (status, _) = host.call(None, reqwest::Method::GET, &format!("/{CHIYODA}/guestbook/"), None).await;
+    assert_eq!(status, 200, "the module keeps answering after the rollback");
+
+    // The cost report with its chart.
+    browser.wait_for("form button[type=submit]").await.unwrap();
+    let calculate = browser.client.find(Locator::XPath("//button[text()='計算']")).await.unwrap();
+    calculate.click().await.unwrap();
+    browser.wait_for("svg.chart rect").await.unwrap();
+    let text = browser.wait_for_text("千代田区").await.unwrap();
+    assert!(text.contains("円"), "amounts are shown in yen:\n{text}");
+    browser.screenshot("operator-after-rollback").await.unwrap();
+}
+
+#[tokio::test]
+async fn vendor_upload_of_a_bad_module_shows_the_admission_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(dir.path()).await;
+    let key = vendor(&host, dir.path(), "acme", false).await;
+    // A correctly signed upload whose component imports an interface the platform does not offer.
+    let manifest_file = manifest(dir.path(), "acme", "guestbook", "1.0.0", "");
+    let component = module("bad-import-fixture");
+    let signature = ok(Command::new(binary())
+        .args(["module", "sign", "--key"])
+        .arg(&key)
+        .arg("--manifest")
+        .arg(&manifest_file)
+        .arg("--component")
+        .arg(&component)
+        .output()
+        .unwrap());
+    let signature_file = dir.path().join("guestbook.sig");
+    std::fs::write(&signature_file, signature.trim()).unwrap();
+
+    let browser = Browser::start().await.unwrap();
+    browser.sign_in(&host.base, &host.token("vendor", Some("acme"))).await.unwrap();
+    browser.wait_for("#publish").await.unwrap();
+    for (field, file) in [("manifest", &manifest_file), ("component", &component), ("signature", &signature_file)] {
+        let input = browser.client.find(Locator::Css(&format!("#publish input[name={field}]"))).await.unwrap();
+        input.send_keys(&file.canonicalize().unwrap().display().to_string()).await.unwrap();
+    }
+    browser.client.find(Locator::Css("#publish button[type=submit]")).await.unwrap().click().await.unwrap();
+    let error = browser.wait_for("#publish-result .error").await.unwrap().text().await.unwrap();
+    browser.screenshot("vendor-admission-error").await.unwrap();
+
+    // The console shows the API's own refusal, word for word.
+    let token = host.token("vendor", Some("acme"));
+    let form = reqwest::multipart::Form::new()
+        .part("manifest", reqwest::multipart::Part::bytes(std::fs::read(&manifest_file).unwrap()))
+        .part("component", reqwest::multipart::Part::bytes(std::fs::read(&component).unwrap()))
+        .text("signature", signature.trim().to_string());
+    let response = reqwest::Client::new().post(host.url("/api/v1/modules")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.unwrap();
+    assert!(error.contains(problem["detail"].as_str().unwrap()), "the console shows {error:?}, the API says {problem}");
+    assert!(error.contains(problem["title"].as_str().unwrap()));
+    // Nothing was admitted.
+    let (_, modules) = host.call(Some(&token), reqwest::Method::GET, "/api/v1/vendors/acme/modules", None).await;
+    assert_eq!(modules, json!([]), "a refused upload leaves nothing behind");
+
+    // The good module goes through, and the page lists it as waiting for review.
+    let signature = ok(Command::new(binary())
+        .args(["module", "sign", "--key"])
+        .arg(&key)
+        .arg("--manifest")
+        .arg(&manifest_file)
+        .arg("--component")
+        .arg(module("guestbook"))
+        .output()
+        .unwrap());
+    std::fs::write(&signature_file, signature.trim()).unwrap();
+    browser.client.refresh().await.unwrap();
+    browser.wait_for("#publish").await.unwrap();
+    for (field, file) in [("manifest", &manifest_file), ("component", &module("guestbook")), ("signature", &signature_file)] {
+        let input = browser.client.find(Locator::Css(&format!("#publish input[name={field}]"))).await.unwrap();
+        input.send_keys(&file.canonicalize().unwrap().display().to_string()).await.unwrap();
+    }
+    browser.client.find(Locator::Css("#publish button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("guestbook 1.0.0 を受け付けました（状態: 審査待ち）").await.unwrap();
+    let listed = browser.wait_for("[data-vendor-module=guestbook]").await.unwrap().text().await.unwrap();
+    assert!(listed.contains("1.0.0") && listed.contains("審査待ち"), "the vendor sees the version waiting for review: {listed}");
+    browser.screenshot("vendor-published").await.unwrap();
+}
