@@ -195,7 +195,22 @@ function moduleCard(code, m, subscription) {
     h("p", { class: "meta" }, `${m.category} · ${t("vendor")}: ${m.vendor} · ${t("versions")}: ${m.versions.join(", ")}`),
     h("p", {}, m.description),
     subscription ? h("p", { class: "ok" }, t("inUse", subscription.version)) : null,
-    h("details", {}, h("summary", {}, subscription ? t("changeSubscription") : t("subscribeSummary")), form));
+    h("details", { ontoggle: e => e.target.open && fillConfig(code, m.id, form) }, h("summary", {}, subscription ? t("changeSubscription") : t("subscribeSummary")), form));
+}
+
+/** Puts the municipality's current settings for the module into the form (once). */
+async function fillConfig(code, module, form) {
+  if (form.dataset.filled) return;
+  form.dataset.filled = "yes";
+  try {
+    const current = await api("GET", `/municipalities/${code}/modules/${module}/config`);
+    for (const [key, value] of Object.entries(current)) {
+      const input = form.querySelector(`input[name="config:${CSS.escape(key)}"]`);
+      // What the user has already typed wins over what was stored.
+      if (input && input.value === input.defaultValue) input.value = value;
+    }
+    form.dataset.filled = "done";
+  } catch (e) { say(e.message, "error"); }
 }
 
 async function exportData(button, code, module) {
@@ -225,27 +240,54 @@ async function operator() {
       }));
   });
   await section(t("liveModules"), async () => {
-    const modules = await (await fetch("/api/v1/modules")).json();
-    return modules.length === 0 ? h("p", {}, t("noModules")) : table([t("module"), t("servingVersions"), ""], modules.map(m => {
-      const versions = [...new Set(Object.values(m.municipalities))];
-      const target = h("input", { name: "version", size: 8, "aria-label": t("swapTo"), placeholder: t("swapTo") });
-      return h("tr", { "data-module": m.id },
-        h("td", {}, m.id),
-        h("td", {}, m.default_version ? `${t("allMunicipalities")}: ${m.default_version} ` : "", Object.keys(m.municipalities).length ? `${versions.join(", ")} (${Object.keys(m.municipalities).length} ${t("municipalitiesCount")})` : ""),
-        h("td", {}, target, " ",
-          h("button", { type: "button", onclick: e => act(e.target, () => api("POST", `/modules/${m.id}/swap`, { version: target.value.trim() }), r => t("swapped", m.id, r.version, r.elapsed_us)) }, t("swap")), " ",
-          h("button", { type: "button", class: "secondary", onclick: e => act(e.target, () => api("POST", `/modules/${m.id}/rollback`, {}), r => t("rolledBack", m.id, r.elapsed_us)) }, t("rollback")), " ",
-          h("button", { type: "button", class: "danger", onclick: e => {
-            const reason = prompt(t("suspendReason", m.id));
-            if (reason) act(e.target, () => api("POST", `/modules/${m.id}/suspend`, { reason }), () => t("suspended", m.id));
-          } }, t("suspend"))));
-    }));
+    const [modules, live] = await Promise.all([api("GET", "/module-versions"), fetch("/api/v1/modules").then(r => r.json())]);
+    return modules.length === 0 ? h("p", {}, t("noModules")) : modules.map(m => operatorModule(m, live.find(x => x.id === m.id)));
+  });
+  await section(t("errorsTitle", month()), async () => {
+    const usage = await api("GET", `/usage?month=${month()}`);
+    const byModule = new Map();
+    for (const r of usage.rows) {
+      const m = byModule.get(r.module_id) || { requests: 0, errors: 0 };
+      m.requests += r.requests; m.errors += r.errors;
+      byModule.set(r.module_id, m);
+    }
+    return byModule.size === 0 ? h("p", {}, t("noUsage")) : table([t("module"), t("requests"), t("errors")],
+      [...byModule].sort((a, b) => b[1].errors - a[1].errors).map(([module, m]) => h("tr", {}, h("td", {}, module), h("td", { class: "num" }, m.requests), h("td", { class: "num" }, m.errors))));
   });
   await section(t("health"), async () => {
     const response = await fetch("/readyz");
     return h("p", { class: response.ok ? "ok" : "error" }, `/readyz: ${response.status} ${await response.text()}`);
   });
   await section(t("costTitle", month()), () => costForm());
+}
+
+/** One module for the operator: every version with its state and where it runs, and the
+ *  lifecycle actions (swap — to every municipality or a staged list —, roll back, suspend or resume). */
+function operatorModule(m, routed) {
+  const runsIn = v => routed ? Object.entries(routed.municipalities).filter(([, x]) => x === v).map(([code]) => code).sort() : [];
+  const codes = h("input", { name: "lg_codes", size: 24, "aria-label": t("stagedCodes"), placeholder: t("stagedCodes") });
+  const target = h("select", { name: "version", "aria-label": t("swapTo") }, m.versions.filter(v => v.status === "approved").map(v => h("option", { value: v.version }, v.version)));
+  const staged = () => {
+    const list = codes.value.split(/[\s,、]+/).filter(Boolean);
+    return list.length ? list : undefined;
+  };
+  return h("div", { "data-module": m.id },
+    h("h3", {}, m.id, m.suspended ? ` — ${t("suspendedBecause", m.suspended)}` : ""),
+    table([t("version"), t("status"), t("runsIn")], m.versions.map(v => {
+      const where = runsIn(v.version);
+      return h("tr", {}, h("td", {}, v.version), h("td", {}, t(`status_${v.status}`)),
+        h("td", {}, routed && routed.default_version === v.version ? `${t("allMunicipalities")} ` : "", where.length ? `${where.length} ${t("municipalitiesCount")}: ${where.join(", ")}` : ""));
+    })),
+    h("p", { class: "filters" },
+      h("label", {}, t("swapTo"), " ", target), h("label", {}, t("stagedLabel"), " ", codes),
+      h("button", { type: "button", onclick: e => act(e.target, () => api("POST", `/modules/${m.id}/swap`, { version: target.value, lg_codes: staged() }), r => t("swapped", m.id, r.version, r.elapsed_us)) }, t("swap")),
+      h("button", { type: "button", class: "secondary", onclick: e => act(e.target, () => api("POST", `/modules/${m.id}/rollback`, { lg_codes: staged() }), r => t("rolledBack", m.id, r.elapsed_us)) }, t("rollback")),
+      m.suspended
+        ? h("button", { type: "button", onclick: e => act(e.target, () => api("POST", `/modules/${m.id}/resume`), () => t("resumed", m.id)) }, t("resume"))
+        : h("button", { type: "button", class: "danger", onclick: e => {
+          const reason = prompt(t("suspendReason", m.id));
+          if (reason) act(e.target, () => api("POST", `/modules/${m.id}/suspend`, { reason }), () => t("suspended", m.id));
+        } }, t("suspend"))));
 }
 
 function costForm() {

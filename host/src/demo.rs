@@ -75,3 +75,43 @@ async fn seed_linkage(app: &App, lg_code: &LgCode, place: &str) -> Result<()> {
     import(&app.db, lg_code.as_str(), Layout::Tax, Encoding::Utf8, std::io::Cursor::new(tax)).await?;
     Ok(())
 }
+
+/// Puts the demo's module files that come with a manifest (`name.wasm` + `name.toml` in the
+/// plugins directory) into the catalog too, approved, so the console's catalog has
+/// something to subscribe to. Each vendor named by a manifest is registered once with a
+/// demo signing key kept in the data directory; versions already in the catalog are left
+/// alone.
+pub async fn seed_catalog(app: &App, settings: &crate::settings::Settings) -> Result<()> {
+    use crate::auth::{Principal, Role};
+    use crate::plugins::{admission, signing};
+    let Some(dir) = &settings.plugins_dir else { return Ok(()) };
+    let mut manifests: Vec<_> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    manifests.sort();
+    for manifest_path in manifests {
+        let component_path = manifest_path.with_extension("wasm");
+        let Ok(component) = std::fs::read(&component_path) else { continue };
+        let manifest_bytes = std::fs::read(&manifest_path)?;
+        let manifest = crate::catalog::manifest::Manifest::parse(&manifest_bytes).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+        if app.db.version(&manifest.id, &manifest.version).await?.is_some() {
+            continue;
+        }
+        let key_path = settings.data_dir.join(format!("demo-vendor-{}.key", manifest.vendor));
+        if app.db.vendor(&manifest.vendor).await?.is_none() {
+            let (private, public) = signing::generate().map_err(anyhow::Error::msg)?;
+            std::fs::write(&key_path, &private)?;
+            let vendor = crate::store::catalog::Vendor { id: manifest.vendor.clone(), name: format!("{} (demo)", manifest.vendor), public_key: public, auto_approve: true };
+            app.db.insert_vendor(&vendor).await?;
+        }
+        let Ok(private) = std::fs::read_to_string(&key_path) else {
+            tracing::warn!(vendor = %manifest.vendor, "vendor registered without a demo key here; {} {} not put in the catalog", manifest.id, manifest.version);
+            continue;
+        };
+        let signature = signing::sign(&private, &component, &manifest_bytes).map_err(anyhow::Error::msg)?;
+        let publisher = Principal { subject: "demo".into(), role: Role::Vendor, vendor_id: Some(manifest.vendor.clone()), lg_code: None, name: None, addressee_number: None };
+        admission::admit(app, &publisher, admission::Upload { manifest: manifest_bytes, component, signature: Some(signature) })
+            .await
+            .map_err(|e| anyhow::anyhow!("demo catalog: {} {}: {e}", manifest.id, manifest.version))?;
+        tracing::info!(module = %manifest.id, version = %manifest.version, "demo module put in the catalog");
+    }
+    Ok(())
+}

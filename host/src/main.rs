@@ -535,6 +535,7 @@ async fn serve(demo: bool, settings: Settings) -> Result<()> {
     let app = nukisashi::server::build(&settings).await?;
     if demo {
         nukisashi::demo::seed(&app).await.context("cannot add demo data")?;
+        nukisashi::demo::seed_catalog(&app, &settings).await.context("cannot put the demo modules in the catalog")?;
     }
     nukisashi::server::serve(app, &settings).await
 }

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 const CHIYODA: &str = "131016";
+const SAPPORO: &str = "011002";
 
 async fn host(dir: &Path) -> Host {
     HostSpec::new(Backend::Sqlite, &dir.join("host"), &[]).await.unwrap().start().unwrap()
@@ -55,10 +56,13 @@ async fn municipality_admin_subscribes_in_the_console_and_the_module_answers() {
 
     // Subscribe: open the form, grant kv explicitly, set the title, submit.
     card.find(Locator::Css("summary")).await.unwrap().click().await.unwrap();
+    // The form shows the municipality's current settings (the demo's guestbook title).
+    browser.wait_for("article[data-module=guestbook] form[data-filled=done]").await.unwrap();
+    let title = card.find(Locator::Css("input[name='config:title']")).await.unwrap();
+    assert_eq!(title.prop("value").await.unwrap().as_deref(), Some("千代田区 みんなの掲示板"));
     let grant = card.find(Locator::Css("input[name=grant][value=kv]")).await.unwrap();
     assert_eq!(grant.prop("checked").await.unwrap().as_deref(), Some("false"), "no capability is granted without the admin ticking it");
     grant.click().await.unwrap();
-    let title = card.find(Locator::Css("input[name='config:title']")).await.unwrap();
     title.clear().await.unwrap();
     title.send_keys("千代田区 区民の声").await.unwrap();
     card.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
@@ -92,12 +96,15 @@ async fn operator_approves_a_version_and_rolls_it_back_in_the_console() {
     let admin = host.token("admin", Some(CHIYODA));
     let (status, body) = host.call(Some(&admin), reqwest::Method::PUT, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions/guestbook"), Some(json!({"grants": ["kv"]}))).await;
     assert_eq!(status, 200, "{body}");
+    let sapporo_admin = host.token("admin", Some(SAPPORO));
+    let (status, body) = host.call(Some(&sapporo_admin), reqwest::Method::PUT, &format!("/api/v1/municipalities/{SAPPORO}/subscriptions/guestbook"), Some(json!({"grants": ["kv"]}))).await;
+    assert_eq!(status, 200, "{body}");
     ok(publish(&host, "acme", &key, &manifest(dir.path(), "acme", "guestbook", "1.1.0", ""), &module("guestbook")));
 
     let browser = Browser::start().await.unwrap();
     browser.sign_in(&host.base, &host.token("operator", None)).await.unwrap();
     let row = browser.wait_for("tr[data-review='guestbook@1.1.0']").await.unwrap();
-    browser.wait_for("tr[data-module=guestbook]").await.unwrap();
+    browser.wait_for("[data-module=guestbook]").await.unwrap();
     browser.screenshot("operator-review-queue").await.unwrap();
     row.find(Locator::Css("input[name=reason]")).await.unwrap().send_keys("脆弱性修正を確認").await.unwrap();
     row.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
@@ -107,11 +114,23 @@ async fn operator_approves_a_version_and_rolls_it_back_in_the_console() {
     let (_, versions) = host.call(Some(&operator), reqwest::Method::GET, "/api/v1/modules/guestbook/versions", None).await;
     assert!(versions["reviews"].as_array().unwrap().iter().any(|r| r["version"] == "1.1.0" && r["reason"] == "脆弱性修正を確認"), "the reason typed in the console is recorded: {versions}");
 
-    // Roll back from the modules table.
-    let module_row = browser.wait_for("tr[data-module=guestbook]").await.unwrap();
-    module_row.find(Locator::XPath(".//button[text()='ロールバック']")).await.unwrap().click().await.unwrap();
+    // Roll back from the module's panel: every municipality goes back.
+    // The panel shows where 1.1.0 runs (the page redraws after the approval).
+    browser.wait_for_text("2 自治体: 011002, 131016").await.unwrap();
+    let panel = browser.wait_for("[data-module=guestbook]").await.unwrap();
+    panel.find(Locator::XPath(".//button[text()='ロールバック']")).await.unwrap().click().await.unwrap();
     browser.wait_for_text("guestbook を前のバージョンに戻しました").await.unwrap();
     assert_eq!(routed_version(&host, "guestbook", CHIYODA).await.as_deref(), Some("1.0.0"));
+    assert_eq!(routed_version(&host, "guestbook", SAPPORO).await.as_deref(), Some("1.0.0"));
+
+    // Staged rollout: 1.1.0 again, to 札幌市 only.
+    let panel = browser.wait_for("[data-module=guestbook]").await.unwrap();
+    panel.find(Locator::Css("select[name=version]")).await.unwrap().select_by_value("1.1.0").await.unwrap();
+    panel.find(Locator::Css("input[name=lg_codes]")).await.unwrap().send_keys(SAPPORO).await.unwrap();
+    panel.find(Locator::XPath(".//button[text()='切り替え']")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("guestbook を 1.1.0 に切り替えました").await.unwrap();
+    assert_eq!(routed_version(&host, "guestbook", SAPPORO).await.as_deref(), Some("1.1.0"));
+    assert_eq!(routed_version(&host, "guestbook", CHIYODA).await.as_deref(), Some("1.0.0"), "a staged swap leaves the other municipalities alone");
     let (status, _) = host.call(None, reqwest::Method::GET, &format!("/{CHIYODA}/guestbook/"), None).await;
     assert_eq!(status, 200, "the module keeps answering after the rollback");
 

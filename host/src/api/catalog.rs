@@ -141,18 +141,30 @@ pub struct VendorModule {
 /// owns, with all its versions, review decisions and suspension.
 pub async fn vendor_modules(State(app): State<Arc<App>>, Caller(who): Caller, Path(vendor): Path<String>) -> Result<Json<Vec<VendorModule>>, Problem> {
     who.require_vendor(&vendor).map_err(|e| refused(&who, e))?;
+    Ok(Json(modules_with_versions(&app, Some(&vendor)).await?))
+}
+
+/// `GET /module-versions` (operator): every module in the catalog, whatever its state.
+pub async fn all_modules(State(app): State<Arc<App>>, Caller(who): Caller) -> Result<Json<Vec<VendorModule>>, Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    Ok(Json(modules_with_versions(&app, None).await?))
+}
+
+async fn modules_with_versions(app: &App, vendor: Option<&str>) -> Result<Vec<VendorModule>, Problem> {
     let mut by_module: std::collections::BTreeMap<String, Vec<VersionRecord>> = Default::default();
     for v in app.db.versions(None).await? {
         by_module.entry(v.module_id.clone()).or_default().push(v);
     }
     let mut out = Vec::new();
     for (id, versions) in by_module {
-        if app.db.module_owner(&id).await?.as_deref() != Some(vendor.as_str()) {
+        if let Some(vendor) = vendor
+            && app.db.module_owner(&id).await?.as_deref() != Some(vendor)
+        {
             continue;
         }
         out.push(VendorModule { reviews: app.db.reviews(&id).await?, suspended: app.db.module_suspension(&id).await?, id, versions });
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 /// `POST /modules/{id}/versions/{version}/approve` (operator).

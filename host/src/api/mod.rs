@@ -66,6 +66,7 @@ fn api_v1() -> Router<Arc<App>> {
         .route("/modules/{id}/resume", post(subscriptions::resume))
         .route("/vendors", post(catalog::register_vendor))
         .route("/vendors/{id}/modules", get(catalog::vendor_modules))
+        .route("/module-versions", get(catalog::all_modules))
         .route("/reviews", get(catalog::pending))
         .route("/catalog", get(catalog::catalog))
         .route("/municipalities/{lg_code}/subscriptions", get(subscriptions::list))
