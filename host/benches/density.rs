@@ -7,6 +7,7 @@
 mod common;
 
 use common::chart::{self, Bars};
+use common::load::{ms, percentile};
 use common::{module_file, write_into_benchmarks_md};
 use nukisashi::catalog::manifest::Manifest;
 use nukisashi::lgcode::{LgCode, check_digit};
@@ -45,15 +46,6 @@ fn codes() -> Vec<LgCode> {
         }
     }
     out
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -6,26 +6,18 @@
 
 mod common;
 
+use common::load::{ms, percentile};
 use common::{module_file, write_into_benchmarks_md};
 use nukisashi::linkage::generate::{Spec, generate, write_residents, write_tax};
 use nukisashi::linkage::import::Encoding;
 use nukisashi::settings::Settings;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const RESIDENTS: usize = 100_000;
 const CHIYODA: &str = "131016";
 const READS: usize = 2000;
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
-}
 
 fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())

@@ -7,14 +7,24 @@ use fantoccini::Locator;
 use nukisashi_e2e::browser::Browser;
 use nukisashi_e2e::{Backend, Host, HostSpec, binary, manifest, module, ok, publish, vendor};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const CHIYODA: &str = "131016";
 const SAPPORO: &str = "011002";
 
-async fn host(dir: &Path) -> Host {
-    HostSpec::new(Backend::Sqlite, &dir.join("host"), &[]).await.unwrap().start().unwrap()
+/// A host with the demo municipalities, an empty catalog and vendor `acme` (its key).
+async fn host_with_vendor(dir: &Path) -> (Host, PathBuf) {
+    let host = HostSpec::new(Backend::Sqlite, &dir.join("host"), &[]).await.unwrap().start().unwrap();
+    let key = vendor(&host, dir, "acme", false).await;
+    (host, key)
+}
+
+/// The same with acme's guestbook 1.0.0 approved in the catalog.
+async fn host_with_guestbook(dir: &Path) -> (Host, PathBuf) {
+    let (host, key) = host_with_vendor(dir).await;
+    approved_guestbook(&host, dir, &key, "1.0.0").await;
+    (host, key)
 }
 
 /// Publishes guestbook `version` as vendor `acme` and approves it through the API.
@@ -26,6 +36,12 @@ async fn approved_guestbook(host: &Host, dir: &Path, key: &Path, version: &str) 
     assert_eq!(status, 200, "{body}");
 }
 
+/// The vendor's signature of a version, made with the CLI as a vendor would.
+fn sign(key: &Path, manifest: &Path, component: &Path) -> String {
+    let args = ["module", "sign", "--key", &key.display().to_string(), "--manifest", &manifest.display().to_string(), "--component", &component.display().to_string()].map(String::from);
+    ok(Command::new(binary()).args(args).output().unwrap())
+}
+
 /// The version each subscribed municipality is routed to, from `GET /api/v1/modules`.
 async fn routed_version(host: &Host, module: &str, code: &str) -> Option<String> {
     let (_, modules) = host.call(None, reqwest::Method::GET, "/api/v1/modules", None).await;
@@ -35,9 +51,7 @@ async fn routed_version(host: &Host, module: &str, code: &str) -> Option<String>
 #[tokio::test]
 async fn municipality_admin_subscribes_in_the_console_and_the_module_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(dir.path()).await;
-    let key = vendor(&host, dir.path(), "acme", false).await;
-    approved_guestbook(&host, dir.path(), &key, "1.0.0").await;
+    let (host, _vendor_key) = host_with_guestbook(dir.path()).await;
 
     let browser = Browser::start().await.unwrap();
     browser.sign_in(&host.base, &host.token("admin", Some(CHIYODA))).await.unwrap();
@@ -90,9 +104,7 @@ async fn municipality_admin_subscribes_in_the_console_and_the_module_answers() {
 #[tokio::test]
 async fn operator_approves_a_version_and_rolls_it_back_in_the_console() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(dir.path()).await;
-    let key = vendor(&host, dir.path(), "acme", false).await;
-    approved_guestbook(&host, dir.path(), &key, "1.0.0").await;
+    let (host, key) = host_with_guestbook(dir.path()).await;
     let admin = host.token("admin", Some(CHIYODA));
     let (status, body) = host.call(Some(&admin), reqwest::Method::PUT, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions/guestbook"), Some(json!({"grants": ["kv"]}))).await;
     assert_eq!(status, 200, "{body}");
@@ -147,20 +159,11 @@ async fn operator_approves_a_version_and_rolls_it_back_in_the_console() {
 #[tokio::test]
 async fn vendor_upload_of_a_bad_module_shows_the_admission_error() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(dir.path()).await;
-    let key = vendor(&host, dir.path(), "acme", false).await;
+    let (host, key) = host_with_vendor(dir.path()).await;
     // A correctly signed upload whose component imports an interface the platform does not offer.
     let manifest_file = manifest(dir.path(), "acme", "guestbook", "1.0.0", "");
     let component = module("bad-import-fixture");
-    let signature = ok(Command::new(binary())
-        .args(["module", "sign", "--key"])
-        .arg(&key)
-        .arg("--manifest")
-        .arg(&manifest_file)
-        .arg("--component")
-        .arg(&component)
-        .output()
-        .unwrap());
+    let signature = sign(&key, &manifest_file, &component);
     let signature_file = dir.path().join("guestbook.sig");
     std::fs::write(&signature_file, signature.trim()).unwrap();
 
@@ -191,15 +194,7 @@ async fn vendor_upload_of_a_bad_module_shows_the_admission_error() {
     assert_eq!(modules, json!([]), "a refused upload leaves nothing behind");
 
     // The good module goes through, and the page lists it as waiting for review.
-    let signature = ok(Command::new(binary())
-        .args(["module", "sign", "--key"])
-        .arg(&key)
-        .arg("--manifest")
-        .arg(&manifest_file)
-        .arg("--component")
-        .arg(module("guestbook"))
-        .output()
-        .unwrap());
+    let signature = sign(&key, &manifest_file, &module("guestbook"));
     std::fs::write(&signature_file, signature.trim()).unwrap();
     browser.client.refresh().await.unwrap();
     browser.wait_for("#publish").await.unwrap();

@@ -8,10 +8,14 @@ pub struct Samples(pub Vec<Duration>);
 
 impl Samples {
     pub fn percentile(&self, p: f64) -> Duration {
-        let mut v = self.0.clone();
-        v.sort();
-        v.get(((v.len().max(1) as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
+        percentile(&mut self.0.clone(), p)
     }
+}
+
+/// The `p` quantile (0–1) of `samples`, nearest rank; sorts them in place.
+pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples.get(((samples.len().max(1) as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
 }
 
 /// What one round of load produced.
@@ -77,4 +81,8 @@ pub async fn best_interleaved(client: &reqwest::Client, targets: &[Vec<String>],
 
 pub fn us(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
 }
