@@ -94,24 +94,32 @@ fn demo(extra: &[String]) -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     build_modules()?;
-    // The end-to-end tests start the real binary.
+    // The end-to-end tests start the real binary. It is built together with the test
+    // targets of the same packages so that features unify exactly as in `cargo test`:
+    // building `-p nukisashi --bin nukisashi` alone resolves other features for shared
+    // dependencies (serde, syn, sqlx…) and compiles wasmtime a second time on a clean machine.
     status({
         let mut c = cargo();
-        c.args(["build", "--release", "-p", "nukisashi", "--bin", "nukisashi"]);
+        c.args(["build", "--release", "--bins", "--tests"]);
+        select_test_packages(&mut c);
         c
     })?;
     let _postgres = throwaway_postgres()?;
     let mut c = cargo();
     c.args(["test", "--release"]);
-    for p in TEST_PACKAGES {
-        c.args(["-p", p]);
-    }
+    select_test_packages(&mut c);
     c.args(extra);
     // Panics in tests are expected assertions; a backtrace for each only buries the message.
     if std::env::var_os("RUST_BACKTRACE").is_none_or(|v| v == "1") {
         c.env("RUST_BACKTRACE", "0");
     }
     status(c)
+}
+
+fn select_test_packages(c: &mut Command) {
+    for p in TEST_PACKAGES {
+        c.args(["-p", p]);
+    }
 }
 
 /// Every benchmark, in the order `cargo xtask bench` runs them.
