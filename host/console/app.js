@@ -161,6 +161,19 @@ async function municipality() {
       h("p", { class: "meta" }, t("storage", (storage / 1024).toFixed(1)))];
   });
 
+  await section(t("ownCostTitle", month()), async () => {
+    try {
+      const cost = await api("GET", `/municipalities/${code}/cost?month=${month()}`);
+      const s = cost.share;
+      return [h("p", { class: "amount" }, t("ownCost", yen(s.amount))),
+        table([t("fixedShare"), t("populationShare"), t("usageShare")], [h("tr", {}, [s.fixed, s.by_population, s.by_usage].map(v => h("td", { class: "num" }, yen(v))))]),
+        h("p", { class: "meta" }, t("ownCostBasis", yen(cost.policy.total), cost.municipalities, cost.policy.published_at))];
+    } catch (e) {
+      if (e.status === 404) return h("p", {}, t("noCostPolicy"));
+      throw e;
+    }
+  });
+
   await section(t("auditTitle"), async () => {
     const rows = (await api("GET", `/municipalities/${code}/audit?limit=1000`)).slice(-50).reverse();
     return rows.length === 0 ? h("p", {}, t("noAudit")) : table([t("when"), t("module"), t("interface"), t("records"), t("caller")],
@@ -295,9 +308,13 @@ function costForm() {
   const form = h("form", { onsubmit: async e => {
     e.preventDefault();
     const f = e.target.elements;
-    const q = new URLSearchParams({ month: month(), total: f.total.value, fixed: f.fixed.value, population: f.population.value, usage: f.usage.value });
+    const policy = { total: Number(f.total.value), fixed: Number(f.fixed.value), population: Number(f.population.value), usage: Number(f.usage.value) };
     try {
-      const report = await api("GET", `/reports/cost?${q}`);
+      if (e.submitter && e.submitter.name === "publish") {
+        await api("PUT", `/cost-policies/${month()}`, policy);
+        say(t("costPublished", month()));
+      }
+      const report = await api("GET", `/reports/cost?${new URLSearchParams({ month: month(), ...policy })}`);
       const rows = report.shares;
       const max = Math.max(1, ...rows.map(r => r.amount));
       out.replaceChildren(
@@ -310,7 +327,8 @@ function costForm() {
       h("label", {}, t("fixedWeight"), " ", h("input", { name: "fixed", type: "number", min: 0, value: 1, size: 4 })),
       h("label", {}, t("populationWeight"), " ", h("input", { name: "population", type: "number", min: 0, value: 1, size: 4 })),
       h("label", {}, t("usageWeight"), " ", h("input", { name: "usage", type: "number", min: 0, value: 1, size: 4 })),
-      h("button", { type: "submit" }, t("calculate"))));
+      h("button", { type: "submit", name: "calculate" }, t("calculate")),
+      h("button", { type: "submit", name: "publish" }, t("publishCost"))));
   return [form, out];
 }
 

@@ -155,6 +155,9 @@ enum ReportCommand {
         /// Print CSV instead of a table.
         #[arg(long)]
         csv: bool,
+        /// Also publish this policy for the month, so each municipality sees its own share.
+        #[arg(long)]
+        publish: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -770,10 +773,17 @@ fn dev(cmd: DevCommand) -> Result<()> {
 
 async fn report(cmd: ReportCommand) -> Result<()> {
     match cmd {
-        ReportCommand::Cost { month, total, fixed, population, usage, measure, csv, api } => {
+        ReportCommand::Cost { month, total, fixed, population, usage, measure, csv, publish, api } => {
             let month_q = month.map(|m| format!("&month={m}")).unwrap_or_default();
             let path = format!("/reports/cost?total={total}&fixed={fixed}&population={population}&usage={usage}&measure={measure}{month_q}");
-            let r: serde_json::Value = api.client().get(&path).await?;
+            let client = api.client();
+            let r: serde_json::Value = client.get(&path).await?;
+            if publish {
+                let month = r["month"].as_str().unwrap_or_default();
+                let policy = serde_json::json!({ "total": total, "fixed": fixed, "population": population, "usage": usage, "measure": measure });
+                client.put(&format!("/cost-policies/{month}"), &policy).await?;
+                eprintln!("published the policy for {month}: each municipality now sees its own share");
+            }
             if csv {
                 println!("団体コード,団体名,人口,利用量,均等割,人口割,利用割,負担額");
             } else {

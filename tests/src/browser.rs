@@ -96,6 +96,12 @@ impl Browser {
         Ok(path)
     }
 
+    /// Scrolls to the bottom of the page, where the latest sections are.
+    pub async fn scroll_to_bottom(&self) -> Result<()> {
+        self.client.execute("window.scrollTo(0, document.body.scrollHeight)", vec![]).await?;
+        Ok(())
+    }
+
     /// Opens the console and signs in with `token`.
     pub async fn sign_in(&self, base: &str, token: &str) -> Result<()> {
         self.client.goto(&format!("{base}/console/")).await?;

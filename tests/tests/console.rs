@@ -153,7 +153,34 @@ async fn operator_approves_a_version_and_rolls_it_back_in_the_console() {
     browser.wait_for("svg.chart rect").await.unwrap();
     let text = browser.wait_for_text("千代田区").await.unwrap();
     assert!(text.contains("円"), "amounts are shown in yen:\n{text}");
+    browser.scroll_to_bottom().await.unwrap();
     browser.screenshot("operator-after-rollback").await.unwrap();
+
+    // Published, the policy gives each municipality its own amount on its page.
+    browser.client.find(Locator::XPath("//button[text()='この方針を各自治体に公開']")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("の費用按分の方針を公開しました").await.unwrap();
+    let (status, cost) = host.call(Some(&admin), reqwest::Method::GET, &format!("/api/v1/municipalities/{CHIYODA}/cost"), None).await;
+    assert_eq!(status, 200, "{cost}");
+    let amount = cost["share"]["amount"].as_i64().unwrap();
+    assert!(amount > 0, "{cost}");
+    browser.client.find(Locator::Css("#signout")).await.unwrap().click().await.unwrap();
+    browser.sign_in(&host.base, &admin).await.unwrap();
+    browser.wait_for_text(&format!("今月の負担額（見込み）: {} 円", thousands(amount))).await.unwrap();
+    browser.scroll_to_bottom().await.unwrap();
+    browser.screenshot("municipality-cost").await.unwrap();
+}
+
+/// `1234567` as `1,234,567`, as the console's Japanese number format writes it.
+fn thousands(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[tokio::test]

@@ -79,6 +79,16 @@ async fn usage_is_metered_and_costs_split_exactly() {
     let amounts: i64 = csv.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse::<i64>().unwrap()).sum();
     assert_eq!(amounts, 1_000_001);
     assert!(csv.starts_with("団体コード,団体名"));
+    // `--publish` stores the policy: Naha's admin then sees the same amount as in the CSV.
+    let out = Command::new(binary())
+        .args(["report", "cost", "--total", "1000001", "--fixed", "40", "--population", "30", "--usage", "30", "--publish", "--server", &host.base])
+        .env("NUKISASHI_TOKEN", &operator)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, mine) = host.call(Some(&host.token("admin", Some(NAHA))), Method::GET, &format!("/api/v1/municipalities/{NAHA}/cost"), None).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["share"]["amount"], naha["amount"], "{mine}");
 
     // Refusals say what is wrong.
     let (status, problem): (u16, Value) = host.call(Some(&operator), Method::GET, "/api/v1/reports/cost?total=1000", None).await;
@@ -86,4 +96,50 @@ async fn usage_is_metered_and_costs_split_exactly() {
     assert!(problem["detail"].as_str().unwrap().contains("weights"));
     let (status, _) = host.call(Some(&operator), Method::GET, "/api/v1/reports/cost?total=1000&fixed=1&month=2026-13", None).await;
     assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_municipality_sees_its_own_share_under_the_published_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostSpec::new(Backend::Sqlite, dir.path(), &["guestbook"]).await.unwrap().start().unwrap();
+    for _ in 0..20 {
+        assert_eq!(host.get(&format!("/{CHIYODA}/guestbook/entries")).await.status(), 200);
+    }
+    let operator = host.token("operator", None);
+    let chiyoda_admin = host.token("admin", Some(CHIYODA));
+    let own_cost = format!("/api/v1/municipalities/{CHIYODA}/cost");
+
+    // Nothing published yet: the admin is told so.
+    let (status, problem) = host.call(Some(&chiyoda_admin), Method::GET, &own_cost, None).await;
+    assert_eq!(status, 404, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("has not published"), "{problem}");
+
+    // Only operators publish, and a policy without weights is refused and stores nothing.
+    let policy = serde_json::json!({ "total": 500_000, "fixed": 1, "usage": 3, "measure": "requests" });
+    let (status, _) = host.call(Some(&chiyoda_admin), Method::PUT, "/api/v1/cost-policies/2026-01", Some(policy.clone())).await;
+    assert_eq!(status, 403);
+    let (status, problem) = host.call(Some(&operator), Method::PUT, "/api/v1/cost-policies/2026-01", Some(serde_json::json!({ "total": 500_000 }))).await;
+    assert_eq!(status, 422, "{problem}");
+    let (status, _) = host.call(Some(&chiyoda_admin), Method::GET, &format!("{own_cost}?month=2026-01"), None).await;
+    assert_eq!(status, 404);
+
+    // Published for this month: the admin's share is exactly their row of the operator's report.
+    let (status, report) = host.call(Some(&operator), Method::GET, "/api/v1/reports/cost?total=500000&fixed=1&usage=3", None).await;
+    assert_eq!(status, 200, "{report}");
+    let month = report["month"].as_str().unwrap();
+    let (status, published) = host.call(Some(&operator), Method::PUT, &format!("/api/v1/cost-policies/{month}"), Some(policy)).await;
+    assert_eq!(status, 200, "{published}");
+    assert_eq!((published["total"].as_i64(), published["usage_weight"].as_i64()), (Some(500_000), Some(3)));
+    let (status, mine) = host.call(Some(&chiyoda_admin), Method::GET, &own_cost, None).await;
+    assert_eq!(status, 200, "{mine}");
+    let expected = report["shares"].as_array().unwrap().iter().find(|s| s["lg_code"] == CHIYODA).unwrap();
+    assert_eq!(&mine["share"], expected);
+    // All the usage share is Chiyoda's: the only municipality that used anything.
+    assert_eq!(mine["share"]["by_usage"], 375_000, "{mine}");
+    assert_eq!(mine["policy"]["month"], month);
+
+    // Another municipality's admin cannot read Chiyoda's share.
+    let sapporo_admin = host.token("admin", Some(SAPPORO));
+    let (status, _) = host.call(Some(&sapporo_admin), Method::GET, &own_cost, None).await;
+    assert_eq!(status, 403);
 }

@@ -86,7 +86,9 @@ fn api_v1() -> Router<Arc<App>> {
         .route("/municipalities/{lg_code}/audit", get(linkage::audit_trail))
         .route("/municipalities/{lg_code}/usage", get(usage::of_municipality))
         .route("/usage", get(usage::all))
+        .route("/municipalities/{lg_code}/cost", get(usage::of_municipality_cost))
         .route("/reports/cost", get(usage::cost_report))
+        .route("/cost-policies/{month}", axum::routing::put(usage::publish_policy))
         .route("/backup", get(backup::backup))
         .route("/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }))
 }

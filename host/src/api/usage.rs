@@ -1,11 +1,14 @@
 //! `/api/v1/usage`, `/api/v1/municipalities/{code}/usage`: metered usage by municipality,
-//! module and day; `/api/v1/reports/cost`: the monthly cost allocation (JSON or CSV).
+//! module and day; `/api/v1/reports/cost`: the monthly cost allocation (JSON or CSV);
+//! `/api/v1/cost-policies/{month}` and `/api/v1/municipalities/{code}/cost`: the policy an
+//! operator publishes and each municipality's own share under it.
 
 use super::auth::{Caller, refused};
 use super::municipalities::parse_code;
 use super::problem::Problem;
 use crate::app::App;
 use crate::metering::cost::{self, Party, Policy, Share};
+use crate::metering::policies::{self, Published};
 use crate::metering::{self, UsageRow};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -64,18 +67,78 @@ pub async fn of_municipality(
 #[derive(Deserialize)]
 pub struct CostQuery {
     month: Option<String>,
+    #[serde(flatten)]
+    policy: PolicyInput,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// The operator's split policy as given in a query string or a JSON body.
+#[derive(Deserialize)]
+pub struct PolicyInput {
     /// The month's platform cost, in yen.
+    #[serde(deserialize_with = "number")]
     total: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "number")]
     fixed: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "number")]
     population: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "number")]
     usage: u32,
     /// `requests` (default) or `cpu-time`.
     measure: Option<String>,
-    /// `json` (default) or `csv`.
-    format: Option<String>,
+}
+
+/// A number given either as a JSON number or as text (query strings under `flatten` arrive
+/// as text).
+fn number<'de, D: serde::Deserializer<'de>, N: std::str::FromStr + serde::Deserialize<'de>>(d: D) -> Result<N, D::Error>
+where
+    N::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given<N> {
+        Number(N),
+        Text(String),
+    }
+    match Given::<N>::deserialize(d)? {
+        Given::Number(n) => Ok(n),
+        Given::Text(t) => t.trim().parse().map_err(|e| serde::de::Error::custom(format!("`{t}` is not a whole number 0 or more: {e}"))),
+    }
+}
+
+impl PolicyInput {
+    /// The policy and its usage measure, or what is wrong with them.
+    fn check(self) -> Result<(Policy, String), Problem> {
+        if self.total < 0 {
+            return Err(Problem::unprocessable("invalid-total", "the month's cost must be 0 yen or more"));
+        }
+        if self.fixed + self.population + self.usage == 0 {
+            return Err(Problem::unprocessable("no-weights", "give at least one of the weights fixed, population, usage"));
+        }
+        let measure = self.measure.unwrap_or_else(|| "requests".into());
+        if measure != "requests" && measure != "cpu-time" {
+            return Err(Problem::bad_request("invalid-measure", "measure is requests or cpu-time"));
+        }
+        Ok((Policy { total: self.total, fixed_weight: self.fixed, population_weight: self.population, usage_weight: self.usage }, measure))
+    }
+}
+
+/// Every registered municipality's share of `month` under `policy`.
+async fn allocate_month(app: &App, month: &str, policy: Policy, measure: &str) -> Result<Vec<Share>, Problem> {
+    app.meter.flush(&app.db).await?;
+    let mut used: HashMap<String, i64> = HashMap::new();
+    for row in metering::usage(&app.db, month, None).await? {
+        *used.entry(row.lg_code).or_default() += if measure == "requests" { row.requests } else { row.cpu_ms };
+    }
+    let parties: Vec<Party> = app
+        .db
+        .list_municipalities()
+        .await?
+        .into_iter()
+        .map(|m| Party { usage: used.get(m.lg_code.as_str()).copied().unwrap_or(0), lg_code: m.lg_code.to_string(), name: m.name, population: m.population })
+        .collect();
+    Ok(cost::allocate(policy, &parties))
 }
 
 #[derive(Serialize)]
@@ -91,33 +154,53 @@ pub struct CostReport {
 pub async fn cost_report(State(app): State<Arc<App>>, Caller(who): Caller, Query(q): Query<CostQuery>) -> Result<Response, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     let month = month_or_now(q.month)?;
-    if q.total < 0 {
-        return Err(Problem::unprocessable("invalid-total", "the month's cost must be 0 yen or more"));
-    }
-    if q.fixed + q.population + q.usage == 0 {
-        return Err(Problem::unprocessable("no-weights", "give at least one of the weights fixed, population, usage"));
-    }
-    let measure = q.measure.unwrap_or_else(|| "requests".into());
-    if measure != "requests" && measure != "cpu-time" {
-        return Err(Problem::bad_request("invalid-measure", "measure is requests or cpu-time"));
-    }
-    app.meter.flush(&app.db).await?;
-    let mut used: HashMap<String, i64> = HashMap::new();
-    for row in metering::usage(&app.db, &month, None).await? {
-        *used.entry(row.lg_code).or_default() += if measure == "requests" { row.requests } else { row.cpu_ms };
-    }
-    let parties: Vec<Party> = app
-        .db
-        .list_municipalities()
-        .await?
-        .into_iter()
-        .map(|m| Party { usage: used.get(m.lg_code.as_str()).copied().unwrap_or(0), lg_code: m.lg_code.to_string(), name: m.name, population: m.population })
-        .collect();
-    let policy = Policy { total: q.total, fixed_weight: q.fixed, population_weight: q.population, usage_weight: q.usage };
-    let shares = cost::allocate(policy, &parties);
+    let (policy, measure) = q.policy.check()?;
+    let shares = allocate_month(&app, &month, policy, &measure).await?;
     if q.format.as_deref() == Some("csv") {
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"cost-{month}.csv\""))], cost::to_csv(&shares)).into_response());
     }
     let total = shares.iter().map(|s| s.amount).sum();
     Ok(Json(CostReport { month, policy, measure, shares, total }).into_response())
+}
+
+/// Publishes the month's policy so every municipality sees its own share (operators).
+pub async fn publish_policy(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(month): Path<String>,
+    Json(input): Json<PolicyInput>,
+) -> Result<Json<Published>, Problem> {
+    who.require_operator().map_err(|e| refused(&who, e))?;
+    let month = month_or_now(Some(month))?;
+    let (policy, measure) = input.check()?;
+    Ok(Json(policies::publish(&app.db, &month, policy, &measure).await?))
+}
+
+#[derive(Serialize)]
+pub struct MunicipalityCost {
+    policy: Published,
+    /// This municipality's share so far this month: it follows the month's usage until the
+    /// month ends.
+    share: Share,
+    municipalities: usize,
+}
+
+/// One municipality's share under the month's published policy (its admins, operators).
+pub async fn of_municipality_cost(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(code): Path<String>,
+    Query(q): Query<MonthQuery>,
+) -> Result<Json<MunicipalityCost>, Problem> {
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    app.require_municipality(&code)?;
+    let month = month_or_now(q.month)?;
+    let Some(policy) = policies::published(&app.db, &month).await? else {
+        return Err(Problem::not_found("no-cost-policy", format!("the operator has not published a cost policy for {month} yet")));
+    };
+    let shares = allocate_month(&app, &month, policy.policy, &policy.measure).await?;
+    let municipalities = shares.len();
+    let share = shares.into_iter().find(|s| s.lg_code == code.as_str()).ok_or_else(|| Problem::internal(anyhow::anyhow!("{code} missing from its own allocation")))?;
+    Ok(Json(MunicipalityCost { policy, share, municipalities }))
 }

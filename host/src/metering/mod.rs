@@ -7,6 +7,7 @@
 //! database write per request).
 
 pub mod cost;
+pub mod policies;
 
 use crate::store::Db;
 use anyhow::Result;

@@ -52,7 +52,7 @@ pub async fn export(db: &Db, lg_code: &str, out: &mut (impl Write + Send)) -> Re
         let filter = match catalog_filter(&table) {
             Some((filter, _)) => filter,
             None if dump::columns(&mut tx, db.backend(), &table).await?.iter().any(|(c, _)| c == "lg_code") => "WHERE lg_code = $1".to_string(),
-            // Platform-wide tables (none today) stay behind.
+            // Platform-wide tables (the operator's cost policies) stay behind.
             None => continue,
         };
         writer.table(&mut tx, db.backend(), &table, &filter, Some(lg_code)).await?;
