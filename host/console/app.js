@@ -86,9 +86,12 @@ function table(headers, rows) {
 
 // ---------- sign-in ----------
 
-function signIn() {
+async function signIn() {
+  const providers = await signInProviders();
   main.replaceChildren(
     h("h1", {}, t("signIn")),
+    ...(providers.length ? [h("p", { class: "providers" }, providers.map(p =>
+      h("button", { type: "button", onclick: () => startProviderSignIn(p) }, t("signInWith", p.name))))] : []),
     h("p", {}, t("signInHelp")),
     h("form", { id: "signin", onsubmit: e => {
       e.preventDefault();
@@ -101,6 +104,46 @@ function signIn() {
       h("textarea", { id: "token", name: "token", rows: 4, cols: 70, required: true, autocomplete: "off", spellcheck: "false" }),
       h("p", {}, h("button", { type: "submit" }, t("signIn")))),
   );
+}
+
+// Sign-in through an identity provider: OAuth 2.0 authorization code with PKCE (RFC 7636).
+// The provider sends the browser back to /console/?code=…&state=…; the code and the verifier
+// kept in this tab buy the access token, which is then used like a pasted one.
+const PKCE_KEY = "nukisashi.pkce";
+
+async function signInProviders() {
+  try { const r = await fetch("/console/sign-in.json"); return r.ok ? await r.json() : []; } catch { return []; }
+}
+
+function base64url(bytes) { return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, ""); }
+function redirectUri() { return `${location.origin}/console/`; }
+
+async function startProviderSignIn(provider) {
+  const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+  const state = base64url(crypto.getRandomValues(new Uint8Array(16)));
+  const challenge = base64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier))));
+  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state, token_endpoint: provider.token_endpoint, client_id: provider.client_id }));
+  const q = new URLSearchParams({ response_type: "code", client_id: provider.client_id, redirect_uri: redirectUri(), scope: provider.scope, state, code_challenge: challenge, code_challenge_method: "S256" });
+  location.assign(`${provider.authorization_endpoint}?${q}`);
+}
+
+/** Completes a provider sign-in when the page is the provider's redirect back. */
+async function finishProviderSignIn() {
+  const params = new URLSearchParams(location.search);
+  if (!params.has("code") && !params.has("error")) return;
+  history.replaceState(null, "", "/console/");
+  const pending = JSON.parse(sessionStorage.getItem(PKCE_KEY) || "null");
+  sessionStorage.removeItem(PKCE_KEY);
+  if (params.has("error")) { say(t("providerRefused", params.get("error_description") || params.get("error")), "error"); return; }
+  if (!pending || pending.state !== params.get("state")) { say(t("providerStateMismatch"), "error"); return; }
+  try {
+    const response = await fetch(pending.token_endpoint, { method: "POST", body: new URLSearchParams({
+      grant_type: "authorization_code", code: params.get("code"), redirect_uri: redirectUri(), client_id: pending.client_id, code_verifier: pending.verifier }) });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok || !body.access_token) throw new Error(body.error_description || body.error || `HTTP ${response.status}`);
+    sessionStorage.setItem(TOKEN_KEY, body.access_token);
+    if (!claims()) { sessionStorage.removeItem(TOKEN_KEY); say(t("badToken"), "error"); }
+  } catch (e) { say(t("providerTokenFailed", e.message), "error"); }
 }
 
 function home() {
@@ -427,4 +470,4 @@ async function route() {
 document.getElementById("lang").addEventListener("click", () => { setLang(lang() === "ja" ? "en" : "ja"); route(); });
 document.getElementById("signout").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); location.hash = "#/signin"; route(); });
 window.addEventListener("hashchange", () => { document.getElementById("status").replaceChildren(); route(); });
-route();
+finishProviderSignIn().then(route);

@@ -5,6 +5,7 @@
 //! server through `NUKISASHI_TEST_DATABASE_URL`.
 
 pub mod browser;
+pub mod idp;
 
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};

@@ -5,6 +5,7 @@
 
 use fantoccini::Locator;
 use nukisashi_e2e::browser::Browser;
+use nukisashi_e2e::idp::{CLIENT_ID, IdentityProvider};
 use nukisashi_e2e::{Backend, Host, HostSpec, binary, manifest, module, ok, publish, vendor};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -234,4 +235,44 @@ async fn vendor_upload_of_a_bad_module_shows_the_admission_error() {
     let listed = browser.wait_for("[data-vendor-module=guestbook]").await.unwrap().text().await.unwrap();
     assert!(listed.contains("1.0.0") && listed.contains("審査待ち"), "the vendor sees the version waiting for review: {listed}");
     browser.screenshot("vendor-published").await.unwrap();
+}
+
+#[tokio::test]
+async fn municipality_admin_signs_in_through_the_identity_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "idp.key"][..], &["pkey", "-in", "idp.key", "-pubout", "-out", "idp.pub"]] {
+        let out = Command::new("openssl").args(args).current_dir(dir.path()).output().expect("openssl is installed");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let issuer = "https://idp.example.lg.jp";
+    let user = json!({ "iss": issuer, "aud": "nukisashi", "sub": "chiyoda-clerk-7", "role": "admin", "lg_code": CHIYODA, "name": "千代田 花子" });
+    let idp = IdentityProvider::start(&std::fs::read(dir.path().join("idp.key")).unwrap(), user).await.unwrap();
+    let settings = format!(
+        "[[auth.providers]]\nissuer = \"{issuer}\"\naudience = \"nukisashi\"\nalgorithm = \"RS256\"\npem_file = \"{}\"\n\
+         [auth.providers.sign_in]\nname = \"千代田区 統合認証\"\nauthorization_endpoint = \"{}/authorize\"\ntoken_endpoint = \"{}/token\"\nclient_id = \"{CLIENT_ID}\"\n",
+        dir.path().join("idp.pub").display(),
+        idp.base,
+        idp.base
+    );
+    let host = HostSpec::new(Backend::Sqlite, &dir.path().join("host"), &[]).await.unwrap().settings(&settings).start().unwrap();
+
+    let browser = Browser::start().await.unwrap();
+    // An answer that was not started from this tab is refused, and nobody is signed in.
+    browser.client.goto(&format!("{}/console/?code=stolen&state=forged", host.base)).await.unwrap();
+    browser.wait_for_text("一致しません").await.unwrap();
+    assert_eq!(idp.tokens_issued(), 0);
+
+    // The provider's button: round trip to the provider and back, signed in as its user.
+    browser.client.goto(&format!("{}/console/", host.base)).await.unwrap();
+    browser.client.find(Locator::XPath("//button[text()='千代田区 統合認証 でサインイン']")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("千代田 花子").await.unwrap();
+    browser.wait_for_text("自治体の管理画面 131016").await.unwrap();
+    assert_eq!(idp.tokens_issued(), 1);
+    let url = browser.client.current_url().await.unwrap();
+    assert!(!url.as_str().contains("code="), "the code leaves the address bar: {url}");
+    // The host accepts the provider's token: the page's API calls succeed (a refused token
+    // would send the console back to the sign-in form).
+    browser.wait_for_text("サービスカタログ").await.unwrap();
+    assert!(browser.client.find(Locator::Css("#token")).await.is_err(), "still on the sign-in form");
+    browser.screenshot("municipality-signed-in-through-idp").await.unwrap();
 }

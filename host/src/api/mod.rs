@@ -26,6 +26,7 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/api/v1", api_v1())
         .route("/console", get(console::redirect))
         .route("/console/", get(console::index))
+        .route("/console/sign-in.json", get(console::sign_in_providers))
         .route("/console/{file}", get(console::file))
         .route("/{lg_code}/{module}", any(gateway::handle_root))
         .route("/{lg_code}/{module}/", any(gateway::handle_root))

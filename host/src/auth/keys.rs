@@ -32,6 +32,48 @@ pub struct Provider {
     pub pem_file: Option<PathBuf>,
     /// … a JWKS file with the provider's keys.
     pub jwks_file: Option<PathBuf>,
+    /// Offer "sign in with this provider" in the web console.
+    pub sign_in: Option<SignIn>,
+}
+
+/// How the web console signs users in through a provider: OAuth 2.0 authorization code
+/// with PKCE (RFC 7636), the console being a public client. The provider's access token
+/// (a JWT with the claims below, checked like any other token of this provider) becomes
+/// the console's bearer token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// The button's label, e.g. `自治体共通認証`.
+    pub name: String,
+    pub authorization_endpoint: String,
+    /// Must allow cross-origin POSTs from the console (CORS), as public-client token
+    /// endpoints do.
+    pub token_endpoint: String,
+    pub client_id: String,
+    #[serde(default = "default_scope")]
+    pub scope: String,
+}
+
+fn default_scope() -> String {
+    "openid".into()
+}
+
+impl SignIn {
+    /// The token endpoint's origin, for the console's `connect-src`.
+    pub fn token_origin(&self) -> String {
+        reqwest::Url::parse(&self.token_endpoint).map(|u| u.origin().ascii_serialization()).unwrap_or_default()
+    }
+
+    fn check(&self, issuer: &str) -> Result<()> {
+        for (what, url) in [("authorization_endpoint", &self.authorization_endpoint), ("token_endpoint", &self.token_endpoint)] {
+            let parsed = reqwest::Url::parse(url).with_context(|| format!("identity provider {issuer}: sign_in.{what} `{url}` is not a URL"))?;
+            let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+            if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+                anyhow::bail!("identity provider {issuer}: sign_in.{what} must be https:// (plain http only on loopback), not `{url}`");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The claims the platform reads.
@@ -64,6 +106,8 @@ struct Key {
 
 pub struct Authenticator {
     keys: Vec<Key>,
+    /// Providers the console offers sign-in with.
+    pub sign_in: Vec<SignIn>,
 }
 
 /// Reads the host's HS256 secret, creating it (0600) on first run.
@@ -111,6 +155,9 @@ impl Authenticator {
             label: "the host's own secret".into(),
         }];
         for provider in &settings.providers {
+            if let Some(sign_in) = &provider.sign_in {
+                sign_in.check(&provider.issuer)?;
+            }
             let algorithm = match provider.algorithm.as_str() {
                 "RS256" => Algorithm::RS256,
                 "ES256" => Algorithm::ES256,
@@ -143,7 +190,7 @@ impl Authenticator {
                 });
             }
         }
-        Ok(Self { keys })
+        Ok(Self { keys, sign_in: settings.providers.iter().filter_map(|p| p.sign_in.clone()).collect() })
     }
 
     /// Verifies a bearer token. Only keys of the algorithm the token names are tried
@@ -201,4 +248,25 @@ pub fn mint(data_dir: &Path, claims_without_times: Claims, ttl_seconds: i64) -> 
     let now = chrono::Utc::now().timestamp();
     let claims = Claims { iat: now, exp: now + ttl_seconds, ..claims_without_times };
     Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&secret))?)
+}
+
+#[cfg(test)]
+mod sign_in_tests {
+    use super::SignIn;
+
+    fn sign_in(authorize: &str, token: &str) -> SignIn {
+        SignIn { name: "IdP".into(), authorization_endpoint: authorize.into(), token_endpoint: token.into(), client_id: "c".into(), scope: "openid".into() }
+    }
+
+    #[test]
+    fn endpoints_are_https_or_loopback_and_give_their_origin() {
+        let good = sign_in("https://idp.example.lg.jp/authorize", "https://idp.example.lg.jp:8443/token");
+        good.check("idp").unwrap();
+        assert_eq!(good.token_origin(), "https://idp.example.lg.jp:8443");
+        sign_in("http://127.0.0.1:9000/authorize", "http://localhost:9000/token").check("idp").unwrap();
+        let refused = sign_in("http://idp.example.lg.jp/authorize", "https://idp.example.lg.jp/token").check("idp").unwrap_err().to_string();
+        assert!(refused.contains("authorization_endpoint must be https://"), "{refused}");
+        let refused = sign_in("https://idp.example.lg.jp/authorize", "token").check("idp").unwrap_err().to_string();
+        assert!(refused.contains("is not a URL"), "{refused}");
+    }
 }

@@ -10,7 +10,7 @@
 mod keys;
 mod policy;
 
-pub use keys::{AuthSettings, Authenticator, Claims, LOCAL_AUDIENCE, LOCAL_ISSUER, Provider, local_secret, mint, write_private};
+pub use keys::{AuthSettings, Authenticator, Claims, LOCAL_AUDIENCE, LOCAL_ISSUER, Provider, SignIn, local_secret, mint, write_private};
 pub use policy::{AccessLevel, Principal, Role};
 
 use crate::api::problem::Problem;
