@@ -7,6 +7,8 @@ use super::auth::{Caller, refused};
 use super::municipalities::parse_code;
 use super::problem::Problem;
 use crate::app::App;
+use crate::auth::Principal;
+use crate::lgcode::LgCode;
 use crate::metering::cost::{self, Party, Policy, Share};
 use crate::metering::policies::{self, Published};
 use crate::metering::{self, UsageRow};
@@ -46,6 +48,14 @@ pub async fn all(State(app): State<Arc<App>>, Caller(who): Caller, Query(q): Que
     Ok(Json(UsageReport { rows: metering::usage(&app.db, &month, None).await?, storage_bytes: metering::storage_bytes(&app.db).await?, month }))
 }
 
+/// The municipality in the path, which the caller must administer and this host must have.
+fn administered(app: &App, who: &Principal, code: &str) -> Result<LgCode, Problem> {
+    let code = parse_code(code)?;
+    who.require_admin_of(&code).map_err(|e| refused(who, e))?;
+    app.require_municipality(&code)?;
+    Ok(code)
+}
+
 /// One municipality's usage (its admins, operators).
 pub async fn of_municipality(
     State(app): State<Arc<App>>,
@@ -53,9 +63,7 @@ pub async fn of_municipality(
     Path(code): Path<String>,
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<UsageReport>, Problem> {
-    let code = parse_code(&code)?;
-    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    app.require_municipality(&code)?;
+    let code = administered(&app, &who, &code)?;
     let month = month_or_now(q.month)?;
     app.meter.flush(&app.db).await?;
     metering::sample_storage(&app.db).await?;
@@ -192,9 +200,7 @@ pub async fn of_municipality_cost(
     Path(code): Path<String>,
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<MunicipalityCost>, Problem> {
-    let code = parse_code(&code)?;
-    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    app.require_municipality(&code)?;
+    let code = administered(&app, &who, &code)?;
     let month = month_or_now(q.month)?;
     let Some(policy) = policies::published(&app.db, &month).await? else {
         return Err(Problem::not_found("no-cost-policy", format!("the operator has not published a cost policy for {month} yet")));
