@@ -264,7 +264,10 @@ async fn municipality_admin_signs_in_through_the_identity_provider() {
 
     // The provider's button: round trip to the provider and back, signed in as its user.
     browser.client.goto(&format!("{}/console/", host.base)).await.unwrap();
-    browser.client.find(Locator::XPath("//button[text()='千代田区 統合認証 でサインイン']")).await.unwrap().click().await.unwrap();
+    // The page lists the providers once /console/sign-in.json has answered.
+    let button = browser.wait_for("p.providers button").await.unwrap();
+    assert_eq!(button.text().await.unwrap(), "千代田区 統合認証 でサインイン");
+    button.click().await.unwrap();
     browser.wait_for_text("千代田 花子").await.unwrap();
     browser.wait_for_text("自治体の管理画面 131016").await.unwrap();
     assert_eq!(idp.tokens_issued(), 1);

@@ -120,6 +120,11 @@ async fn a_municipality_sees_its_own_share_under_the_published_policy() {
     assert_eq!(status, 403);
     let (status, problem) = host.call(Some(&operator), Method::PUT, "/api/v1/cost-policies/2026-01", Some(serde_json::json!({ "total": 500_000 }))).await;
     assert_eq!(status, 422, "{problem}");
+    let (status, problem) = host.call(Some(&operator), Method::PUT, "/api/v1/cost-policies/2026-01", Some(serde_json::json!({ "total": "lots", "fixed": 1 }))).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("lots"), "the refusal names the bad value: {problem}");
+    let (status, _) = host.call(Some(&chiyoda_admin), Method::PUT, "/api/v1/cost-policies/2026-01", Some(serde_json::json!({ "total": "lots" }))).await;
+    assert_eq!(status, 403, "who may publish is checked before the body");
     let (status, _) = host.call(Some(&chiyoda_admin), Method::GET, &format!("{own_cost}?month=2026-01"), None).await;
     assert_eq!(status, 404);
 

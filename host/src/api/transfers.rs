@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::transfers::{AppendError, Export, Upload};
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -89,8 +90,9 @@ fn offset_headers(upload: &Upload) -> [(&'static str, String); 2] {
 }
 
 /// `POST /transfers` (operators).
-pub async fn create_upload(State(app): State<Arc<App>>, Caller(who): Caller, Json(body): Json<NewUpload>) -> Result<Response, Problem> {
+pub async fn create_upload(State(app): State<Arc<App>>, Caller(who): Caller, body: Result<Json<NewUpload>, JsonRejection>) -> Result<Response, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
+    let Json(body) = body?;
     let upload = app.transfers.create_upload(body.length, &body.sha256, &who.subject).map_err(|e| Problem::bad_request("invalid-upload", e.to_string()))?;
     let location = format!("/api/v1/transfers/{}", upload.id);
     Ok((StatusCode::CREATED, [(header::LOCATION.as_str(), location)], offset_headers(&upload), Json(upload)).into_response())

@@ -13,6 +13,7 @@ use crate::metering::cost::{self, Party, Policy, Share};
 use crate::metering::policies::{self, Published};
 use crate::metering::{self, UsageRow};
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -121,7 +122,7 @@ impl PolicyInput {
         if self.total < 0 {
             return Err(Problem::unprocessable("invalid-total", "the month's cost must be 0 yen or more"));
         }
-        if self.fixed + self.population + self.usage == 0 {
+        if [self.fixed, self.population, self.usage].iter().all(|w| *w == 0) {
             return Err(Problem::unprocessable("no-weights", "give at least one of the weights fixed, population, usage"));
         }
         let measure = self.measure.unwrap_or_else(|| "requests".into());
@@ -176,10 +177,11 @@ pub async fn publish_policy(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
     Path(month): Path<String>,
-    Json(input): Json<PolicyInput>,
+    body: Result<Json<PolicyInput>, JsonRejection>,
 ) -> Result<Json<Published>, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     let month = month_or_now(Some(month))?;
+    let Json(input) = body?;
     let (policy, measure) = input.check()?;
     Ok(Json(policies::publish(&app.db, &month, policy, &measure).await?))
 }
