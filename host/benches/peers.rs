@@ -11,7 +11,7 @@
 mod common;
 
 use common::chart::{self, Bars};
-use common::load::{best_interleaved, us};
+use common::load::{best_interleaved_measured, us};
 use common::process::{Server, free_port};
 use common::{module_file, write_into_benchmarks_md};
 use std::fmt::Write as _;
@@ -27,13 +27,15 @@ const NATIVE_FLAG: &str = "--native-server";
 
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // `cargo xtask bench peers 16 64` runs only those concurrencies (and leaves the docs).
     // This same executable, started with `--native-server PORT`, is the native peer.
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == NATIVE_FLAG) {
         let port: u16 = args.get(i + 1).and_then(|p| p.parse().ok()).expect("--native-server PORT");
         return runtime.block_on(native_server(port));
     }
-    runtime.block_on(run())
+    let chosen: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    runtime.block_on(run(if chosen.is_empty() { CONCURRENCY.to_vec() } else { chosen }))
 }
 
 /// What the component does, as a plain axum handler.
@@ -55,7 +57,7 @@ fn wasmtime_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(concurrencies: Vec<usize>) -> anyhow::Result<()> {
     nukisashi::tls::install_crypto_provider();
     let dir = tempfile::tempdir()?;
     let component = module_file("plain_http_fixture");
@@ -101,9 +103,18 @@ async fn run() -> anyhow::Result<()> {
     let mut latency = String::new();
     writeln!(latency, "\n| concurrency | {} p50 / p99 µs |", names.join(" p50 / p99 µs | "))?;
     writeln!(latency, "| ---: |{}", " ---: |".repeat(names.len()))?;
+    let mut cpu = String::new();
+    writeln!(cpu, "\nServer CPU time per request (user + system, all threads, from /proc; the load generator's share is not in it):\n")?;
+    writeln!(cpu, "| concurrency | {} CPU µs | nukisashi ÷ native CPU |", names.join(" CPU µs | "))?;
+    writeln!(cpu, "| ---: |{} ---: |", " ---: |".repeat(names.len()))?;
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
-    for &c in CONCURRENCY {
-        let runs = best_interleaved(&client, &targets, c, ROUNDS, ROUND).await;
+    let probes: Vec<Option<&Server>> = servers.iter().map(|s| Some(*s)).collect();
+    for &c in &concurrencies {
+        let measured = best_interleaved_measured(&client, &targets, &probes, c, ROUNDS, ROUND).await;
+        let cpu_us: Vec<f64> = measured.iter().map(|(_, cpu)| cpu.unwrap_or_default().as_secs_f64() * 1e6).collect();
+        let cells: Vec<String> = cpu_us.iter().map(|us| format!("{us:.0}")).collect();
+        writeln!(cpu, "| {c} | {} | {:.2} |", cells.join(" | "), cpu_us[0] / cpu_us[3])?;
+        let runs: Vec<_> = measured.into_iter().map(|(run, _)| run).collect();
         for (run, server) in runs.iter().zip(servers) {
             anyhow::ensure!(run.errors == 0, "{} failed {} requests at concurrency {c}", server.name, run.errors);
         }
@@ -117,13 +128,18 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     report.push_str(&latency);
+    report.push_str(&cpu);
     report.push('\n');
+    if concurrencies != CONCURRENCY {
+        println!("{report}\n(only some concurrencies were run: docs/BENCHMARKS.md and the chart left as they were)");
+        return Ok(());
+    }
     report.push_str(&chart::write(
         "peers",
         &Bars {
             title: "Same wasi:http component: requests/s by concurrency",
             unit: "requests/s",
-            groups: CONCURRENCY.iter().map(|c| format!("concurrency {c}")).collect(),
+            groups: concurrencies.iter().map(|c| format!("concurrency {c}")).collect(),
             series: names.iter().map(|n| n.to_string()).zip(rates).collect(),
         },
     )?);

@@ -1,6 +1,7 @@
 //! Closed-loop load: `concurrency` workers sending requests back to back for a while,
 //! spread over one or more base URLs (replicas behind a load balancer), with latencies.
 
+use super::process::Server;
 use std::time::{Duration, Instant};
 
 #[derive(Default, Clone)]
@@ -67,12 +68,29 @@ pub async fn load(client: &reqwest::Client, urls: &[String], concurrency: usize,
 /// The best of `rounds` runs (highest rate) of each target, the targets' rounds
 /// interleaved so that machine noise hits them alike.
 pub async fn best_interleaved(client: &reqwest::Client, targets: &[Vec<String>], concurrency: usize, rounds: usize, length: Duration) -> Vec<Run> {
-    let mut best: Vec<Option<Run>> = targets.iter().map(|_| None).collect();
+    let best = best_interleaved_measured(client, targets, &vec![None; targets.len()], concurrency, rounds, length).await;
+    best.into_iter().map(|(run, _)| run).collect()
+}
+
+/// [`best_interleaved`], also returning for each target the CPU time its server process
+/// (when given) spent per successful request in the kept round.
+pub async fn best_interleaved_measured(
+    client: &reqwest::Client,
+    targets: &[Vec<String>],
+    servers: &[Option<&Server>],
+    concurrency: usize,
+    rounds: usize,
+    length: Duration,
+) -> Vec<(Run, Option<Duration>)> {
+    let mut best: Vec<Option<(Run, Option<Duration>)>> = targets.iter().map(|_| None).collect();
     for _ in 0..rounds {
-        for (urls, best) in targets.iter().zip(best.iter_mut()) {
+        for ((urls, server), best) in targets.iter().zip(servers).zip(best.iter_mut()) {
+            let cpu_before = server.map(|s| s.cpu_time());
             let run = load(client, urls, concurrency, length).await;
-            if best.as_ref().is_none_or(|b| run.rate > b.rate) {
-                *best = Some(run);
+            let served = run.samples.0.len().max(1) as u32;
+            let cpu = server.zip(cpu_before).map(|(s, before)| s.cpu_time().saturating_sub(before) / served);
+            if best.as_ref().is_none_or(|(b, _)| run.rate > b.rate) {
+                *best = Some((run, cpu));
             }
         }
     }

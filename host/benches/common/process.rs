@@ -25,6 +25,17 @@ pub fn free_port() -> u16 {
 }
 
 impl Server {
+    /// CPU time (user + system, every thread) the server process has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let ticks: u64 = fields.get(11..13).map(|f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum()).unwrap_or(0);
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_nanos(ticks * 1_000_000_000 / per_second)
+    }
+
     /// Starts `command` (which must listen on `port`), sending its output to `log`, and
     /// waits until `ready_path` answers 2xx.
     pub async fn start(name: &str, mut command: Command, port: u16, ready_path: &str, log: &Path) -> anyhow::Result<Self> {

@@ -36,9 +36,21 @@ pub struct Meter {
     pending: Mutex<HashMap<(String, String, String), Usage>>,
 }
 
-/// Today in Japan (UTC+9), `YYYY-MM-DD`.
+/// Today in Japan (UTC+9), `YYYY-MM-DD`. Called on every module request, so the text is
+/// formatted once a day per thread and reused.
 pub fn japan_day() -> String {
-    (chrono::Utc::now() + chrono::Duration::hours(9)).format("%Y-%m-%d").to_string()
+    thread_local! {
+        static FORMATTED: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = chrono::Utc::now() + chrono::Duration::hours(9);
+    let day = now.timestamp().div_euclid(86_400);
+    FORMATTED.with_borrow_mut(|(cached_day, text)| {
+        if *cached_day != day {
+            *text = now.format("%Y-%m-%d").to_string();
+            *cached_day = day;
+        }
+        text.clone()
+    })
 }
 
 impl Meter {
@@ -188,4 +200,21 @@ pub fn spawn_flusher(app: std::sync::Arc<crate::app::App>) -> tokio::task::JoinH
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::japan_day;
+
+    #[test]
+    fn japan_day_is_the_date_in_japan_and_stays_right_when_reused() {
+        let formatted = || (chrono::Utc::now() + chrono::Duration::hours(9)).format("%Y-%m-%d").to_string();
+        for _ in 0..3 {
+            let before = formatted();
+            let day = japan_day();
+            let after = formatted();
+            // Midnight in Japan may fall between the readings.
+            assert!(day == before || day == after, "japan_day() gave {day}, the date in Japan is {before}/{after}");
+        }
+    }
 }

@@ -94,7 +94,13 @@ impl Metrics {
 
     /// One request into a module has ended (`status` is what the caller got).
     pub fn request(&self, lg_code: &str, module: &str, version: &str, status: u16, elapsed: Duration, error: Option<ErrorKind>) {
-        let class = format!("{}xx", status / 100);
+        let class = match status / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
         let attrs = [
             KeyValue::new("lg_code", lg_code.to_string()),
             KeyValue::new("module", module.to_string()),
