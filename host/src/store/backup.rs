@@ -70,7 +70,7 @@ pub async fn restore(db: &Db, input: impl BufRead) -> Result<Restored> {
     if db.backend() == Backend::Sqlite {
         sqlx::query("PRAGMA defer_foreign_keys = ON").execute(&mut *tx).await?;
     }
-    let mut current: Option<(String, Vec<dump::Column>, String)> = None;
+    let mut current: Option<dump::BatchInsert> = None;
     let (mut rows, mut tables) = (0u64, 0u64);
     let incomplete = "nothing was restored";
     while let Some(item) = reader.next().context(incomplete)? {
@@ -79,20 +79,22 @@ pub async fn restore(db: &Db, input: impl BufRead) -> Result<Restored> {
                 if !existing.contains(&name) {
                     bail!("the backup has table {name}, which this host's schema does not");
                 }
+                if let Some(mut done) = current.take() {
+                    done.flush(&mut tx).await.context(incomplete)?;
+                }
                 let cols = dump::schema_columns(&mut tx, db.backend(), &name, &columns).await?;
-                let sql = dump::insert_sql(&name, &cols);
-                current = Some((name, cols, sql));
+                current = Some(dump::BatchInsert::new(db.backend(), &name, cols));
                 tables += 1;
             }
             Item::Row(values) => {
-                let Some((table, cols, sql)) = &current else { bail!("the backup has a row before any table") };
-                dump::bind_row(sqlx::query(sql), table, cols, &values)?
-                    .execute(&mut *tx)
-                    .await
-                    .with_context(|| format!("restoring a row of {table}"))?;
+                let Some(batch) = &mut current else { bail!("the backup has a row before any table") };
+                batch.push(&mut tx, values).await.context(incomplete)?;
                 rows += 1;
             }
         }
+    }
+    if let Some(mut last) = current.take() {
+        last.flush(&mut tx).await.context(incomplete)?;
     }
     // Explicit ids went in; the sequence continues after them.
     dump::reset_sequences(&mut tx, db.backend()).await?;

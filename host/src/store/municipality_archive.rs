@@ -75,7 +75,8 @@ struct Target {
     table: String,
     /// Where each file column goes (`None`: assigned by the target).
     columns: Vec<Option<Column>>,
-    insert: String,
+    /// The imported columns' rows, written many per statement.
+    rows: dump::BatchInsert,
     /// For catalog tables: the key columns, by index into the file's row.
     key: Option<Vec<usize>>,
 }
@@ -107,6 +108,9 @@ pub async fn import(db: &Db, input: impl BufRead) -> Result<Imported> {
                 }
                 let schema = dump::schema_columns(&mut tx, db.backend(), &name, &columns).await?;
                 let columns: Vec<Option<Column>> = schema.into_iter().map(|c| (!assigned_by_target(&name, &c.0)).then_some(c)).collect();
+                if let Some(mut done) = current.take() {
+                    done.rows.flush(&mut tx).await.context(nothing)?;
+                }
                 let inserted: Vec<Column> = columns.iter().flatten().cloned().collect();
                 let key = match catalog_filter(&name) {
                     Some((_, key)) => Some(
@@ -117,10 +121,10 @@ pub async fn import(db: &Db, input: impl BufRead) -> Result<Imported> {
                     None if columns.iter().flatten().any(|(c, _)| c == "lg_code") => None,
                     None => bail!("the export has rows of platform-wide table {name}; {nothing}"),
                 };
-                current = Some(Target { insert: dump::insert_sql(&name, &inserted), table: name, columns, key });
+                current = Some(Target { rows: dump::BatchInsert::new(db.backend(), &name, inserted), table: name, columns, key });
             }
             Item::Row(values) => {
-                let Some(t) = &current else { bail!("the export has a row before any table") };
+                let Some(t) = &mut current else { bail!("the export has a row before any table") };
                 if values.len() != t.columns.len() {
                     bail!("a row of {} has {} values for {} columns", t.table, values.len(), t.columns.len());
                 }
@@ -136,15 +140,14 @@ pub async fn import(db: &Db, input: impl BufRead) -> Result<Imported> {
                     kept += 1;
                     continue;
                 }
-                let (cols, vals): (Vec<Column>, Vec<Value>) =
-                    t.columns.iter().zip(values).filter_map(|(c, v)| c.clone().map(|c| (c, v))).unzip();
-                dump::bind_row(sqlx::query(&t.insert), &t.table, &cols, &vals)?
-                    .execute(&mut *tx)
-                    .await
-                    .with_context(|| format!("importing a row of {}; {nothing}", t.table))?;
+                let imported: Vec<Value> = t.columns.iter().zip(values).filter_map(|(c, v)| c.is_some().then_some(v)).collect();
+                t.rows.push(&mut tx, imported).await.with_context(|| format!("importing rows of {}; {nothing}", t.table))?;
                 rows += 1;
             }
         }
+    }
+    if let Some(mut last) = current.take() {
+        last.rows.flush(&mut tx).await.with_context(|| format!("importing rows of {}; {nothing}", last.table))?;
     }
     dump::reset_sequences(&mut tx, db.backend()).await?;
     tx.commit().await?;
