@@ -10,6 +10,7 @@
 //! ```
 
 use super::Backend;
+use super::placeholders::{positional, value_rows};
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use serde_json::{Value, json};
@@ -211,20 +212,11 @@ pub(super) async fn schema_columns(conn: &mut AnyConnection, backend: Backend, t
         .collect()
 }
 
-/// `INSERT INTO table (cols) VALUES ($1, …), ($n+1, …), …` for `rows` rows. SQLite gets
-/// anonymous `?` placeholders: binding looks each numbered one up by name, a linear scan
-/// that made a 500-row statement slower than 500 single-row ones.
+/// `INSERT INTO table (cols) VALUES (…), (…), …` for `rows` rows, with the backend's
+/// placeholders (SQLite's numbered ones would make binding a large statement quadratic).
 fn insert_rows_sql(backend: Backend, table: &str, cols: &[Column], rows: usize) -> String {
     let names = cols.iter().map(|c| quote(&c.0)).collect::<Vec<_>>().join(", ");
-    let placeholder = |i: usize| match backend {
-        Backend::Sqlite => "?".to_string(),
-        Backend::Postgres => format!("${i}"),
-    };
-    let tuples = (0..rows)
-        .map(|r| format!("({})", (1..=cols.len()).map(|i| placeholder(r * cols.len() + i)).collect::<Vec<_>>().join(", ")))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("INSERT INTO {} ({names}) VALUES {tuples}", quote(table))
+    positional(backend == Backend::Sqlite, format!("INSERT INTO {} ({names}) VALUES {}", quote(table), value_rows(1, rows, cols.len())))
 }
 
 /// Bound parameters per statement: under SQLite's limit (32,766) and PostgreSQL's (65,535).

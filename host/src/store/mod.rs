@@ -14,6 +14,7 @@ pub mod linkage;
 pub mod module_config;
 pub mod municipalities;
 pub mod municipality_archive;
+mod placeholders;
 
 use anyhow::{Context, Result};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
