@@ -24,6 +24,24 @@ fn is_transport(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.is::<reqwest::Error>())
 }
 
+/// The host answered and said no (a 4xx other than a timeout, an offset conflict or too
+/// many requests): asking again would get the same answer, so the transfer stops at once.
+#[derive(Debug, thiserror::Error)]
+#[error("{detail} ({status})")]
+struct Refused {
+    status: reqwest::StatusCode,
+    detail: String,
+}
+
+/// The error for a response that is not a success: [`Refused`] when retrying cannot help.
+async fn not_accepted(response: reqwest::Response, fallback: &str) -> anyhow::Error {
+    let status = response.status();
+    let problem: Value = response.json().await.unwrap_or_default();
+    let detail = problem["detail"].as_str().unwrap_or(fallback).to_string();
+    let retryable = !status.is_client_error() || matches!(status.as_u16(), 408 | 409 | 429);
+    if retryable { anyhow::anyhow!("{detail} ({status})") } else { Refused { status, detail }.into() }
+}
+
 /// `client.post`, retried while the connection fails.
 async fn post_retrying(client: &Client, path: &str, body: &Value) -> Result<Value> {
     let mut attempt = 0;
@@ -68,9 +86,7 @@ pub async fn export(client: &Client, lg_code: &str, out: &Path) -> Result<Downlo
                 .send()
                 .await?;
             if !response.status().is_success() {
-                let status = response.status();
-                let problem: Value = response.json().await.unwrap_or_default();
-                bail!("{} ({status})", problem["detail"].as_str().unwrap_or("the host refused the download"));
+                return Err(not_accepted(response, "the host refused the download").await);
             }
             let mut body = response.bytes_stream();
             while let Some(chunk) = body.next().await {
@@ -84,6 +100,9 @@ pub async fn export(client: &Client, lg_code: &str, out: &Path) -> Result<Downlo
         .await;
         file.flush().await?;
         if let Err(e) = attempt {
+            if e.is::<Refused>() {
+                return Err(e.context(format!("the download stopped at byte {at} of {length}")));
+            }
             stalled = if at > before { 0 } else { stalled + 1 };
             if stalled >= MAX_STALLED_ATTEMPTS {
                 return Err(e.context(format!("the download made no progress after {MAX_STALLED_ATTEMPTS} attempts, at byte {at} of {length}")));
@@ -128,6 +147,7 @@ pub async fn import(client: &Client, file: &Path) -> Result<Uploaded> {
         let attempt = send_chunk(client, &id, file, at, length).await;
         match attempt {
             Ok(next) => at = next,
+            Err(e) if e.is::<Refused>() => return Err(e.context(format!("the upload stopped at byte {at} of {length}"))),
             Err(e) => {
                 // Ask the host where it stands: what arrived before the break counts.
                 if let Ok(status) = client.get::<Value>(&format!("/transfers/{id}")).await
@@ -197,10 +217,8 @@ async fn send_chunk(client: &Client, id: &str, file: &Path, at: u64, length: u64
         .body(body)
         .send()
         .await?;
-    let status = response.status();
-    if !status.is_success() {
-        let problem: Value = response.json().await.unwrap_or_default();
-        bail!("{} ({status})", problem["detail"].as_str().unwrap_or("the host refused the chunk"));
+    if !response.status().is_success() {
+        return Err(not_accepted(response, "the host refused the chunk").await);
     }
     response
         .headers()
@@ -208,4 +226,50 @@ async fn send_chunk(client: &Client, id: &str, file: &Path, at: u64, length: u64
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .context("the host's answer has no Upload-Offset")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use axum::routing::{patch, post};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A host on loopback that accepts the upload and then refuses every chunk with 403.
+    async fn refusing_host(patches: Arc<AtomicU32>) -> String {
+        let refuse = move || {
+            let patches = patches.clone();
+            async move {
+                patches.fetch_add(1, Ordering::SeqCst);
+                let problem = json!({ "type": "about:blank", "title": "Forbidden", "status": 403, "detail": "this upload belongs to another operator" });
+                (StatusCode::FORBIDDEN, [(axum::http::header::CONTENT_TYPE, "application/problem+json")], problem.to_string())
+            }
+        };
+        let app = axum::Router::new()
+            .route("/api/v1/transfers", post(|| async { (StatusCode::CREATED, axum::Json(json!({ "id": "u1", "offset": 0 }))) }))
+            .route("/api/v1/transfers/u1", patch(refuse).get(|| async { axum::Json(json!({ "id": "u1", "offset": 0 })) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    }
+
+    #[tokio::test]
+    async fn a_refused_chunk_stops_the_upload_at_once() {
+        let patches = Arc::new(AtomicU32::new(0));
+        let base = refusing_host(patches.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("export.ndjson");
+        std::fs::write(&file, format!("{}\n[\"row\"]\n", json!({ "format": crate::store::municipality_archive::FORMAT, "version": 1, "lg_code": "131016" }))).unwrap();
+
+        let started = std::time::Instant::now();
+        let error = import(&Client::new(&base, Some("token".into())), &file).await.err().expect("the upload is refused");
+        let message = format!("{error:#}");
+        assert!(message.contains("this upload belongs to another operator (403 Forbidden)"), "{message}");
+        assert!(message.contains("stopped at byte 0"), "{message}");
+        assert_eq!(patches.load(Ordering::SeqCst), 1, "the refused chunk was sent again");
+        // No backoff sleeps either.
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
 }
