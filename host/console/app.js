@@ -167,7 +167,7 @@ async function municipality() {
       h("td", {}, s.version, s.pinned ? ` (${t("pinned")})` : ""),
       h("td", {}, s.grants.join(", ")),
       h("td", {},
-        h("a", { href: `/${code}/${s.module_id}/`, target: "_blank", rel: "noopener" }, t("open")), " ",
+        h("a", { href: s.url, target: "_blank", rel: "noopener", "data-open": s.module_id }, t("open")), " ",
         h("button", { type: "button", class: "secondary", onclick: e => exportData(e.target, code, s.module_id) }, t("exportData")), " ",
         h("button", { type: "button", class: "danger", onclick: e => {
           if (!confirm(t("confirmUnsubscribe", s.module_id))) return;

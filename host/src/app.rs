@@ -23,6 +23,8 @@ pub struct App {
     pub tenants: Tenants,
     pub versions: VersionCache,
     pub auth: Authenticator,
+    /// The host's addresses: the platform origin and every module's own origin.
+    pub edge: crate::edge::Edge,
     /// Modules loaded from files at start-up (outside the catalog), by id.
     pub file_routes: std::sync::Mutex<HashMap<String, Arc<crate::plugins::live::Routed>>>,
     /// Usage gathered on the request path, flushed to the database by `metering`.
@@ -39,7 +41,14 @@ pub struct App {
 }
 
 impl App {
-    pub async fn new(db: Db, runtime: Runtime, auth: Authenticator, data_dir: std::path::PathBuf, metrics: crate::telemetry::Metrics) -> Result<Self> {
+    pub async fn new(
+        db: Db,
+        runtime: Runtime,
+        auth: Authenticator,
+        edge: crate::edge::Edge,
+        data_dir: std::path::PathBuf,
+        metrics: crate::telemetry::Metrics,
+    ) -> Result<Self> {
         let tenants = Tenants::default();
         tenants.replace(db.list_municipalities().await?);
         Ok(Self {
@@ -52,6 +61,7 @@ impl App {
             tenants,
             versions: VersionCache::default(),
             auth,
+            edge,
             file_routes: Default::default(),
             deliveries: Default::default(),
             meter: Default::default(),

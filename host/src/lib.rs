@@ -12,6 +12,7 @@ pub mod capabilities;
 pub mod catalog;
 pub mod client;
 pub mod demo;
+pub mod edge;
 pub mod engine;
 pub mod lgcode;
 pub mod linkage;
@@ -27,11 +28,13 @@ pub mod tls;
 pub mod transfer_client;
 pub mod transfers;
 
-/// Module ids are what appears in URLs: 1–64 of `a-z`, `0-9` and `-`, starting with a
-/// letter or digit.
+/// Module ids are what appears in URLs and host names: 1–55 of `a-z`, `0-9` and `-`,
+/// starting with a letter or digit, not `xn--…` (an internationalised-name prefix). 55 keeps
+/// `{module}--{lg_code}` within a DNS label's 63 bytes.
 pub fn is_valid_module_id(id: &str) -> bool {
     !id.is_empty()
-        && id.len() <= 64
+        && id.len() <= 55
         && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !id.starts_with('-')
+        && !id.starts_with("xn--")
 }

@@ -18,7 +18,8 @@ pub async fn build(settings: &Settings) -> Result<Arc<App>> {
     let runtime = Runtime::new(settings)?;
     let auth = Authenticator::new(&settings.data_dir, &settings.auth)?;
     let metrics = crate::telemetry::Metrics::new(&settings.telemetry)?;
-    let app = Arc::new(App::new(db, runtime, auth, settings.data_dir.clone(), metrics).await?);
+    let edge = crate::edge::Edge::new(&settings.edge, settings.tls.is_some())?;
+    let app = Arc::new(App::new(db, runtime, auth, edge, settings.data_dir.clone(), metrics).await?);
     app.restore_routes().await.context("cannot restore the routes of subscribed modules")?;
     for path in plugin_files(settings)? {
         load_plugin_file(&app, &path).await?;
@@ -32,12 +33,14 @@ pub async fn serve(app: Arc<App>, settings: &Settings) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    app.edge.origins.listening_on(addr.port());
     let scheme = if settings.tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to find the port.
     println!("nukisashi listening on {scheme}://{addr}");
+    println!("  console: {scheme}://{addr}/console/");
     for id in app.live.module_ids() {
-        for code in crate::demo::codes().filter(|c| app.tenants.get(&c.parse().expect("demo codes are valid")).is_some()).take(1) {
-            println!("  try: {scheme}://{addr}/{code}/{id}/");
+        for code in crate::demo::codes().filter_map(|c| c.parse().ok()).filter(|c| app.tenants.get(c).is_some()).take(1) {
+            println!("  try: {}/", app.edge.origins.origin(&code, &id));
         }
     }
     crate::linkage::delivery::spawn(app.clone());

@@ -30,6 +30,8 @@ pub struct Settings {
     /// that terminates TLS).
     pub tls: Option<crate::tls::TlsSettings>,
     pub replicas: Replicas,
+    /// Origins: where module pages and the platform are served (`edge`).
+    pub edge: crate::edge::EdgeSettings,
 }
 
 /// Several hosts on one PostgreSQL database (`replicas`).
@@ -96,6 +98,7 @@ impl Default for Settings {
             telemetry: Default::default(),
             tls: None,
             replicas: Replicas::default(),
+            edge: Default::default(),
         }
     }
 }

@@ -64,8 +64,16 @@ impl Router {
     }
 
     /// Runs the matching handler; 404 if no pattern matches, 405 if only the method differs.
+    ///
+    /// The path is taken as the host hands it over, in one canonical form: each segment
+    /// percent-decoded exactly once. A path that is not in that form (an empty segment,
+    /// `.` or `..`, a broken escape) is refused with 400 rather than guessed at, so the
+    /// route that runs is always the one the host checked the caller against.
     pub fn dispatch(&self, mut request: Request) -> Response {
-        let path: Vec<String> = split(&request.path).map(|s| crate::url::decode(s, false)).collect();
+        let path = match path_segments(&request.path) {
+            Ok(segments) => segments,
+            Err(why) => return Error::bad_request(why).into_response(),
+        };
         let mut path_matched = false;
         for route in &self.routes {
             let Some(params) = match_segments(&route.segments, &path) else { continue };
@@ -87,8 +95,28 @@ impl Router {
     }
 }
 
-fn split(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
+/// Segments of a route pattern (written by the module's author).
+fn split(pattern: &str) -> impl Iterator<Item = &str> {
+    pattern.split('/').filter(|s| !s.is_empty())
+}
+
+/// The decoded segments of a request path in canonical form (`/`, or `/a/b` with at most
+/// one trailing `/`).
+fn path_segments(path: &str) -> std::result::Result<Vec<String>, &'static str> {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if path.is_empty() {
+        return Ok(Vec::new());
+    }
+    path.split('/')
+        .map(|raw| match crate::url::decode_segment(raw) {
+            Some(s) if s.is_empty() => Err("the path has an empty segment"),
+            Some(s) if s == "." || s == ".." => Err("the path has a `.` or `..` segment"),
+            Some(s) if s.contains('/') => Err("the path has an encoded `/`"),
+            Some(s) => Ok(s),
+            None => Err("the path has a broken percent-escape or invalid UTF-8"),
+        })
+        .collect()
 }
 
 fn match_segments(
@@ -141,5 +169,14 @@ mod tests {
         assert_eq!(router.dispatch(req(Method::Get, "/entries")).status, 404);
         assert_eq!(router.dispatch(req(Method::Get, "/entries/1/x")).status, 404);
         assert_eq!(router.dispatch(req(Method::Head, "/entries/1")).status, 200);
+        assert_eq!(body(router.dispatch(req(Method::Get, "/entries/1/"))), (200, "id=1".into()));
+    }
+
+    #[test]
+    fn paths_not_in_canonical_form_are_refused_not_reinterpreted() {
+        let router = Router::new().get("/", ok).get("/staff", ok).get("/entries/:id", ok);
+        for path in ["//staff", "/x/../staff", "/./staff", "/%2e%2e/staff", "/entries/a%2Fb", "/entries/%zz", "/entries/%C0%AE"] {
+            assert_eq!(router.dispatch(req(Method::Get, path)).status, 400, "{path}");
+        }
     }
 }

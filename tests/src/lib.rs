@@ -146,9 +146,28 @@ impl HostSpec {
     }
 }
 
+/// Resolves every `*.localhost` name to loopback, as browsers do (module origins are
+/// `{module}--{lg_code}.localhost` in tests); other names through the system.
+struct LoopbackNames;
+
+impl reqwest::dns::Resolve for LoopbackNames {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            if name == "localhost" || name.ends_with(".localhost") {
+                let loopback: reqwest::dns::Addrs = Box::new(std::iter::once(std::net::SocketAddr::from(([127, 0, 0, 1], 0))));
+                return Ok(loopback);
+            }
+            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let addrs: reqwest::dns::Addrs = Box::new(found.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 fn client(ca: Option<&Path>) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60)).dns_resolver(std::sync::Arc::new(LoopbackNames));
     if let Some(ca) = ca {
         builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).expect("CA file")).expect("CA PEM"));
     }
@@ -198,6 +217,18 @@ pub struct Host {
 impl Host {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The port the host listens on.
+    pub fn port(&self) -> u16 {
+        self.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("the base URL has a port")
+    }
+
+    /// The own origin of `module` at municipality `lg_code`, e.g.
+    /// `http://guestbook--131016.localhost:PORT`.
+    pub fn origin(&self, lg_code: &str, module: &str) -> String {
+        let scheme = self.base.split("://").next().unwrap_or("http");
+        format!("{scheme}://{module}--{lg_code}.localhost:{}", self.port())
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -352,6 +383,23 @@ pub fn linkage_plugin(dir: &Path, id: &str, capabilities: &[&str]) -> PathBuf {
     wasm
 }
 
+/// Copies a component built by `cargo xtask test` to `dir/plugins/{id}.wasm` with `manifest`
+/// (TOML) beside it, for loading as a file plugin; returns the component's new path.
+pub fn staged_plugin(dir: &Path, component: &str, id: &str, manifest: &str) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let wasm = plugins.join(format!("{id}.wasm"));
+    std::fs::copy(module(component), &wasm).unwrap();
+    std::fs::write(wasm.with_extension("toml"), manifest).unwrap();
+    wasm
+}
+
+/// A business module from `plugins/{name}` with its own manifest, staged as a file plugin.
+pub fn business_plugin(dir: &Path, name: &str) -> PathBuf {
+    let manifest = std::fs::read_to_string(workspace_root().join("plugins").join(name).join("manifest.toml")).unwrap();
+    staged_plugin(dir, name, name, &manifest)
+}
+
 /// Runs the CLI against `host` with `token`.
 pub fn cli(host: &Host, token: &str, args: &[&str]) -> std::process::Output {
     Command::new(binary()).args(args).args(["--server", &host.base]).env("NUKISASHI_TOKEN", token).output().unwrap()
@@ -407,4 +455,63 @@ pub fn publish(host: &Host, vendor: &str, key: &Path, manifest: &Path, component
     let mut args = vec!["module".to_string(), "publish".into(), "--key".into(), key.display().to_string()];
     args.extend(["--manifest".into(), manifest.display().to_string(), "--component".into(), component.display().to_string()]);
     cli(host, &token, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// A response read off the wire by [`raw_request`].
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Sends one HTTP/1.1 request with exactly this request target and `Host`, byte for byte
+/// (an HTTP client library would normalise `.`, `..` and some escapes away before sending),
+/// and reads the whole response.
+pub async fn raw_request(port: u16, method: &str, target: &str, host: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("the host accepts connections");
+    let mut head = format!("{method} {target} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut bytes)).await.expect("the host answers").unwrap();
+    let split = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(bytes.len());
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let body = bytes.get(split + 4..).unwrap_or_default();
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_vec() };
+    RawResponse { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
+        let Ok(size) = usize::from_str_radix(String::from_utf8_lossy(&body[..end]).trim(), 16) else { break };
+        let rest = &body[end + 2..];
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.extend_from_slice(&rest[..size]);
+        body = rest[size..].strip_prefix(b"\r\n").unwrap_or(&rest[size..]);
+    }
+    out
 }

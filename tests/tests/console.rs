@@ -88,11 +88,13 @@ async fn municipality_admin_subscribes_in_the_console_and_the_module_answers() {
     let (_, subscriptions) = host.call(Some(&admin), reqwest::Method::GET, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions"), None).await;
     let subscription = subscriptions.as_array().unwrap().iter().find(|s| s["module_id"] == "guestbook").expect("subscribed");
     assert_eq!(subscription["grants"], json!(["kv"]));
-    // … and the console links to the module, which answers with the configured title.
-    let link = browser.wait_for("a[href$='/guestbook/']").await.unwrap();
+    // … and the console links to the module on its own origin, which answers with the
+    // configured title.
+    let link = browser.wait_for("a[data-open=guestbook]").await.unwrap();
     let href = link.attr("href").await.unwrap().unwrap();
+    assert_eq!(href, format!("{}/", host.origin(CHIYODA, "guestbook")));
     browser.screenshot("municipality-subscribed").await.unwrap();
-    browser.client.goto(&format!("{}{href}", host.base)).await.unwrap();
+    browser.client.goto(&href).await.unwrap();
     browser.wait_for_text("千代田区 区民の声").await.unwrap();
 
     // English is one click away and remembered.
@@ -249,6 +251,7 @@ async fn municipality_admin_signs_in_through_the_identity_provider() {
     let idp = IdentityProvider::start(&std::fs::read(dir.path().join("idp.key")).unwrap(), user).await.unwrap();
     let settings = format!(
         "[[auth.providers]]\nissuer = \"{issuer}\"\naudience = \"nukisashi\"\nalgorithm = \"RS256\"\npem_file = \"{}\"\n\
+         roles = [\"admin\", \"staff\"]\nlg_codes = [\"{CHIYODA}\"]\n\
          [auth.providers.sign_in]\nname = \"千代田区 統合認証\"\nauthorization_endpoint = \"{}/authorize\"\ntoken_endpoint = \"{}/token\"\nclient_id = \"{CLIENT_ID}\"\n",
         dir.path().join("idp.pub").display(),
         idp.base,

@@ -104,3 +104,24 @@ async fn panic_message_goes_to_the_log_not_the_caller() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_trap_keeps_its_backtrace_in_the_log() {
+    let (_dir, host) = start().await;
+    let r = host.get(&format!("/{CHIYODA}/fault-fixture/abort")).await;
+    assert_eq!(r.status(), 500);
+    let p = problem(r).await;
+    assert_eq!(p["type"], "urn:nukisashi:problem:module-trap");
+    let detail = p["detail"].as_str().unwrap();
+    // The caller learns the fault, the module and where to look; not the module's insides.
+    assert!(detail.contains("the module trapped (fault-fixture") && detail.contains("request id"), "{detail}");
+    for internal in ["backtrace", "wasm", "0x", "abort", "unreachable"] {
+        assert!(!detail.contains(internal), "the detail reveals `{internal}`: {detail}");
+    }
+    let request_id = p["request_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !host.log().lines().any(|l| l.contains(&request_id) && l.contains("wasm backtrace")) {
+        assert!(Instant::now() < deadline, "the trap's backtrace is not in the log under {request_id}:\n{}", host.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -106,11 +106,15 @@ async fn the_whole_lifecycle_over_http() {
     let r = host.send_as(&admin, Method::GET, &format!("/api/v1/municipalities/{SAPPORO}/modules/guestbook/export"), None).await;
     assert_eq!(r.status(), 403);
 
-    // Kill switch: 503 with the reason everywhere, until resumed.
+    // Kill switch: 503 everywhere until resumed; residents are told it is unavailable, the
+    // operator's reason stays in the API.
     ok(cli(&host, &operator, &["module", "suspend", "guestbook", "--reason", "脆弱性の調査中"]));
     let p = problem(host.get(&format!("/{CHIYODA}/guestbook/")).await).await;
     assert_eq!(p["status"], 503);
-    assert!(p["detail"].as_str().unwrap().contains("脆弱性の調査中"));
+    assert_eq!(p["type"], "urn:nukisashi:problem:module-unavailable");
+    assert!(!p["detail"].as_str().unwrap().contains("脆弱性"), "{p}");
+    let versions: Value = host.send_as(&operator, Method::GET, "/api/v1/modules/guestbook/versions", None).await.json().await.unwrap();
+    assert_eq!(versions["suspended"], "脆弱性の調査中");
     ok(cli(&host, &operator, &["module", "resume", "guestbook"]));
     assert_eq!(served_by(&host, CHIYODA).await, "guestbook@1.0.0");
 

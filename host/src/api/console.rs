@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::auth::SignIn;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ pub async fn redirect() -> Redirect {
 
 pub async fn file(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
     let Some((_, content_type, body)) = FILES.iter().find(|(file, _, _)| *file == name) else {
-        return (StatusCode::NOT_FOUND, "no such console file").into_response();
+        return super::problem::Problem::not_found("no-console-file", format!("the console has no file `{name}`")).into_response();
     };
     let mut response = (*body).into_response();
     let headers = response.headers_mut();

@@ -1,44 +1,31 @@
-//! The gateway: `/{lg_code}/{module}/{*path}` into the module's `wasi:http` handler.
+//! The gateway: a request the edge resolved into the module's `wasi:http` handler.
 //!
 //! Top to bottom: resolve the municipality → resolve the module's current version for it →
-//! build the per-request platform state (caller, config, grants, limits) → strip the mount
-//! prefix → run the request in a fresh instance → answer with the module's response or a
+//! decide the route's auth level on the checked path and verify the caller → build the
+//! per-request platform state (caller scoped to the municipality, config, grants, limits)
+//! → hand the module the canonical path → run the request in a fresh instance → write the
+//! audit rows → answer with the module's response (headers filtered at the edge) or a
 //! problem+json that names the limit or fault.
 
-use super::municipalities::parse_code;
 use super::problem::Problem;
 use crate::app::App;
 use crate::auth::{AccessLevel, AuthError};
 use crate::capabilities::Caller;
+use crate::edge::{Mount, Target, headers, problems};
 use crate::linkage::audit::{self, AuditBuffer, AuditContext};
 use crate::runtime::InvokeError;
 use crate::telemetry::cpu::{self, CpuClock};
 use crate::telemetry::metrics::ErrorKind;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
 use tracing::Instrument;
 
-/// Headers that describe one hop, not the message; never passed through.
-const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"];
-
-pub async fn handle_root(state: State<Arc<App>>, Path((code, module)): Path<(String, String)>, request: Request) -> Response {
-    serve(state, code, module, request).await
-}
-
-pub async fn handle(
-    state: State<Arc<App>>,
-    Path((code, module, _path)): Path<(String, String, String)>,
-    request: Request,
-) -> Response {
-    serve(state, code, module, request).await
-}
-
-async fn serve(State(app): State<Arc<App>>, code: String, module: String, request: Request) -> Response {
+/// Serves one request the edge resolved; every answer carries its request id.
+pub async fn serve(app: &App, target: Target, request: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    match route(&app, &code, &module, &request_id, request).await {
+    match route(app, &target, &request_id, request).await {
         Ok(mut response) => {
             if let Ok(id) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-request-id", id);
@@ -49,16 +36,17 @@ async fn serve(State(app): State<Arc<App>>, code: String, module: String, reques
     }
 }
 
-async fn route(app: &App, code: &str, module: &str, request_id: &str, request: Request) -> Result<Response, Problem> {
-    let lg_code = parse_code(code)?;
-    let municipality = app.require_municipality(&lg_code)?;
-    let Some(routed) = app.live.resolve(module, &lg_code) else {
-        if let Some(reason) = app.db.module_suspension(module).await? {
+async fn route(app: &App, target: &Target, request_id: &str, request: Request) -> Result<Response, Problem> {
+    let Target { lg_code, module, path, mount } = target;
+    let municipality = app.require_municipality(lg_code)?;
+    let Some(routed) = app.live.resolve(module, lg_code) else {
+        if app.db.module_suspension(module).await?.is_some() {
+            // The operator's reason is for the operators (the API has it), not for residents.
             return Err(Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "module-suspended",
-                "Module suspended",
-                format!("module `{module}` is suspended by the platform operator: {reason}"),
+                "module-unavailable",
+                "Service unavailable",
+                format!("module `{module}` is not available at the moment; please try again later"),
             ));
         }
         return Err(Problem::not_found(
@@ -67,15 +55,15 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
         ));
     };
     let version = &routed.version;
-    let module_path = module_path(request.uri().path(), code, module)?;
-    let Some((route, level)) = version.manifest.matched_route(&canonical(module_path)?) else {
-        return Err(Problem::not_found("undeclared-route", format!("module `{module}` declares no route for {module_path}")));
+    // The auth level is decided on the checked path, and the module receives exactly it.
+    let Some((route, level)) = version.manifest.matched_route(path) else {
+        return Err(Problem::not_found("undeclared-route", format!("module `{module}` declares no route for {path}")));
     };
     // The declared route, not the path: paths can carry personal identifiers.
     let span = tracing::info_span!(
         "module_request",
         lg_code = %lg_code,
-        module,
+        module = module.as_str(),
         version = %version.identity.version,
         route,
         http.method = %request.method(),
@@ -86,7 +74,7 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
     if level != AccessLevel::Public {
         match &principal {
             None => return Err(AuthError::Missing.into_problem()),
-            Some(p) if !p.may_use(level, &lg_code) => {
+            Some(p) if !p.may_use(level, lg_code) => {
                 let e = AuthError::Forbidden(format!("this route needs {level:?} access to municipality {lg_code}"));
                 tracing::warn!(parent: &span, subject = %p.subject, reason = %e, "refused module route");
                 return Err(e.into_problem());
@@ -94,6 +82,16 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
             Some(_) => {}
         }
     }
+    let caller = match &principal {
+        None => Caller::default(),
+        Some(p) => {
+            let (caller, anonymous_because) = Caller::for_municipality(p, lg_code);
+            if let Some(reason) = anonymous_because {
+                tracing::info!(parent: &span, subject = %p.subject, role = ?p.role, reason, "caller treated as anonymous in this municipality");
+            }
+            caller
+        }
+    };
 
     let audit_buffer = AuditBuffer::default();
     let audit_context = AuditContext {
@@ -102,11 +100,10 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
         module_version: version.identity.version.clone(),
         request_id: request_id.to_string(),
         caller_subject: principal.as_ref().map(|p| p.subject.clone()),
-        caller_role: principal.as_ref().map(|p| format!("{:?}", p.role).to_lowercase()).unwrap_or_else(|| "anonymous".into()),
+        caller_role: format!("{:?}", caller.role).to_lowercase(),
     };
-    let caller = principal.as_ref().map(|p| Caller::for_municipality(p, &lg_code)).unwrap_or_default();
     let platform = app.platform_state(municipality, &routed, caller, request_id.to_string(), audit_buffer.clone()).await?;
-    let request = into_module_request(request, code, module, request_id)?;
+    let request = into_module_request(request, path, mount, request_id)?;
     let peak_memory = platform.peak_memory.clone();
     let started = std::time::Instant::now();
     let cpu = CpuClock::default();
@@ -138,7 +135,7 @@ async fn route(app: &App, code: &str, module: &str, request_id: &str, request: R
             app.metrics.audited_reads(lg_code.as_str(), &version.identity.id, &reads);
             match outcome {
                 Ok(response) => {
-                    let mut response = from_module_response(response);
+                    let mut response = from_module_response(response, mount, &span);
                     // Which version answered: operators and tests can see a swap take effect.
                     let served_by = format!("{}@{}", version.identity.id, version.identity.version);
                     if let Ok(value) = HeaderValue::from_str(&served_by) {
@@ -172,33 +169,11 @@ fn error_kind(error: &InvokeError) -> ErrorKind {
     }
 }
 
-/// The path inside the module: the raw URL path without `/{code}/{module}`.
-fn module_path<'a>(path: &'a str, code: &str, module: &str) -> Result<&'a str, Problem> {
-    let rest = path.strip_prefix('/').and_then(|p| p.strip_prefix(code)).and_then(|p| p.strip_prefix('/')).and_then(|p| p.strip_prefix(module));
-    match rest {
-        Some("") => Ok("/"),
-        Some(rest) if rest.starts_with('/') => Ok(rest),
-        _ => Err(Problem::bad_request("non-canonical-path", "write the municipality code and module id in the URL without percent-encoding")),
-    }
-}
-
-/// The decoded path the route's auth level is decided on. Decoding before matching means
-/// `/%61dmin` is checked as `/admin`; dot segments are refused because a module's router
-/// might resolve them where the check did not.
-fn canonical(module_path: &str) -> Result<String, Problem> {
-    let decoded = percent_encoding::percent_decode_str(module_path).decode_utf8_lossy().into_owned();
-    if decoded.split('/').any(|segment| segment == "." || segment == "..") || decoded.contains('\\') {
-        return Err(Problem::bad_request("non-canonical-path", "paths with `.` or `..` segments or backslashes are not accepted"));
-    }
-    Ok(decoded)
-}
-
-/// The request as the module sees it: path relative to its mount point, the mount point in
-/// `x-nukisashi-base-path`, the request id, and no platform credentials.
-fn into_module_request(request: Request, code: &str, module: &str, request_id: &str) -> Result<Request, Problem> {
+/// The request as the module sees it: the checked path in its canonical form (relative to
+/// the mount point), the mount point in `x-nukisashi-base-path`, the request id, and no
+/// platform credentials.
+fn into_module_request(request: Request, path: &crate::edge::path::ModulePath, mount: &Mount, request_id: &str) -> Result<Request, Problem> {
     let (mut parts, body) = request.into_parts();
-    let prefix = format!("/{code}/{module}");
-    let path = module_path(parts.uri.path(), code, module)?;
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
@@ -215,23 +190,23 @@ fn into_module_request(request: Request, code: &str, module: &str, request_id: &
         .path_and_query(path_and_query)
         .build()
         .map_err(|e| Problem::bad_request("invalid-uri", format!("the request URI cannot be passed on: {e}")))?;
-    // The platform's bearer token is for the host; the module gets verified claims instead.
-    parts.headers.remove(axum::http::header::AUTHORIZATION);
-    for name in HOP_BY_HOP {
-        parts.headers.remove(*name);
-    }
-    parts.headers.insert("x-nukisashi-base-path", HeaderValue::from_str(&prefix).expect("validated code and module"));
+    headers::scrub_request(&mut parts.headers, mount);
+    parts.headers.insert("x-nukisashi-base-path", HeaderValue::from_str(mount.base_path()).expect("a validated code and module id"));
     parts.headers.insert("x-request-id", HeaderValue::from_str(request_id).expect("uuid"));
     Ok(Request::from_parts(parts, body))
 }
 
-fn from_module_response(response: http::Response<bytes::Bytes>) -> Response {
+/// The module's response as the browser gets it: headers filtered at the edge, marked as
+/// the module's own answer.
+fn from_module_response(response: http::Response<bytes::Bytes>, mount: &Mount, span: &tracing::Span) -> Response {
     let (mut parts, body) = response.into_parts();
-    for name in HOP_BY_HOP {
-        parts.headers.remove(*name);
+    let dropped = headers::filter_response(&mut parts.headers, mount);
+    if !dropped.is_empty() {
+        tracing::warn!(parent: span, dropped = ?dropped, "module response headers dropped at the edge");
     }
-    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(body))
+    let mut response = Response::from_parts(parts, Body::from(body));
+    problems::mark_module_answer(&mut response);
+    response
 }
 
 fn problem_for(error: &InvokeError, module: &str, version: &str) -> Problem {
@@ -246,12 +221,14 @@ fn problem_for(error: &InvokeError, module: &str, version: &str) -> Problem {
         InvokeError::ModuleError(_) => (StatusCode::BAD_GATEWAY, "module-error", "Module failed"),
         InvokeError::Host(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host-error", "Host error"),
     };
-    // Panic and trap details stay in the host log (they may quote data); the caller gets
-    // which limit or fault, and the request id to find the rest.
+    // Panic messages, trap backtraces and host errors stay in the host log (they may quote
+    // data and name the module's functions); the caller gets which limit or fault, and the
+    // request id to find the rest.
     let detail = match error {
-        InvokeError::Panic(_) | InvokeError::Trap(_) | InvokeError::Host(_) => {
-            format!("{error} ({module} {version}); the host log has details under this request id")
-        }
+        InvokeError::Panic(_) => format!("the module panicked ({module} {version}); the host log has details under this request id"),
+        InvokeError::Trap(_) => format!("the module trapped ({module} {version}); the host log has details under this request id"),
+        InvokeError::ModuleError(_) => format!("the module answered with an error ({module} {version}); the host log has details under this request id"),
+        InvokeError::Host(_) => format!("the host could not run the module ({module} {version}); the host log has details under this request id"),
         _ => format!("{error} ({module} {version})"),
     };
     Problem::new(status, slug, title, detail)

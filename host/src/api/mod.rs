@@ -1,23 +1,27 @@
-//! HTTP: the gateway into modules, the platform REST API under `/api/v1`, and health.
+//! HTTP: the platform REST API under `/api/v1`, the console, health, and the gateway into
+//! modules (behind the edge).
 
 mod auth;
 mod backup;
 mod catalog;
 mod console;
-mod gateway;
+pub(crate) mod gateway;
 mod linkage;
 mod subscriptions;
 mod transfers;
 mod module_config;
-mod municipalities;
+pub(crate) mod municipalities;
 mod usage;
 pub mod problem;
 
 use crate::app::App;
 use axum::Router;
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use std::sync::Arc;
 
+/// Every route of the host. Requests meet the edge first (`edge::entry`): a module origin
+/// goes straight to its module; everything else is the platform origin, routed here, with
+/// the path form of modules as the fallback.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -28,10 +32,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/console/", get(console::index))
         .route("/console/sign-in.json", get(console::sign_in_providers))
         .route("/console/{file}", get(console::file))
-        .route("/{lg_code}/{module}", any(gateway::handle_root))
-        .route("/{lg_code}/{module}/", any(gateway::handle_root))
-        .route("/{lg_code}/{module}/{*path}", any(gateway::handle))
-        .fallback(|| async { problem::Problem::not_found("no-route", "no such path on this host") })
+        .fallback(crate::edge::path_form)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), crate::edge::entry))
         .with_state(app)
 }
 

@@ -15,6 +15,9 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Headers that go with the refusal (`WWW-Authenticate`, `Retry-After`, `Allow`).
+    #[serde(skip)]
+    pub headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
 }
 
 impl Problem {
@@ -25,7 +28,16 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             request_id: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a header to the refusal; a value that is not a valid header is left out.
+    pub fn with_header(mut self, name: axum::http::HeaderName, value: &str) -> Self {
+        if let Ok(value) = axum::http::HeaderValue::from_str(value) {
+            self.headers.push((name, value));
+        }
+        self
     }
 
     pub fn with_request_id(mut self, id: &str) -> Self {
@@ -57,9 +69,13 @@ impl Problem {
 }
 
 impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = std::mem::take(&mut self.headers);
         let mut response = (status, Json(self)).into_response();
+        for (name, value) in headers {
+            response.headers_mut().append(name, value);
+        }
         response.headers_mut().insert(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/problem+json"),
@@ -76,6 +92,7 @@ impl From<anyhow::Error> for Problem {
 
 impl From<axum::extract::rejection::JsonRejection> for Problem {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        Self::new(rejection.status(), "invalid-body", "Invalid request body", rejection.body_text())
+        let (slug, title) = crate::edge::problems::kind_of(rejection.status());
+        Self::new(rejection.status(), slug, title, rejection.body_text())
     }
 }

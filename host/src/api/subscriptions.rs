@@ -18,11 +18,22 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// A subscription with the address its module is served at.
+#[derive(serde::Serialize)]
+pub struct Listed {
+    #[serde(flatten)]
+    subscription: Subscription,
+    /// The module's own origin for this municipality, e.g.
+    /// `http://guestbook--131016.localhost:8080/`.
+    url: String,
+}
+
 /// `GET /municipalities/{code}/subscriptions` (its admin or an operator).
-pub async fn list(State(app): State<Arc<App>>, Caller(who): Caller, Path(code): Path<String>) -> Result<Json<Vec<Subscription>>, Problem> {
+pub async fn list(State(app): State<Arc<App>>, Caller(who): Caller, Path(code): Path<String>) -> Result<Json<Vec<Listed>>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    Ok(Json(app.db.subscriptions(Some(code.as_str()), None).await?))
+    let subscriptions = app.db.subscriptions(Some(code.as_str()), None).await?;
+    Ok(Json(subscriptions.into_iter().map(|s| Listed { url: format!("{}/", app.edge.origins.origin(&code, &s.module_id)), subscription: s }).collect()))
 }
 
 #[derive(Deserialize)]

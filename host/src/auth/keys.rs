@@ -20,7 +20,9 @@ pub struct AuthSettings {
     pub providers: Vec<Provider>,
 }
 
-/// An identity provider whose RS256/ES256 tokens the host accepts.
+/// An identity provider whose RS256/ES256 tokens the host accepts, and what it may assert.
+/// A token asserting a role, a municipality or a vendor outside these lists is refused
+/// (and logged), however well it is signed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provider {
@@ -28,6 +30,18 @@ pub struct Provider {
     pub audience: String,
     /// `RS256` or `ES256`.
     pub algorithm: String,
+    /// Roles its tokens may carry, e.g. `["resident", "staff", "admin"]` for a
+    /// municipality's sign-in. `operator` only for a provider configured as the platform
+    /// operators' own.
+    pub roles: Vec<Role>,
+    /// Municipalities whose `admin`, `staff` and `resident` tokens it may issue (the
+    /// `lg_code` claim). Required for `admin` and `staff`; a provider with none may issue
+    /// resident tokens without an `lg_code` (and so without a 宛名番号) only.
+    #[serde(default)]
+    pub lg_codes: Vec<String>,
+    /// Vendors whose tokens it may issue (the `vendor_id` claim); required for `vendor`.
+    #[serde(default)]
+    pub vendors: Vec<String>,
     /// A PEM public key, or …
     pub pem_file: Option<PathBuf>,
     /// … a JWKS file with the provider's keys.
@@ -102,6 +116,61 @@ struct Key {
     validation: Validation,
     issuer: String,
     label: String,
+    /// What tokens verified by this key may assert; `None` for the host's own secret.
+    may_assert: Option<Assertions>,
+}
+
+/// A provider's allowance, checked against every token it signs.
+#[derive(Debug, Clone)]
+struct Assertions {
+    roles: Vec<Role>,
+    lg_codes: Vec<LgCode>,
+    vendors: Vec<String>,
+}
+
+impl Assertions {
+    fn of(provider: &Provider) -> Result<Self> {
+        let issuer = &provider.issuer;
+        if provider.roles.is_empty() {
+            anyhow::bail!("identity provider {issuer}: `roles` is empty; list the roles its tokens may carry");
+        }
+        let lg_codes = provider
+            .lg_codes
+            .iter()
+            .map(|c| LgCode::parse(c).map_err(|e| anyhow::anyhow!("identity provider {issuer}: lg_codes: {e}")))
+            .collect::<Result<Vec<_>>>()?;
+        let municipal = provider.roles.iter().any(|r| matches!(r, Role::Admin | Role::Staff));
+        if municipal && lg_codes.is_empty() {
+            anyhow::bail!("identity provider {issuer} may assert admin or staff but lists no `lg_codes`: name the municipalities it signs in for");
+        }
+        if provider.roles.contains(&Role::Vendor) && provider.vendors.is_empty() {
+            anyhow::bail!("identity provider {issuer} may assert vendor but lists no `vendors`: name the vendor ids it signs in for");
+        }
+        Ok(Self { roles: provider.roles.clone(), lg_codes, vendors: provider.vendors.clone() })
+    }
+
+    /// Why these claims go beyond the allowance, if they do.
+    fn exceeded_by(&self, claims: &Claims) -> Option<String> {
+        let role = role_name(claims.role);
+        if !self.roles.contains(&claims.role) {
+            return Some(format!("this identity provider may not assert role {role}"));
+        }
+        if let Some(code) = &claims.lg_code {
+            if !self.lg_codes.iter().any(|c| c.as_str() == code) {
+                return Some(format!("this identity provider may not assert municipality {code}"));
+            }
+        }
+        if let Some(vendor) = &claims.vendor_id {
+            if !self.vendors.contains(vendor) {
+                return Some(format!("this identity provider may not assert vendor {vendor}"));
+            }
+        }
+        None
+    }
+}
+
+fn role_name(role: Role) -> String {
+    serde_json::to_value(role).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 pub struct Authenticator {
@@ -136,12 +205,16 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 30;
+
 fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {
     let mut v = Validation::new(algorithm);
     v.set_issuer(&[issuer]);
     v.set_audience(&[audience]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    v.leeway = 30;
+    v.validate_nbf = true;
+    v.leeway = LEEWAY_SECONDS;
     v
 }
 
@@ -153,8 +226,13 @@ impl Authenticator {
             validation: validation(Algorithm::HS256, LOCAL_ISSUER, LOCAL_AUDIENCE),
             issuer: LOCAL_ISSUER.into(),
             label: "the host's own secret".into(),
+            may_assert: None,
         }];
         for provider in &settings.providers {
+            if provider.issuer == LOCAL_ISSUER || provider.issuer.contains('#') {
+                anyhow::bail!("identity provider `{}`: the issuer must not be `{LOCAL_ISSUER}` (the host's own) nor contain `#`", provider.issuer);
+            }
+            let may_assert = Assertions::of(provider)?;
             if let Some(sign_in) = &provider.sign_in {
                 sign_in.check(&provider.issuer)?;
             }
@@ -187,6 +265,7 @@ impl Authenticator {
                     validation: validation(algorithm, &provider.issuer, &provider.audience),
                     issuer: provider.issuer.clone(),
                     label: format!("identity provider {}", provider.issuer),
+                    may_assert: Some(may_assert.clone()),
                 });
             }
         }
@@ -206,7 +285,7 @@ impl Authenticator {
         let mut reason = None;
         for key in candidates {
             match jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation) {
-                Ok(data) => return principal(data.claims),
+                Ok(data) => return checked(key, data.claims),
                 Err(e) => {
                     let message = format!("{e:?} (checked against {})", key.label);
                     if reason.is_none() || claimed_issuer.as_deref() == Some(key.issuer.as_str()) {
@@ -227,7 +306,20 @@ fn claimed_issuer(token: &str) -> Option<String> {
     serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("iss")?.as_str().map(str::to_string)
 }
 
-fn principal(claims: Claims) -> Result<Principal, AuthError> {
+/// The claims of a token `key` verified, checked against what its issuer may assert and
+/// against the clock.
+fn checked(key: &Key, claims: Claims) -> Result<Principal, AuthError> {
+    let now = chrono::Utc::now().timestamp();
+    if claims.iat > now + LEEWAY_SECONDS as i64 {
+        return Err(AuthError::Invalid(format!("the token is issued in the future (iat {}, now {now}; checked against {})", claims.iat, key.label)));
+    }
+    if let Some(why) = key.may_assert.as_ref().and_then(|a| a.exceeded_by(&claims)) {
+        return Err(AuthError::Invalid(format!("{why} (issuer {})", key.issuer)));
+    }
+    principal(claims, &key.issuer)
+}
+
+fn principal(claims: Claims, issuer: &str) -> Result<Principal, AuthError> {
     let lg_code = match &claims.lg_code {
         Some(code) => Some(LgCode::parse(code).map_err(|e| AuthError::Invalid(format!("lg_code claim: {e}")))?),
         None => None,
@@ -239,11 +331,17 @@ fn principal(claims: Claims) -> Result<Principal, AuthError> {
     }
     // A 宛名番号 means something only in the municipality that issued it.
     let addressee_number = claims.addressee_number.filter(|n| lg_code.is_some() && !n.is_empty() && n.len() <= 15 && n.bytes().all(|b| b.is_ascii_digit()));
-    Ok(Principal { subject: claims.sub, role: claims.role, vendor_id: claims.vendor_id, lg_code, name: claims.name, addressee_number })
+    // Subjects are unique per issuer only: a provider's users are `{issuer}#{sub}`, so two
+    // providers' same `sub` are two people. The host's own tokens keep the bare `sub`.
+    let subject = if issuer == LOCAL_ISSUER { claims.sub } else { format!("{issuer}#{}", claims.sub) };
+    Ok(Principal { subject, role: claims.role, vendor_id: claims.vendor_id, lg_code, name: claims.name, addressee_number })
 }
 
 /// Mints a token with the host's local secret (for `nukisashi token mint`).
 pub fn mint(data_dir: &Path, claims_without_times: Claims, ttl_seconds: i64) -> Result<String> {
+    if claims_without_times.sub.contains('#') {
+        anyhow::bail!("a subject must not contain `#`: it separates an identity provider's issuer from its subjects");
+    }
     let secret = local_secret(data_dir)?;
     let now = chrono::Utc::now().timestamp();
     let claims = Claims { iat: now, exp: now + ttl_seconds, ..claims_without_times };

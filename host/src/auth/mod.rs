@@ -28,11 +28,25 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The refusal as problem+json, with the RFC 6750 `WWW-Authenticate` challenge that
+    /// tells a client what to do (sign in, or get another token).
     pub fn into_problem(self) -> Problem {
+        let www = axum::http::header::WWW_AUTHENTICATE;
         match self {
-            AuthError::Missing => Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Sign-in required", "this endpoint needs a bearer token"),
-            AuthError::Invalid(why) => Problem::new(StatusCode::UNAUTHORIZED, "invalid-token", "Invalid token", format!("the bearer token was refused: {why}")),
-            AuthError::Forbidden(why) => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", why),
+            AuthError::Missing => Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Sign-in required", "this endpoint needs a bearer token")
+                .with_header(www, "Bearer realm=\"nukisashi\""),
+            AuthError::Invalid(why) => {
+                let challenge = format!("Bearer realm=\"nukisashi\", error=\"invalid_token\", error_description=\"{}\"", challenge_text(&why));
+                Problem::new(StatusCode::UNAUTHORIZED, "invalid-token", "Invalid token", format!("the bearer token was refused: {why}")).with_header(www, &challenge)
+            }
+            AuthError::Forbidden(why) => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", why).with_header(www, "Bearer realm=\"nukisashi\", error=\"insufficient_scope\"")
+            }
         }
     }
+}
+
+/// Text for a quoted-string in a challenge: printable ASCII without quotes or backslashes.
+fn challenge_text(text: &str) -> String {
+    text.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').filter(|c| !matches!(c, '"' | '\\')).take(200).collect()
 }

@@ -2,6 +2,7 @@
 
 use crate::auth::AccessLevel;
 use crate::capabilities::Capability;
+use crate::edge::path::ModulePath;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -96,7 +97,7 @@ impl Manifest {
 
     fn validate(&self) -> Result<(), String> {
         if !crate::is_valid_module_id(&self.id) {
-            return Err(format!("module id `{}` must be 1–64 lower-case letters, digits and hyphens", self.id));
+            return Err(format!("module id `{}` must be 1–55 lower-case letters, digits and hyphens (not starting with `-` or `xn--`)", self.id));
         }
         semver::Version::parse(&self.version).map_err(|e| format!("version `{}` is not a semantic version: {e}", self.version))?;
         if !SUPPORTED_WIT_MAJORS.contains(&self.wit_major) {
@@ -105,8 +106,8 @@ impl Manifest {
         if self.routes.is_empty() {
             return Err("the manifest declares no routes; declare each path prefix with its auth level".into());
         }
-        if let Some(route) = self.routes.iter().find(|r| !r.path.starts_with('/')) {
-            return Err(format!("route path `{}` must start with `/`", route.path));
+        for route in &self.routes {
+            crate::edge::path::declared_segments(&route.path)?;
         }
         for s in &self.subscribes {
             let valid = s.split_once('/').is_some_and(|(m, t)| crate::is_valid_module_id(m) && crate::is_valid_module_id(t));
@@ -122,23 +123,18 @@ impl Manifest {
         Ok(())
     }
 
-    /// The auth level for a module-relative path, by longest matching prefix on segment
-    /// boundaries (`/admin` covers `/admin` and `/admin/x`, not `/administrator`).
-    pub fn access_level(&self, path: &str) -> Option<AccessLevel> {
-        self.matched_route(path).map(|(_, level)| level)
-    }
-
     /// The declared route (its path prefix) that `path` falls under, with its access level:
-    /// the longest prefix wins.
-    pub fn matched_route(&self, path: &str) -> Option<(&str, AccessLevel)> {
+    /// the longest prefix wins, compared segment by segment on the checked path (`/admin`
+    /// covers `/admin` and `/admin/x`, not `/administrator`).
+    pub fn matched_route(&self, path: &ModulePath) -> Option<(&str, AccessLevel)> {
         self.routes
             .iter()
-            .filter(|r| {
-                let prefix = r.path.trim_end_matches('/');
-                prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"))
+            .filter_map(|r| {
+                let prefix: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
+                path.starts_with(&prefix).then_some((r, prefix.len()))
             })
-            .max_by_key(|r| r.path.trim_end_matches('/').len())
-            .map(|r| (r.path.as_str(), r.auth))
+            .max_by_key(|(_, depth)| *depth)
+            .map(|(r, _)| (r.path.as_str(), r.auth))
     }
 
     /// Config with the manifest's defaults filled in under the municipality's settings.
@@ -191,11 +187,13 @@ required = true
     #[test]
     fn longest_prefix_decides_access() {
         let m = Manifest::parse(TOML.as_bytes()).unwrap();
-        assert_eq!(m.access_level("/"), Some(AccessLevel::Public));
-        assert_eq!(m.access_level("/entries"), Some(AccessLevel::Public));
-        assert_eq!(m.access_level("/admin"), Some(AccessLevel::Staff));
-        assert_eq!(m.access_level("/admin/queue"), Some(AccessLevel::Staff));
-        assert_eq!(m.access_level("/administrator"), Some(AccessLevel::Public));
+        let level = |path: &str| m.matched_route(&ModulePath::parse(path).unwrap()).map(|(_, level)| level);
+        assert_eq!(level("/"), Some(AccessLevel::Public));
+        assert_eq!(level("/entries"), Some(AccessLevel::Public));
+        assert_eq!(level("/admin"), Some(AccessLevel::Staff));
+        assert_eq!(level("/admin/"), Some(AccessLevel::Staff));
+        assert_eq!(level("/%61dmin/queue"), Some(AccessLevel::Staff));
+        assert_eq!(level("/administrator"), Some(AccessLevel::Public));
     }
 
     #[test]
@@ -214,5 +212,7 @@ required = true
         assert!(bad("wit_major = 1", "wit_major = 9").contains("wit_major 9"));
         assert!(bad("id = \"guestbook\"", "id = \"Guest Book\"").contains("module id"));
         assert!(Manifest::parse(b"not = [valid").unwrap_err().contains("TOML"));
+        assert!(bad("path = \"/admin\"", "path = \"//admin\"").contains("empty segment"));
+        assert!(bad("path = \"/admin\"", "path = \"admin\"").contains("must start with"));
     }
 }

@@ -285,8 +285,8 @@ fn classify(error: wasmtime::Error, ended: &Ended, deadline_ms: u64, memory_byte
         Some(Trap::MemoryOutOfBounds) if runaway_recursion(&error) => InvokeError::StackOverflow,
         _ if ended.memory_limit_hit => InvokeError::Memory(memory_bytes),
         Some(_) if ended.stderr.contains("panicked") => InvokeError::Panic(first_lines(&ended.stderr)),
-        Some(trap) => InvokeError::Trap(trap.to_string()),
-        None => InvokeError::Trap(format!("{error:#}")),
+        // The whole error, backtrace included, for the host log (never for the caller).
+        _ => InvokeError::Trap(format!("{error:?}")),
     }
 }
 

@@ -1,0 +1,168 @@
+//! Every (municipality, module) on an origin of its own.
+//!
+//! A module's pages run vendor code in residents' and clerks' browsers. Browsers isolate
+//! storage, cookies, service workers and script access by origin, so each module of each
+//! municipality is served on its own host name, `{module}--{lg_code}.{modules domain}`
+//! (`guestbook--131016.localhost:8080` on a laptop: browsers resolve every `*.localhost`
+//! name to loopback). The console and the API answer only on other host names (the
+//! platform origin), and a module origin answers only its module. So a module's page
+//! cannot read the console's token, register a service worker over the console, or read
+//! another module's responses; what is left (cookies set with a `Domain` for the parent
+//! domain) is closed by the modules domain being a public suffix: `localhost` is one to
+//! browsers, a production domain must be registered in the Public Suffix List
+//! (docs/OPERATIONS.md).
+
+use crate::api::problem::Problem;
+use crate::lgcode::LgCode;
+use axum::http::{HeaderMap, Uri, header};
+use std::sync::atomic::{AtomicU16, Ordering};
+
+/// Where a request is addressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// The console, the API, health and metrics (and the path form of modules).
+    Platform,
+    /// One module of one municipality, on its own origin.
+    Module { lg_code: LgCode, module: String },
+}
+
+/// The host names modules are served on, and how browsers reach them.
+pub struct ModuleOrigins {
+    scheme: String,
+    /// Lower-case, no trailing dot, e.g. `localhost` or `modules.example.lg.jp`.
+    domain: String,
+    /// The port in the module URLs; 0 for the scheme's default (or while this host's own
+    /// listening port is not known yet).
+    port: AtomicU16,
+    /// Whether `port` was configured (and so is not this host's listening port).
+    port_configured: bool,
+}
+
+impl ModuleOrigins {
+    /// From `[edge] modules_url` (e.g. `https://modules.example.lg.jp`), or
+    /// `http(s)://localhost:<listening port>` when it is not set.
+    pub fn new(modules_url: Option<&str>, tls: bool) -> anyhow::Result<Self> {
+        let Some(configured) = modules_url else {
+            return Ok(Self { scheme: if tls { "https" } else { "http" }.into(), domain: "localhost".into(), port: AtomicU16::new(0), port_configured: false });
+        };
+        let url = url::Url::parse(configured).map_err(|e| anyhow::anyhow!("[edge] modules_url `{configured}` is not a URL: {e}"))?;
+        let domain = match url.host() {
+            Some(url::Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
+            _ => anyhow::bail!("[edge] modules_url `{configured}` must name a domain (modules get sub-domains of it), not an IP address"),
+        };
+        if !matches!(url.scheme(), "http" | "https") || url.path() != "/" || url.query().is_some() {
+            anyhow::bail!("[edge] modules_url `{configured}` must be http(s)://domain[:port] with nothing after it");
+        }
+        // No port in the URL: the scheme's default, left out of module URLs (0).
+        Ok(Self { scheme: url.scheme().into(), domain, port: AtomicU16::new(url.port().unwrap_or(0)), port_configured: true })
+    }
+
+    /// Tells the origins the port this host listens on (used when none was configured).
+    pub fn listening_on(&self, port: u16) {
+        if !self.port_configured {
+            self.port.store(port, Ordering::Relaxed);
+        }
+    }
+
+    /// The origin of `module` at `lg_code`, e.g. `http://guestbook--131016.localhost:8080`.
+    pub fn origin(&self, lg_code: &LgCode, module: &str) -> String {
+        let port = self.port.load(Ordering::Relaxed);
+        let default_port = matches!((self.scheme.as_str(), port), ("http", 80) | ("https", 443) | (_, 0));
+        let port = if default_port { String::new() } else { format!(":{port}") };
+        format!("{}://{module}--{lg_code}.{}{port}", self.scheme, self.domain)
+    }
+
+    /// Which origin a request is addressed to, from its URI's authority (HTTP/2, or an
+    /// absolute-form request line) or its one `Host` header. A name under the modules
+    /// domain that is not a module origin is refused, never taken for the platform.
+    pub fn destination(&self, uri: &Uri, headers: &HeaderMap) -> Result<Destination, Problem> {
+        let mut hosts = headers.get_all(header::HOST).iter();
+        let host_header = match (hosts.next(), hosts.next()) {
+            (_, Some(_)) => return Err(Problem::bad_request("ambiguous-host", "the request has more than one Host header")),
+            (Some(value), None) => Some(value.to_str().map_err(|_| Problem::bad_request("invalid-host", "the Host header is not ASCII"))?),
+            (None, None) => None,
+        };
+        let name = match (uri.authority().map(|a| a.host()), host_header.map(host_name)) {
+            (Some(a), Some(h)) if !a.eq_ignore_ascii_case(h) => {
+                return Err(Problem::bad_request("ambiguous-host", "the request's target and its Host header name different hosts"));
+            }
+            (Some(a), _) => a,
+            (None, Some(h)) => h,
+            (None, None) => return Ok(Destination::Platform),
+        };
+        let name = name.to_ascii_lowercase();
+        if name.ends_with('.') {
+            return Err(Problem::bad_request("non-canonical-host", format!("write the host name without the trailing dot: {}", name.trim_end_matches('.'))));
+        }
+        let Some(label) = name.strip_suffix(self.domain.as_str()).and_then(|rest| rest.strip_suffix('.')) else {
+            return Ok(Destination::Platform);
+        };
+        let parsed = label.rsplit_once("--").and_then(|(module, code)| {
+            let lg_code = LgCode::parse(code).ok()?;
+            crate::is_valid_module_id(module).then(|| Destination::Module { lg_code, module: module.to_string() })
+        });
+        parsed.ok_or_else(|| {
+            Problem::not_found("no-module-origin", format!("`{name}` is not a module's address: modules are served at <module>--<municipality code>.{}", self.domain))
+        })
+    }
+}
+
+/// The host name of a `Host` header value (without the port; IPv6 literals keep brackets).
+fn host_name(value: &str) -> &str {
+    if value.starts_with('[') {
+        return value.split_once(']').map(|(h, _)| &value[..h.len() + 1]).unwrap_or(value);
+    }
+    value.rsplit_once(':').map(|(h, _)| h).unwrap_or(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn destination(origins: &ModuleOrigins, host: &str) -> Result<Destination, Problem> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, host.parse().unwrap());
+        origins.destination(&Uri::from_static("/"), &headers)
+    }
+
+    #[test]
+    fn module_origins_are_recognised_and_built() {
+        let origins = ModuleOrigins::new(None, false).unwrap();
+        origins.listening_on(8080);
+        let chiyoda = LgCode::parse("131016").unwrap();
+        assert_eq!(origins.origin(&chiyoda, "furusato-tax"), "http://furusato-tax--131016.localhost:8080");
+        let module = Destination::Module { lg_code: chiyoda, module: "furusato-tax".into() };
+        assert_eq!(destination(&origins, "furusato-tax--131016.localhost:8080").unwrap(), module);
+        assert_eq!(destination(&origins, "Furusato-Tax--131016.LOCALHOST:8080").unwrap(), module, "host names are case-insensitive");
+        assert_eq!(destination(&origins, "127.0.0.1:8080").unwrap(), Destination::Platform);
+        assert_eq!(destination(&origins, "localhost:8080").unwrap(), Destination::Platform);
+        assert_eq!(destination(&origins, "[::1]:8080").unwrap(), Destination::Platform);
+        for refused in ["console.localhost", "furusato-tax--131017.localhost", "a.b--131016.localhost", "--131016.localhost"] {
+            assert_eq!(destination(&origins, refused).unwrap_err().status, 404, "{refused}");
+        }
+        assert_eq!(destination(&origins, "furusato-tax--131016.localhost.:8080").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn a_configured_modules_url_sets_scheme_domain_and_port() {
+        let origins = ModuleOrigins::new(Some("https://Modules.Example.lg.jp"), false).unwrap();
+        origins.listening_on(8080);
+        let chiyoda = LgCode::parse("131016").unwrap();
+        assert_eq!(origins.origin(&chiyoda, "guestbook"), "https://guestbook--131016.modules.example.lg.jp");
+        assert!(matches!(destination(&origins, "guestbook--131016.modules.example.lg.jp").unwrap(), Destination::Module { .. }));
+        assert_eq!(destination(&origins, "guestbook--131016.localhost").unwrap(), Destination::Platform);
+        assert!(ModuleOrigins::new(Some("https://10.0.0.1"), false).is_err());
+        assert!(ModuleOrigins::new(Some("https://modules.example.lg.jp/x"), false).is_err());
+    }
+
+    #[test]
+    fn the_target_and_the_host_header_must_agree() {
+        let origins = ModuleOrigins::new(None, false).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
+        let uri: Uri = "http://guestbook--131016.localhost:8080/".parse().unwrap();
+        assert_eq!(origins.destination(&uri, &headers).unwrap_err().status, 400);
+        headers.append(header::HOST, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(origins.destination(&Uri::from_static("/"), &headers).unwrap_err().status, 400);
+    }
+}
