@@ -147,7 +147,7 @@ async fn run() -> anyhow::Result<()> {
     let rss_loaded_run = resident_mib();
 
     let mut report = String::new();
-    writeln!(report, "Machine: {} cores, {}; wasmtime 48.0.8, release build, SQLite in a temp dir, pooling allocator with {} slots.", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), std::env::consts::ARCH, settings.pool.instances)?;
+    writeln!(report, "Machine: {} cores, {}; wasmtime 48.0.8, release build, SQLite in a temp dir, pooling allocator with {} slots.", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), std::env::consts::ARCH, nukisashi::governor::admission::Admission::pool_size(&settings.limits.admission))?;
     writeln!(report, "Method: `cargo xtask bench` (host/benches/density.rs), one process: {MUNICIPALITIES} municipalities each routed to {} ({}) with its own config; requests over HTTP on loopback to each module's public `/` page.\n", MODULES.len(), MODULES.join(", "))?;
     writeln!(report, "| state | resident MiB |")?;
     writeln!(report, "| --- | ---: |")?;

@@ -51,7 +51,8 @@ async fn run() -> anyhow::Result<()> {
     let scope = KvScope { lg_code: CHIYODA.into(), module_id: "guestbook".into() };
     for id in 1..=ENTRIES {
         let entry = serde_json::json!({"id": id, "name": "山田太郎", "message": "ベンチマーク用の記帳です"});
-        app.db.kv_set(&scope, &format!("entry/{id:012}"), &serde_json::to_vec(&entry)?).await?;
+        let quota = nukisashi::store::kv::Quota { bytes: u64::MAX, keys: u64::MAX };
+        app.db.kv_set(&scope, &format!("entry/{id:012}"), &serde_json::to_vec(&entry)?, quota).await?.map_err(|e| anyhow::anyhow!(e))?;
     }
 
     let mut report = String::new();
@@ -76,8 +77,10 @@ async fn run() -> anyhow::Result<()> {
                 config: app.module_config(&code, module).await?,
                 granted: routed.capabilities.clone(),
                 db: app.db.clone(),
+                governor: app.governor.clone(),
                 host_call_bytes: 1 << 20,
                 log_lines_left: 100,
+                log_bytes_left: 1 << 20,
                 audit: Default::default(),
                 kv_writes: None,
                 peak_memory: Default::default(),

@@ -25,6 +25,8 @@ pub struct App {
     pub auth: Authenticator,
     /// The host's addresses: the platform origin and every module's own origin.
     pub edge: crate::edge::Edge,
+    /// Every limit and queue (`governor`).
+    pub governor: Arc<crate::governor::Governor>,
     /// Modules loaded from files at start-up (outside the catalog), by id.
     pub file_routes: std::sync::Mutex<HashMap<String, Arc<crate::plugins::live::Routed>>>,
     /// Usage gathered on the request path, flushed to the database by `metering`.
@@ -46,6 +48,7 @@ impl App {
         runtime: Runtime,
         auth: Authenticator,
         edge: crate::edge::Edge,
+        governor: Arc<crate::governor::Governor>,
         data_dir: std::path::PathBuf,
         metrics: crate::telemetry::Metrics,
     ) -> Result<Self> {
@@ -62,6 +65,7 @@ impl App {
             versions: VersionCache::default(),
             auth,
             edge,
+            governor,
             file_routes: Default::default(),
             deliveries: Default::default(),
             meter: Default::default(),
@@ -117,8 +121,10 @@ impl App {
             config: Arc::new(version.manifest.effective_config(&settings)),
             granted: routed.capabilities.clone(),
             db: self.db.clone(),
+            governor: self.governor.clone(),
             host_call_bytes: self.runtime.limits().host_call_bytes,
             log_lines_left: self.runtime.limits().log_lines,
+            log_bytes_left: self.runtime.limits().log_bytes,
             audit,
             kv_writes: None,
             peak_memory: Default::default(),

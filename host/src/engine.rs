@@ -17,7 +17,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Builds the engine every module runs in.
 pub fn build_engine(settings: &Settings) -> Result<Engine> {
     let limits = &settings.limits;
-    let slots = settings.pool.instances;
+    let slots = crate::governor::admission::Admission::pool_size(&limits.admission);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
         .total_core_instances(slots * limits.instances as u32)

@@ -14,6 +14,7 @@ pub mod client;
 pub mod demo;
 pub mod edge;
 pub mod engine;
+pub mod governor;
 pub mod lgcode;
 pub mod linkage;
 pub mod metering;

@@ -18,8 +18,11 @@ pub async fn build(settings: &Settings) -> Result<Arc<App>> {
     let runtime = Runtime::new(settings)?;
     let auth = Authenticator::new(&settings.data_dir, &settings.auth)?;
     let metrics = crate::telemetry::Metrics::new(&settings.telemetry)?;
-    let edge = crate::edge::Edge::new(&settings.edge, settings.tls.is_some())?;
-    let app = Arc::new(App::new(db, runtime, auth, edge, settings.data_dir.clone(), metrics).await?);
+    let edge = crate::edge::Edge::new(settings)?;
+    settings.limits.check()?;
+    let governor = Arc::new(crate::governor::Governor::new(&settings.limits));
+    metrics.observe_governor(&governor);
+    let app = Arc::new(App::new(db, runtime, auth, edge, governor, settings.data_dir.clone(), metrics).await?);
     app.restore_routes().await.context("cannot restore the routes of subscribed modules")?;
     for path in plugin_files(settings)? {
         load_plugin_file(&app, &path).await?;
@@ -45,23 +48,18 @@ pub async fn serve(app: Arc<App>, settings: &Settings) -> Result<()> {
     }
     crate::linkage::delivery::spawn(app.clone());
     crate::metering::spawn_flusher(app.clone());
+    crate::governor::spawn_housekeeping(app.clone());
     if let Some(url) = settings.database_url.as_deref().filter(|_| app.db.backend() == crate::store::Backend::Postgres) {
         crate::replicas::spawn(app.clone(), url.to_string(), std::time::Duration::from_millis(settings.replicas.reconcile_ms.max(100)));
     }
     let router = crate::api::router(app.clone());
-    match &settings.tls {
-        None => axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?,
-        Some(tls) => {
-            let config = tls.server_config().await?;
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                stopper.graceful_shutdown(None);
-            });
-            axum_server::from_tcp_rustls(listener.into_std()?, config)?.handle(handle).serve(router.into_make_service()).await?;
-        }
-    }
+    let tls = match &settings.tls {
+        Some(tls) => Some(tokio_rustls::TlsAcceptor::from(tls.server_config().await?.get_inner())),
+        None => None,
+    };
+    // Requests in flight get their deadline to finish, and a little more.
+    let drain = settings.limits.deadline() + std::time::Duration::from_secs(5);
+    crate::governor::connections::serve(listener, router, &settings.limits.connections, tls, app.clone(), shutdown_signal(), drain).await?;
     // What was metered since the last flush is not lost on a clean stop.
     app.meter.flush(&app.db).await?;
     app.metrics.shutdown();

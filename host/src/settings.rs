@@ -5,7 +5,8 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+
+pub use crate::governor::limits::Limits;
 
 /// Everything `nukisashi serve` needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -21,8 +22,8 @@ pub struct Settings {
     pub plugins: Vec<PathBuf>,
     /// Every `*.wasm` in this directory is loaded at start-up.
     pub plugins_dir: Option<PathBuf>,
+    /// Every limit (`governor::limits`).
     pub limits: Limits,
-    pub pool: Pool,
     pub auth: crate::auth::AuthSettings,
     /// OpenTelemetry export (off unless an endpoint is configured).
     pub telemetry: crate::telemetry::TelemetrySettings,
@@ -49,41 +50,6 @@ impl Default for Replicas {
     }
 }
 
-/// Per-request limits on a module. A module that exceeds one gets a clear error response
-/// naming the limit; the host and every other module keep serving.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Wall-clock time a request may spend in the module (→ 504).
-    pub deadline_ms: u64,
-    /// Linear memory one instance may grow to (→ 507).
-    pub memory_bytes: u64,
-    /// Elements per table.
-    pub table_elements: usize,
-    /// Core instances, tables and memories one request's component may create.
-    pub instances: usize,
-    pub tables: usize,
-    pub memories: usize,
-    /// Largest value a module may pass in one host call (a kv value, a log line).
-    pub host_call_bytes: usize,
-    /// Largest request body streamed into a module (→ 413).
-    pub request_body_bytes: usize,
-    /// Largest response body the host accepts from a module (→ 502).
-    pub response_body_bytes: usize,
-    /// Log lines one request may write; further lines are dropped.
-    pub log_lines: u32,
-}
-
-/// The pooling allocator: slots are reserved once at start-up, so instantiation is a few
-/// microseconds. Each slot reserves virtual address space (about 4 GiB per memory for
-/// bounds-check elimination) but only what is touched becomes resident.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Pool {
-    /// Requests that can be inside modules at the same time; more wait for a slot.
-    pub instances: u32,
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -93,42 +59,12 @@ impl Default for Settings {
             plugins: Vec::new(),
             plugins_dir: None,
             limits: Limits::default(),
-            pool: Pool::default(),
             auth: Default::default(),
             telemetry: Default::default(),
             tls: None,
             replicas: Replicas::default(),
             edge: Default::default(),
         }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            deadline_ms: 10_000,
-            memory_bytes: 128 << 20,
-            table_elements: 20_000,
-            instances: 32,
-            tables: 16,
-            memories: 4,
-            host_call_bytes: 1 << 20,
-            request_body_bytes: 16 << 20,
-            response_body_bytes: 16 << 20,
-            log_lines: 200,
-        }
-    }
-}
-
-impl Default for Pool {
-    fn default() -> Self {
-        Self { instances: 128 }
-    }
-}
-
-impl Limits {
-    pub fn deadline(&self) -> Duration {
-        Duration::from_millis(self.deadline_ms)
     }
 }
 
@@ -158,5 +94,8 @@ mod tests {
         assert_eq!(s.limits.memory_bytes, Limits::default().memory_bytes);
         let err = toml::from_str::<Settings>("[limits]\ndeadline = 250\n").unwrap_err().to_string();
         assert!(err.contains("deadline"), "{err}");
+        let s: Settings = toml::from_str("[limits.admission]\nper_municipality = 3\n").unwrap();
+        assert_eq!(s.limits.admission.per_municipality, 3);
+        assert_eq!(s.limits.admission.instances, crate::governor::limits::AdmissionLimits::default().instances);
     }
 }

@@ -106,27 +106,32 @@ impl Transfers {
         Self { exports: data_dir.join("exports"), uploads: data_dir.join("transfers"), busy: Default::default() }
     }
 
-    /// Writes a municipality's export to a file and describes it.
+    /// Writes a municipality's export to a file and describes it (on a blocking thread: it
+    /// serialises, hashes and writes every row).
     pub async fn create_export(&self, db: &crate::store::Db, lg_code: &str) -> Result<Export> {
-        std::fs::create_dir_all(&self.exports)?;
-        sweep(&self.exports);
-        let id = uuid::Uuid::new_v4().to_string();
-        let path = self.exports.join(format!("{id}.ndjson"));
-        let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        let mut out = Hashing { inner: std::io::BufWriter::new(file), hasher: Sha256::new(), length: 0 };
-        let rows = match crate::store::municipality_archive::export(db, lg_code, &mut out).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                drop(out);
-                let _ = std::fs::remove_file(&path);
-                return Err(e);
-            }
-        };
-        out.flush()?;
-        out.inner.get_ref().sync_all()?;
-        let export = Export { id: id.clone(), lg_code: lg_code.to_string(), length: out.length, sha256: hex::encode(out.hasher.finalize()), rows, created_at: crate::store::now_iso() };
-        std::fs::write(self.exports.join(format!("{id}.json")), serde_json::to_vec(&export)?)?;
-        Ok(export)
+        let (exports, db, lg_code) = (self.exports.clone(), db.clone(), lg_code.to_string());
+        crate::governor::on_blocking_thread(async move {
+            std::fs::create_dir_all(&exports)?;
+            sweep(&exports);
+            let id = uuid::Uuid::new_v4().to_string();
+            let path = exports.join(format!("{id}.ndjson"));
+            let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = Hashing { inner: std::io::BufWriter::new(file), hasher: Sha256::new(), length: 0 };
+            let rows = match crate::store::municipality_archive::export(&db, &lg_code, &mut out).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    drop(out);
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e);
+                }
+            };
+            out.flush()?;
+            out.inner.get_ref().sync_all()?;
+            let export = Export { id: id.clone(), lg_code, length: out.length, sha256: hex::encode(out.hasher.finalize()), rows, created_at: crate::store::now_iso() };
+            std::fs::write(exports.join(format!("{id}.json")), serde_json::to_vec(&export)?)?;
+            Ok(export)
+        })
+        .await
     }
 
     /// An export and the path of its file.

@@ -258,6 +258,12 @@ impl Host {
         request.send().await.expect("request reaches the host")
     }
 
+    /// The host process's resident memory now, in bytes (Linux `/proc`).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()).unwrap_or(0) * 1024
+    }
+
     /// The host's log so far (for assertions and for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("host.log")).unwrap_or_default()
@@ -488,7 +494,8 @@ pub async fn raw_request(port: u16, method: &str, target: &str, host: &str, head
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
+    // The host may answer (and close) before it has read the whole body.
+    let _ = stream.write_all(body).await;
     let mut bytes = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut bytes)).await.expect("the host answers").unwrap();
     let split = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(bytes.len());

@@ -18,11 +18,15 @@ pub async fn backup(State(app): State<Arc<App>>, Caller(who): Caller) -> Result<
     std::fs::create_dir_all(&dir).map_err(|e| Problem::internal(e.into()))?;
     let path = dir.join(format!("partial-{}.ndjson", uuid::Uuid::new_v4()));
     let file = std::fs::File::create(&path).map_err(|e| Problem::internal(e.into()))?;
-    let mut writer = std::io::BufWriter::new(file);
     let secret = crate::auth::local_secret(&app.data_dir)?;
     let started = std::time::Instant::now();
-    let written = crate::store::backup::backup(&app.db, &secret, &mut writer).await;
-    drop(writer);
+    // Serialising, hashing and writing every row happen on a blocking thread.
+    let db = app.db.clone();
+    let written = crate::governor::on_blocking_thread(async move {
+        let mut writer = std::io::BufWriter::new(file);
+        crate::store::backup::backup(&db, &secret, &mut writer).await
+    })
+    .await;
     let rows = match written {
         Ok(rows) => rows,
         Err(e) => {

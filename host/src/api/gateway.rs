@@ -102,8 +102,13 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
         caller_subject: principal.as_ref().map(|p| p.subject.clone()),
         caller_role: format!("{:?}", caller.role).to_lowercase(),
     };
+    // The whole body is here before an instance is taken: a slow client holds a
+    // connection and a bounded buffer, never an instance. Then an instance, fairly.
+    let request = read_body(app, request).await?;
+    let _instance = app.governor.admit(lg_code, module).await.inspect_err(|p| refused(app, p))?;
     let platform = app.platform_state(municipality, &routed, caller, request_id.to_string(), audit_buffer.clone()).await?;
-    let request = into_module_request(request, path, mount, request_id)?;
+    let authority = app.edge.origins.authority(lg_code, module);
+    let request = into_module_request(request, path, mount, &authority, request_id)?;
     let peak_memory = platform.peak_memory.clone();
     let started = std::time::Instant::now();
     let cpu = CpuClock::default();
@@ -159,31 +164,42 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
     result
 }
 
+/// The request with its body read whole, within `[limits] request_body_bytes` and
+/// `[limits.connections] body_read_ms`; the buffer is released when the body is.
+async fn read_body(app: &App, request: Request) -> Result<Request, Problem> {
+    let (parts, body) = request.into_parts();
+    let declared = parts.headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let limits = &app.governor.limits;
+    let within = std::time::Duration::from_millis(limits.connections.body_read_ms);
+    let (bytes, held) = app.governor.bodies.read(body, declared, limits.request_body_bytes, within).await.inspect_err(|p| refused(app, p))?;
+    Ok(Request::from_parts(parts, Body::new(crate::governor::body::HeldBody::new(bytes, held))))
+}
+
+/// Counts a governor's refusal by the limit its problem names.
+fn refused(app: &App, problem: &Problem) {
+    app.metrics.governor_refused(problem.kind.trim_start_matches("urn:nukisashi:problem:"));
+}
+
 fn error_kind(error: &InvokeError) -> ErrorKind {
     match error {
         InvokeError::Deadline(_) => ErrorKind::Deadline,
-        InvokeError::Memory(_) => ErrorKind::Memory,
+        InvokeError::Memory(_) | InvokeError::Resources(_) => ErrorKind::Memory,
         InvokeError::StackOverflow | InvokeError::Panic(_) | InvokeError::Trap(_) => ErrorKind::Trap,
         InvokeError::ResponseTooLarge(_) | InvokeError::NoResponse | InvokeError::ModuleError(_) => ErrorKind::Module5xx,
-        InvokeError::Host(_) => ErrorKind::Host,
+        InvokeError::Host(_) | InvokeError::NoSlot(_) => ErrorKind::Host,
     }
 }
 
 /// The request as the module sees it: the checked path in its canonical form (relative to
-/// the mount point), the mount point in `x-nukisashi-base-path`, the request id, and no
-/// platform credentials.
-fn into_module_request(request: Request, path: &crate::edge::path::ModulePath, mount: &Mount, request_id: &str) -> Result<Request, Problem> {
+/// the mount point), its own origin as the authority (never what the client wrote in
+/// `Host`), the mount point in `x-nukisashi-base-path`, the request id, and no platform
+/// credentials.
+fn into_module_request(request: Request, path: &crate::edge::path::ModulePath, mount: &Mount, authority: &str, request_id: &str) -> Result<Request, Problem> {
     let (mut parts, body) = request.into_parts();
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
     };
-    let authority = parts
-        .headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string();
     parts.uri = Uri::builder()
         .scheme("http")
         .authority(authority)
@@ -191,6 +207,7 @@ fn into_module_request(request: Request, path: &crate::edge::path::ModulePath, m
         .build()
         .map_err(|e| Problem::bad_request("invalid-uri", format!("the request URI cannot be passed on: {e}")))?;
     headers::scrub_request(&mut parts.headers, mount);
+    parts.headers.insert(axum::http::header::HOST, HeaderValue::from_str(authority).expect("a module origin is a valid authority"));
     parts.headers.insert("x-nukisashi-base-path", HeaderValue::from_str(mount.base_path()).expect("a validated code and module id"));
     parts.headers.insert("x-request-id", HeaderValue::from_str(request_id).expect("uuid"));
     Ok(Request::from_parts(parts, body))
@@ -210,16 +227,20 @@ fn from_module_response(response: http::Response<bytes::Bytes>, mount: &Mount, s
 }
 
 fn problem_for(error: &InvokeError, module: &str, version: &str) -> Problem {
+    if let InvokeError::NoSlot(_) = error {
+        return crate::governor::over_capacity("pool", format!("no instance was free for {module} {version}; try again shortly"));
+    }
     let (status, slug, title) = match error {
         InvokeError::Deadline(_) => (StatusCode::GATEWAY_TIMEOUT, "deadline-exceeded", "Module deadline exceeded"),
         InvokeError::Memory(_) => (StatusCode::INSUFFICIENT_STORAGE, "memory-limit-exceeded", "Module memory limit exceeded"),
+        InvokeError::Resources(_) => (StatusCode::INSUFFICIENT_STORAGE, "resource-limit-exceeded", "Module resource limit exceeded"),
         InvokeError::StackOverflow => (StatusCode::INTERNAL_SERVER_ERROR, "stack-overflow", "Module stack overflow"),
         InvokeError::Panic(_) => (StatusCode::INTERNAL_SERVER_ERROR, "module-panic", "Module panicked"),
         InvokeError::Trap(_) => (StatusCode::INTERNAL_SERVER_ERROR, "module-trap", "Module trapped"),
         InvokeError::ResponseTooLarge(_) => (StatusCode::BAD_GATEWAY, "response-too-large", "Module response too large"),
         InvokeError::NoResponse => (StatusCode::BAD_GATEWAY, "no-response", "Module sent no response"),
         InvokeError::ModuleError(_) => (StatusCode::BAD_GATEWAY, "module-error", "Module failed"),
-        InvokeError::Host(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host-error", "Host error"),
+        InvokeError::Host(_) | InvokeError::NoSlot(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host-error", "Host error"),
     };
     // Panic messages, trap backtraces and host errors stay in the host log (they may quote
     // data and name the module's functions); the caller gets which limit or fault, and the
@@ -228,7 +249,7 @@ fn problem_for(error: &InvokeError, module: &str, version: &str) -> Problem {
         InvokeError::Panic(_) => format!("the module panicked ({module} {version}); the host log has details under this request id"),
         InvokeError::Trap(_) => format!("the module trapped ({module} {version}); the host log has details under this request id"),
         InvokeError::ModuleError(_) => format!("the module answered with an error ({module} {version}); the host log has details under this request id"),
-        InvokeError::Host(_) => format!("the host could not run the module ({module} {version}); the host log has details under this request id"),
+        InvokeError::Host(_) | InvokeError::NoSlot(_) => format!("the host could not run the module ({module} {version}); the host log has details under this request id"),
         _ => format!("{error} ({module} {version})"),
     };
     Problem::new(status, slug, title, detail)

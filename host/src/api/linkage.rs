@@ -16,7 +16,6 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -41,13 +40,16 @@ fn layout(name: &str) -> Result<Layout, Problem> {
     }
 }
 
-/// `POST …/linkage/{layout}/import?encoding=`: the CSV file is the request body, read as
-/// it arrives. All good rows or nothing are written; the report lists rejected rows.
+/// `POST …/linkage/{layout}/import?encoding=`: the CSV file is the request body. It is
+/// spooled to disk first (the caller's authorization and the declared size are checked
+/// before a byte is read), then imported in one transaction: all good rows or nothing are
+/// written; the report lists rejected rows.
 pub async fn import_file(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
     Path((code, layout_name)): Path<(String, String)>,
     Query(q): Query<EncodingQuery>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Json<ImportReport>, Problem> {
     let code = parse_code(&code)?;
@@ -55,8 +57,12 @@ pub async fn import_file(
     app.require_municipality(&code)?;
     let layout = layout(&layout_name)?;
     let encoding = encoding(&q)?;
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    let limits = &app.governor.limits;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let idle = std::time::Duration::from_millis(limits.connections.body_read_ms);
+    let spooled = crate::governor::body::spool(body, declared, &app.data_dir.join("spool"), limits.storage.import_bytes, idle).await?;
+    let file = std::fs::File::open(spooled.path()).map_err(|e| Problem::internal(e.into()))?;
+    let reader = crate::governor::body::BoundedLines::new(std::io::BufReader::new(file), limits.storage.csv_line_bytes);
     let started = std::time::Instant::now();
     match import(&app.db, code.as_str(), layout, encoding, reader).await {
         Ok(report) => {

@@ -92,7 +92,10 @@ impl From<anyhow::Error> for Problem {
 
 impl From<axum::extract::rejection::JsonRejection> for Problem {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        let (slug, title) = crate::edge::problems::kind_of(rejection.status());
+        let (slug, title) = match rejection.status() {
+            status @ (StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE) => crate::edge::problems::kind_of(status),
+            _ => ("invalid-body", "Invalid request body"),
+        };
         Self::new(rejection.status(), slug, title, rejection.body_text())
     }
 }

@@ -137,10 +137,13 @@ pub async fn append(State(app): State<Arc<App>>, Caller(who): Caller, Path(id): 
 /// export and starts serving it.
 pub async fn import(State(app): State<Arc<App>>, Caller(who): Caller, Path(id): Path<String>) -> Result<Response, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
-    let path = app.transfers.verified(&id).map_err(|e| append_problem(&id, e))?;
     let span = tracing::info_span!("import", transfer = %id, subject = %who.subject);
+    // Hashing the file and parsing it run on a blocking thread.
+    let (worker, transfer, db) = (app.clone(), id.clone(), app.db.clone());
+    let path = crate::governor::on_blocking_thread(async move { worker.transfers.verified(&transfer) }).await.map_err(|e| append_problem(&id, e))?;
     let file = std::fs::File::open(&path).map_err(|e| Problem::internal(e.into()))?;
-    let imported = tracing::Instrument::instrument(crate::store::municipality_archive::import(&app.db, std::io::BufReader::new(file)), span.clone())
+    let import = tracing::Instrument::instrument(async move { crate::store::municipality_archive::import(&db, std::io::BufReader::new(file)).await }, span.clone());
+    let imported = crate::governor::on_blocking_thread(import)
         .await
         .map_err(|e| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "import-refused", "Import refused", format!("{e:#}")))?;
     app.transfers.remove_upload(&id);

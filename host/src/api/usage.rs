@@ -38,6 +38,19 @@ pub struct UsageReport {
     rows: Vec<UsageRow>,
     /// Bytes each municipality holds in module storage now.
     storage_bytes: HashMap<String, i64>,
+    /// For one municipality: what each module keeps now, against its quota.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    storage: Vec<ModuleStorage>,
+}
+
+/// A module's kv storage at one municipality, and its `[limits.storage]` quota.
+#[derive(Serialize)]
+pub struct ModuleStorage {
+    module: String,
+    kv_bytes: i64,
+    kv_keys: i64,
+    kv_bytes_limit: u64,
+    kv_keys_limit: u64,
 }
 
 /// Every municipality's usage (operators).
@@ -46,7 +59,7 @@ pub async fn all(State(app): State<Arc<App>>, Caller(who): Caller, Query(q): Que
     let month = month_or_now(q.month)?;
     app.meter.flush(&app.db).await?;
     metering::sample_storage(&app.db).await?;
-    Ok(Json(UsageReport { rows: metering::usage(&app.db, &month, None).await?, storage_bytes: metering::storage_bytes(&app.db).await?, month }))
+    Ok(Json(UsageReport { rows: metering::usage(&app.db, &month, None).await?, storage_bytes: metering::storage_bytes(&app.db).await?, month, storage: Vec::new() }))
 }
 
 /// The municipality in the path, which the caller must administer and this host must have.
@@ -68,9 +81,17 @@ pub async fn of_municipality(
     let month = month_or_now(q.month)?;
     app.meter.flush(&app.db).await?;
     metering::sample_storage(&app.db).await?;
-    let mut storage = metering::storage_bytes(&app.db).await?;
-    storage.retain(|lg, _| lg == code.as_str());
-    Ok(Json(UsageReport { rows: metering::usage(&app.db, &month, Some(code.as_str())).await?, storage_bytes: storage, month }))
+    let mut storage_bytes = metering::storage_bytes(&app.db).await?;
+    storage_bytes.retain(|lg, _| lg == code.as_str());
+    let quota = &app.governor.limits.storage;
+    let storage = app
+        .db
+        .kv_usage_of(code.as_str())
+        .await?
+        .into_iter()
+        .map(|(module, usage)| ModuleStorage { module, kv_bytes: usage.bytes, kv_keys: usage.keys, kv_bytes_limit: quota.kv_bytes, kv_keys_limit: quota.kv_keys })
+        .collect();
+    Ok(Json(UsageReport { rows: metering::usage(&app.db, &month, Some(code.as_str())).await?, storage_bytes, month, storage }))
 }
 
 #[derive(Deserialize)]

@@ -70,14 +70,16 @@ impl Principal {
 
     /// May this caller use a module route of `level` in municipality `lg_code`?
     /// Staff and admins only in their own municipality; residents anywhere (a donor to
-    /// another town's ふるさと納税 is the normal case).
+    /// another town's ふるさと納税 is the normal case). Operators run the platform, not the
+    /// municipalities' business: a module's signed-in routes, with the personal data behind
+    /// them, are not theirs (they administer the municipality through the API).
     pub fn may_use(&self, level: AccessLevel, lg_code: &LgCode) -> bool {
         let own = self.lg_code.as_ref() == Some(lg_code);
         match level {
             AccessLevel::Public => true,
-            AccessLevel::Resident => matches!(self.role, Role::Resident | Role::Operator) || (own && matches!(self.role, Role::Staff | Role::Admin)),
-            AccessLevel::Staff => self.role == Role::Operator || (own && matches!(self.role, Role::Staff | Role::Admin)),
-            AccessLevel::Admin => self.role == Role::Operator || (own && self.role == Role::Admin),
+            AccessLevel::Resident => self.role == Role::Resident || (own && matches!(self.role, Role::Staff | Role::Admin)),
+            AccessLevel::Staff => own && matches!(self.role, Role::Staff | Role::Admin),
+            AccessLevel::Admin => own && self.role == Role::Admin,
         }
     }
 }
@@ -112,7 +114,8 @@ mod tests {
         assert!(resident.may_use(AccessLevel::Resident, &sapporo));
         assert!(!resident.may_use(AccessLevel::Staff, &sapporo));
         assert!(p(Role::Admin, Some("011002")).require_admin_of(&chiyoda).is_err());
-        assert!(p(Role::Operator, None).may_use(AccessLevel::Admin, &sapporo));
+        assert!(!p(Role::Operator, None).may_use(AccessLevel::Staff, &sapporo), "operators do not work municipalities' cases");
+        assert!(!p(Role::Operator, Some("011002")).may_use(AccessLevel::Resident, &sapporo));
         assert!(!p(Role::Vendor, None).may_use(AccessLevel::Resident, &sapporo));
     }
 }

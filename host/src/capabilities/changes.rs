@@ -34,6 +34,7 @@ impl Host for PlatformState {
     #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "changes.since"))]
     async fn since(&mut self, after: u64, limit: u32) -> Result<ChangePage, Error> {
         self.require(Capability::ChangeFeed)?;
+        self.read_room()?;
         let after = i64::try_from(after).map_err(|_| Error::Invalid(format!("cursor {after} is beyond any feed")))?;
         let limit = limit.clamp(1, MAX_PAGE);
         let lg = self.municipality.lg_code.to_string();

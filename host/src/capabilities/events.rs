@@ -19,8 +19,13 @@ impl Host for PlatformState {
         if let Some(s) = &subject {
             check_id("subject", s)?;
         }
-        if payload.len() > self.host_call_bytes {
-            return Err(Error::TooLarge(format!("event payloads are limited to {} bytes, this one has {}", self.host_call_bytes, payload.len())));
+        let storage = &self.governor.limits.storage;
+        let max_payload = storage.event_payload_bytes.min(self.host_call_bytes);
+        if payload.len() > max_payload {
+            return Err(Error::TooLarge(format!(
+                "event payloads are limited to {max_payload} bytes (the limit is [limits.storage] event_payload_bytes), this one has {}",
+                payload.len()
+            )));
         }
         if serde_json::from_str::<serde_json::Value>(&payload).is_err() {
             return Err(Error::Invalid("the payload must be JSON text".into()));
@@ -29,7 +34,9 @@ impl Host for PlatformState {
             return Err(Error::Invalid("events cannot be published while handling a pushed change or event".into()));
         }
         let lg = self.municipality.lg_code.to_string();
-        let sequence = self.db.publish_event(&lg, &self.module.id, &topic, subject.as_deref(), &payload).await.map_err(unavailable)?;
+        self.governor.events.take(&lg, &self.module.id).map_err(Error::TooLarge)?;
+        let kept = self.governor.limits.storage.events_kept;
+        let sequence = self.db.publish_event(&lg, &self.module.id, &topic, subject.as_deref(), &payload, kept).await.map_err(unavailable)?.map_err(Error::TooLarge)?;
         tracing::info!(lg_code = %lg, module = %self.module.id, topic, sequence, "event published");
         Ok(sequence as u64)
     }

@@ -20,7 +20,6 @@ pub enum Role {
     Resident,
     Staff,
     Admin,
-    Operator,
 }
 
 impl Host for PlatformState {
@@ -33,7 +32,6 @@ impl Host for PlatformState {
                 Role::Resident => WitRole::Resident,
                 Role::Staff => WitRole::Staff,
                 Role::Admin => WitRole::Admin,
-                Role::Operator => WitRole::Operator,
             },
             display_name: c.display_name.clone(),
         }
@@ -46,15 +44,15 @@ impl Host for PlatformState {
 
 impl Caller {
     /// The caller as a module of `lg_code` sees it. Roles are scoped to the municipality
-    /// that issued them: staff and admins of another municipality, and vendors, are
-    /// anonymous here (their tokens vouch for nothing in this municipality); a resident is
-    /// a resident anywhere, with a 宛名番号 only in the municipality it belongs to. The
-    /// second value says why a caller was made anonymous, for the log.
+    /// that issued them: staff and admins of another municipality, operators and vendors
+    /// are anonymous here (their tokens vouch for nothing in this municipality's business);
+    /// a resident is a resident anywhere, with a 宛名番号 only in the municipality it
+    /// belongs to. The second value says why a caller was made anonymous, for the log.
     pub fn for_municipality(p: &crate::auth::Principal, lg_code: &crate::lgcode::LgCode) -> (Self, Option<&'static str>) {
         use crate::auth::Role as R;
         let own = p.lg_code.as_ref() == Some(lg_code);
         let role = match p.role {
-            R::Operator => Role::Operator,
+            R::Operator => return (Caller::default(), Some("operators run the platform, not a municipality's business")),
             R::Admin if own => Role::Admin,
             R::Staff if own => Role::Staff,
             R::Resident => Role::Resident,
@@ -90,5 +88,6 @@ mod tests {
         let (local, _) = Caller::for_municipality(&principal(R::Resident, Some("131016")), &chiyoda);
         assert_eq!(local.addressee_number.as_deref(), Some("123"));
         assert_eq!(Caller::for_municipality(&principal(R::Vendor, None), &chiyoda).0.role, Role::Anonymous);
+        assert_eq!(Caller::for_municipality(&principal(R::Operator, Some("131016")), &chiyoda).0.role, Role::Anonymous);
     }
 }

@@ -24,17 +24,47 @@ impl PlatformState {
     }
 }
 
+impl PlatformState {
+    fn quota(&self) -> crate::store::kv::Quota {
+        let storage = &self.governor.limits.storage;
+        crate::store::kv::Quota { bytes: storage.kv_bytes, keys: storage.kv_keys }
+    }
+
+    fn delivery_write_limit(&self) -> usize {
+        self.governor.limits.delivery_write_bytes
+    }
+}
+
 fn unavailable(e: anyhow::Error) -> Error {
     tracing::error!(error = %e, "kv storage call failed");
     Error::Unavailable("the platform's storage is unavailable; nothing was written".into())
 }
 
 /// Writes held back until the host commits them with something else (a change delivery
-/// commits the module's writes and the delivery record together). Reads see them.
+/// commits the module's writes and the delivery record together). Reads see them. They
+/// are held in host memory, so they are bounded (`[limits] delivery_write_bytes`).
 #[derive(Debug, Default)]
 pub struct KvWrites(pub BTreeMap<String, Option<Vec<u8>>>);
 
 impl KvWrites {
+    /// Bytes held: keys, and values written.
+    fn bytes(&self) -> usize {
+        self.0.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len)).sum()
+    }
+
+    /// Holds a write unless it takes the buffer past `limit` bytes.
+    fn hold(&mut self, key: String, value: Option<Vec<u8>>, limit: usize) -> Result<(), Error> {
+        let replaced = self.0.get(&key).map_or(0, |v| key.len() + v.as_ref().map_or(0, Vec::len));
+        let after = self.bytes() - replaced + key.len() + value.as_ref().map_or(0, Vec::len);
+        if after > limit {
+            return Err(Error::TooLarge(format!(
+                "a delivery may write at most {limit} bytes of kv (the limit is [limits] delivery_write_bytes); write less per change or event"
+            )));
+        }
+        self.0.insert(key, value);
+        Ok(())
+    }
+
     /// Merges buffered keys into a page read from the database. `page` holds up to
     /// `fetched` keys in order; when it is full, buffered keys past its end are left for
     /// the next page (the database may hold keys before them that were not read).
@@ -79,11 +109,11 @@ impl Host for PlatformState {
                 value.len()
             )));
         }
+        let limit = self.delivery_write_limit();
         if let Some(writes) = &mut self.kv_writes {
-            writes.0.insert(key, Some(value));
-            return Ok(());
+            return writes.hold(key, Some(value), limit);
         }
-        self.db.kv_set(&self.kv_scope(), &key, &value).await.map_err(unavailable)
+        self.db.kv_set(&self.kv_scope(), &key, &value, self.quota()).await.map_err(unavailable)?.map_err(|over| Error::TooLarge(over.0))
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, Error> {
@@ -91,7 +121,8 @@ impl Host for PlatformState {
         self.check_key(&key)?;
         if self.kv_writes.is_some() {
             let existed = <Self as Host>::get(self, key.clone()).await?.is_some();
-            self.kv_writes.as_mut().expect("checked").0.insert(key, None);
+            let limit = self.delivery_write_limit();
+            self.kv_writes.as_mut().expect("checked").hold(key, None, limit)?;
             return Ok(existed);
         }
         self.db.kv_delete(&self.kv_scope(), &key).await.map_err(unavailable)
@@ -110,10 +141,14 @@ impl Host for PlatformState {
                     .ok_or_else(|| Error::Invalid(format!("the value under `{key}` is not an integer")))?,
             };
             let next = current.checked_add(delta).ok_or_else(|| Error::Invalid("the counter would overflow".into()))?;
-            self.kv_writes.as_mut().expect("checked").0.insert(key, Some(next.to_string().into_bytes()));
+            let limit = self.delivery_write_limit();
+            self.kv_writes.as_mut().expect("checked").hold(key, Some(next.to_string().into_bytes()), limit)?;
             return Ok(next);
         }
-        self.db.kv_increment(&self.kv_scope(), &key, delta).await.map_err(unavailable)?.map_err(Error::Invalid)
+        self.db.kv_increment(&self.kv_scope(), &key, delta, self.quota()).await.map_err(unavailable)?.map_err(|refused| match refused {
+            crate::store::kv::NotIncremented::NotAnInteger(why) => Error::Invalid(why),
+            crate::store::kv::NotIncremented::OverQuota(over) => Error::TooLarge(over.0),
+        })
     }
 
     async fn list_keys(&mut self, prefix: String, after: Option<String>, limit: u32) -> Result<KeyPage, Error> {
@@ -144,6 +179,15 @@ mod tests {
 
     fn keys(k: &[&str]) -> Vec<String> {
         k.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn buffered_writes_are_bounded() {
+        let mut w = KvWrites::default();
+        w.hold("a".into(), Some(vec![0; 6]), 10).unwrap();
+        // Replacing a key counts its new size, not both.
+        w.hold("a".into(), Some(vec![0; 9]), 10).unwrap();
+        assert!(matches!(w.hold("b".into(), Some(vec![0; 1]), 10), Err(super::Error::TooLarge(m)) if m.contains("delivery_write_bytes")));
     }
 
     #[test]

@@ -9,7 +9,8 @@ const MAX_LINE_BYTES: usize = 4096;
 
 impl Host for PlatformState {
     async fn log(&mut self, level: Level, message: String) {
-        if self.log_lines_left == 0 {
+        // Past `[limits] log_lines` or `log_bytes` further lines are dropped.
+        if self.log_lines_left == 0 || self.log_bytes_left == 0 {
             return;
         }
         self.log_lines_left -= 1;
@@ -22,6 +23,7 @@ impl Host for PlatformState {
             message.truncate(cut);
             message.push('…');
         }
+        self.log_bytes_left = self.log_bytes_left.saturating_sub(message.len());
         let module = self.module.id.as_str();
         match level {
             Level::Trace => tracing::trace!(target: "module", module, "{message}"),

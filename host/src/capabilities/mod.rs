@@ -122,10 +122,13 @@ pub struct PlatformState {
     pub config: Arc<BTreeMap<String, String>>,
     pub granted: BTreeSet<Capability>,
     pub db: Db,
+    /// Every limit, and the governor's shared counters (event rate).
+    pub governor: Arc<crate::governor::Governor>,
     /// Largest value one host call may carry.
     pub host_call_bytes: usize,
-    /// Log lines this request may still write.
+    /// Log lines and bytes this request may still write.
     pub log_lines_left: u32,
+    pub log_bytes_left: usize,
     /// Personal-data reads of this request, written to the audit trail by the host.
     pub audit: AuditBuffer,
     /// `Some` while a change is delivered: kv writes wait here and are committed with the
@@ -144,6 +147,18 @@ impl PlatformState {
         } else {
             Err(wit::types::Error::NotGranted(capability.name().to_string()))
         }
+    }
+
+    /// `Ok` while this request may still read personal data: the records it read so far are
+    /// held (for the audit trail) in host memory.
+    fn read_room(&self) -> Result<(), wit::types::Error> {
+        let limit = self.governor.limits.audit_records;
+        if self.audit.weight() >= limit {
+            return Err(wit::types::Error::TooLarge(format!(
+                "this request has read {limit} records, the most one request may read (the limit is [limits] audit_records); read fewer per request"
+            )));
+        }
+        Ok(())
     }
 
     fn kv_scope(&self) -> KvScope {

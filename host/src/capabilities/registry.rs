@@ -71,6 +71,7 @@ impl Host for PlatformState {
     #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "resident-registry.get"))]
     async fn get(&mut self, addressee_number: String) -> Result<Option<Resident>, Error> {
         self.require(Capability::ResidentRegistry)?;
+        self.read_room()?;
         check_id("addressee-number", &addressee_number)?;
         let found = self.db.resident(&self.lg(), &addressee_number).await.map_err(unavailable)?;
         let records = found.iter().map(|r| r.addressee_number.clone()).collect();
@@ -81,6 +82,7 @@ impl Host for PlatformState {
     #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "resident-registry.household"))]
     async fn household(&mut self, household_number: String) -> Result<Vec<Resident>, Error> {
         self.require(Capability::ResidentRegistry)?;
+        self.read_room()?;
         check_id("household-number", &household_number)?;
         let members = self.db.household(&self.lg(), &household_number).await.map_err(unavailable)?;
         let records = members.iter().map(|r| r.addressee_number.clone()).collect();
@@ -91,6 +93,7 @@ impl Host for PlatformState {
     #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "resident-registry.search"))]
     async fn search(&mut self, name_kana: String, birth_date: Option<String>, limit: u32) -> Result<Vec<Resident>, Error> {
         self.require(Capability::ResidentRegistry)?;
+        self.read_room()?;
         check_id("name-kana", &name_kana)?;
         let key = linkage::kana_key(&name_kana);
         if key.is_empty() {
@@ -114,6 +117,7 @@ impl identity_numbers::Host for PlatformState {
     #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "identity-numbers.get"))]
     async fn get(&mut self, addressee_number: String) -> Result<Option<IdentityNumbers>, Error> {
         self.require(Capability::IdentityNumbers)?;
+        self.read_room()?;
         check_id("addressee-number", &addressee_number)?;
         let found = self.db.identity_numbers(&self.lg(), &addressee_number).await.map_err(unavailable)?;
         let records = if found.is_some() { vec![addressee_number.clone()] } else { vec![] };

@@ -10,6 +10,7 @@ impl Host for PlatformState {
     #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "tax.summary"))]
     async fn summary(&mut self, addressee_number: String, fiscal_year: u16) -> Result<Option<TaxSummary>, Error> {
         self.require(Capability::Tax)?;
+        self.read_room()?;
         check_id("addressee-number", &addressee_number)?;
         let lg = self.municipality.lg_code.to_string();
         let found = self.db.tax_summary(&lg, &addressee_number, i64::from(fiscal_year)).await.map_err(unavailable)?;

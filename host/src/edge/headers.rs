@@ -22,9 +22,17 @@ const MODULE_MAY_NOT_SEND: &[&str] = &[
     "strict-transport-security",
     "alt-svc",
     "timing-allow-origin",
+    // A credential prompt, and a way back into `document.domain`.
+    "www-authenticate",
+    "origin-agent-cluster",
+    "set-cookie2",
     "x-request-id",
     "content-length",
 ];
+
+/// Request headers a client may send that would lie to a module about where the request
+/// came from or went to.
+const CLIENT_MAY_NOT_CLAIM: &[&str] = &["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"];
 
 /// Referrer policies at least as strict as the default the host adds.
 const STRICT_REFERRER_POLICIES: &[&str] = &["no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin"];
@@ -36,6 +44,7 @@ const STRICT_REFERRER_POLICIES: &[&str] = &["no-referrer", "same-origin", "stric
 pub fn scrub_request(headers: &mut HeaderMap, mount: &Mount) {
     headers.remove(header::AUTHORIZATION);
     remove_all(headers, HOP_BY_HOP);
+    remove_all(headers, CLIENT_MAY_NOT_CLAIM);
     remove_host_headers(headers);
     match mount {
         Mount::Path { .. } => {
@@ -68,11 +77,17 @@ pub fn filter_response(headers: &mut HeaderMap, mount: &Mount) -> Vec<String> {
     let names: Vec<HeaderName> = headers.keys().cloned().collect();
     for name in names {
         let n = name.as_str();
+        let any_value = |f: &dyn Fn(&str) -> bool| headers.get_all(&name).iter().any(|v| f(&v.to_str().unwrap_or("").to_ascii_lowercase()));
+        let path_form = matches!(mount, Mount::Path { .. });
         let refused = HOP_BY_HOP.contains(&n)
             || MODULE_MAY_NOT_SEND.contains(&n)
             || n.starts_with("access-control-")
             || n.starts_with("x-nukisashi-")
-            || (n == "cross-origin-resource-policy" && headers.get_all(&name).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-origin")));
+            || (n == "cross-origin-resource-policy" && any_value(&|v| v.contains("cross-origin")))
+            || (n == "link" && any_value(&|v| v.contains("serviceworker")))
+            // On the platform's origin a module may not send the browser anywhere else.
+            || (path_form && n == "refresh")
+            || (path_form && n == "location" && any_value(&|v| !v.starts_with('/') || v.starts_with("//") || v.starts_with("/\\")));
         if refused {
             headers.remove(&name);
             dropped.push(n.to_string());
@@ -112,6 +127,7 @@ fn reserved_cookie(name: &str) -> bool {
 
 fn add_defaults(headers: &mut HeaderMap, mount: &Mount) {
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert("origin-agent-cluster", HeaderValue::from_static("?1"));
     let strict_referrer = headers
         .get(header::REFERRER_POLICY)
         .and_then(|v| v.to_str().ok())
@@ -198,11 +214,30 @@ mod tests {
     }
 
     #[test]
-    fn the_path_form_is_sandboxed_and_sets_no_cookies() {
-        let mut h = headers(&[("set-cookie", "mine=1; Path=/")]);
+    fn the_path_form_is_sandboxed_and_sets_no_cookies_nor_leads_elsewhere() {
+        let mut h = headers(&[("set-cookie", "mine=1; Path=/"), ("location", "https://evil.example/"), ("refresh", "0; url=https://evil.example/")]);
         filter_response(&mut h, &path_form());
-        assert!(h.get("set-cookie").is_none());
+        assert!(h.get("set-cookie").is_none() && h.get("location").is_none() && h.get("refresh").is_none());
         assert!(h.get_all("content-security-policy").iter().any(|v| v == "sandbox"));
+        for inside in ["/131016/guestbook/entries/1"] {
+            let mut h = headers(&[("location", inside)]);
+            filter_response(&mut h, &path_form());
+            assert_eq!(h["location"], inside);
+        }
+        for elsewhere in ["//evil.example/", "/\\evil.example/"] {
+            let mut h = headers(&[("location", elsewhere)]);
+            filter_response(&mut h, &path_form());
+            assert!(h.get("location").is_none(), "{elsewhere}");
+        }
+    }
+
+    #[test]
+    fn prompts_and_agent_cluster_opt_outs_are_dropped() {
+        let mut h = headers(&[("www-authenticate", "Basic realm=x"), ("origin-agent-cluster", "?0"), ("link", "</sw.js>; rel=\"serviceworker\""), ("link", "</style.css>; rel=preload")]);
+        filter_response(&mut h, &Mount::Origin);
+        assert!(h.get("www-authenticate").is_none());
+        assert_eq!(h["origin-agent-cluster"], "?1");
+        assert!(h.get("link").is_none(), "a header with a service worker link goes whole");
     }
 
     #[test]
@@ -213,9 +248,12 @@ mod tests {
             ("cookie", "nukisashi_session=s; mine=1"),
             ("cookie", "__Host-nukisashi-x=2; other=3"),
             ("connection", "close"),
+            ("x-forwarded-host", "evil.example"),
+            ("forwarded", "host=evil.example"),
         ]);
         scrub_request(&mut h, &Mount::Origin);
         assert!(h.get("authorization").is_none() && h.get("x-nukisashi-base-path").is_none() && h.get("connection").is_none());
+        assert!(h.get("x-forwarded-host").is_none() && h.get("forwarded").is_none());
         assert_eq!(h["cookie"], "mine=1; other=3");
         let mut h = headers(&[("cookie", "mine=1")]);
         scrub_request(&mut h, &path_form());

@@ -20,7 +20,7 @@ use crate::api::problem::Problem;
 use crate::app::App;
 use crate::lgcode::LgCode;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use origin::{Destination, ModuleOrigins};
@@ -42,11 +42,16 @@ pub struct EdgeSettings {
     /// origin in browsers, set no cookies, and browser navigations are redirected to the
     /// module's own origin. `false` answers 404 there instead.
     pub path_form: bool,
+    /// Host names the console and the API answer on (e.g. `["platform.example.lg.jp"]`);
+    /// other names get 421, which keeps a DNS-rebinding page from talking to them.
+    /// Health and metrics answer on any name (probes use addresses). Default: the loopback
+    /// names when listening on loopback, any name that is not a module's otherwise.
+    pub platform_hosts: Option<Vec<String>>,
 }
 
 impl Default for EdgeSettings {
     fn default() -> Self {
-        Self { modules_url: None, path_form: true }
+        Self { modules_url: None, path_form: true, platform_hosts: None }
     }
 }
 
@@ -54,11 +59,30 @@ impl Default for EdgeSettings {
 pub struct Edge {
     pub origins: ModuleOrigins,
     pub path_form: bool,
+    /// Lower-case host names of the platform; empty: any.
+    platform_hosts: Vec<String>,
 }
 
+/// Paths that answer on any host name: probes and scrapers address hosts by IP.
+const ANY_HOST_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
 impl Edge {
-    pub fn new(settings: &EdgeSettings, tls: bool) -> anyhow::Result<Self> {
-        Ok(Self { origins: ModuleOrigins::new(settings.modules_url.as_deref(), tls)?, path_form: settings.path_form })
+    pub fn new(settings: &crate::settings::Settings) -> anyhow::Result<Self> {
+        let edge = &settings.edge;
+        let platform_hosts = match &edge.platform_hosts {
+            Some(names) => names.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect(),
+            None if settings.listen.ip().is_loopback() => vec!["127.0.0.1".into(), "localhost".into(), "[::1]".into()],
+            None => {
+                tracing::warn!("[edge] platform_hosts is not set: the console and the API answer on any host name; set it to the platform's own names");
+                Vec::new()
+            }
+        };
+        Ok(Self { origins: ModuleOrigins::new(edge.modules_url.as_deref(), settings.tls.is_some())?, path_form: edge.path_form, platform_hosts })
+    }
+
+    /// Whether the platform answers `path` on host `name`.
+    fn serves_platform(&self, name: Option<&str>, path: &str) -> bool {
+        self.platform_hosts.is_empty() || ANY_HOST_PATHS.contains(&path) || name.is_some_and(|n| self.platform_hosts.iter().any(|h| h == n))
     }
 }
 
@@ -95,15 +119,29 @@ pub struct Target {
 #[derive(Debug, Clone, Copy)]
 pub struct ModuleAnswer;
 
-/// The first thing every request meets: which origin it is for.
+/// The first thing every request meets: which origin it is for. Every answer, the
+/// platform's and the modules', is `nosniff`.
 pub async fn entry(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let mut response = route(&app, request, next).await;
+    response.headers_mut().entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
+    response
+}
+
+async fn route(app: &Arc<App>, request: Request, next: Next) -> Response {
     match app.edge.origins.destination(request.uri(), request.headers()) {
         Err(problem) => problem.into_response(),
         Ok(Destination::Module { lg_code, module }) => match ModulePath::parse(request.uri().path()) {
-            Ok(path) => crate::api::gateway::serve(&app, Target { lg_code, module, path, mount: Mount::Origin }, request).await,
+            Ok(path) => crate::api::gateway::serve(app, Target { lg_code, module, path, mount: Mount::Origin }, request).await,
             Err(e) => refused_path(e).into_response(),
         },
-        Ok(Destination::Platform) => problems::as_problem(next.run(request).await).await,
+        Ok(Destination::Platform(name)) if !app.edge.serves_platform(name.as_deref(), request.uri().path()) => Problem::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected-request",
+            "Misdirected request",
+            format!("this host does not answer for `{}`; use the platform's own address", name.unwrap_or_default()),
+        )
+        .into_response(),
+        Ok(Destination::Platform(_)) => problems::as_problem(next.run(request).await).await,
     }
 }
 
@@ -131,9 +169,10 @@ pub async fn path_form(State(app): State<Arc<App>>, request: Request) -> Respons
     crate::api::gateway::serve(&app, Target { lg_code, module, path, mount: Mount::Path { base } }, request).await
 }
 
-/// A browser's top-level navigation (not a script's fetch or an API client).
+/// A browser's navigation (not a script's fetch or an API client). A form post is one too:
+/// `307` makes the browser send it again, to the module's own origin.
 fn is_navigation(request: &Request) -> bool {
-    matches!(*request.method(), Method::GET | Method::HEAD) && request.headers().get("sec-fetch-mode").is_some_and(|v| v == "navigate")
+    request.headers().get("sec-fetch-mode").is_some_and(|v| v == "navigate")
 }
 
 /// `/{lg_code}/{module}{rest}` as written on the platform origin: `Ok(None)` when the path
@@ -143,7 +182,7 @@ fn parse_path_form(raw: &str) -> Result<Option<(LgCode, String, ModulePath)>, Pr
     let raw = raw.strip_prefix('/').unwrap_or(raw);
     let (code, rest) = raw.split_once('/').unwrap_or((raw, ""));
     if code.contains('%') {
-        return Err(Problem::bad_request("non-canonical-path", "write the municipality code without percent-encoding"));
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "non-canonical-path", NON_CANONICAL, "write the municipality code without percent-encoding"));
     }
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(None);
@@ -167,16 +206,19 @@ fn parse_path_form(raw: &str) -> Result<Option<(LgCode, String, ModulePath)>, Pr
         } else {
             return Err(Problem::not_found("unknown-module", format!("`{module}` is not a module id (lower-case letters, digits and `-`)")));
         };
-        return Err(Problem::bad_request("non-canonical-path", detail));
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "non-canonical-path", NON_CANONICAL, detail));
     }
     let path = ModulePath::parse(rest).map_err(refused_path)?;
     Ok(Some((lg_code, module.to_string(), path)))
 }
 
+/// The title of every `non-canonical-path` refusal.
+const NON_CANONICAL: &str = "Path not accepted";
+
 /// 400 (414 when too long) with what was wrong.
 pub fn refused_path(error: PathError) -> Problem {
     let status = if error == PathError::TooLong { StatusCode::URI_TOO_LONG } else { StatusCode::BAD_REQUEST };
-    Problem::new(status, "non-canonical-path", "Path not accepted", error.to_string())
+    Problem::new(status, "non-canonical-path", NON_CANONICAL, error.to_string())
 }
 
 #[cfg(test)]

@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 /// Where a request is addressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
-    /// The console, the API, health and metrics (and the path form of modules).
-    Platform,
+    /// The console, the API, health and metrics (and the path form of modules), under the
+    /// host name the request named (lower-case; none for a request without one).
+    Platform(Option<String>),
     /// One module of one municipality, on its own origin.
     Module { lg_code: LgCode, module: String },
 }
@@ -73,29 +74,31 @@ impl ModuleOrigins {
     }
 
     /// Which origin a request is addressed to, from its URI's authority (HTTP/2, or an
-    /// absolute-form request line) or its one `Host` header. A name under the modules
-    /// domain that is not a module origin is refused, never taken for the platform.
+    /// absolute-form request line) or its one `Host` header, which must be a well-formed
+    /// `host[:port]`. A name under the modules domain that is not a module origin is
+    /// refused, never taken for the platform.
     pub fn destination(&self, uri: &Uri, headers: &HeaderMap) -> Result<Destination, Problem> {
         let mut hosts = headers.get_all(header::HOST).iter();
         let host_header = match (hosts.next(), hosts.next()) {
             (_, Some(_)) => return Err(Problem::bad_request("ambiguous-host", "the request has more than one Host header")),
-            (Some(value), None) => Some(value.to_str().map_err(|_| Problem::bad_request("invalid-host", "the Host header is not ASCII"))?),
+            (Some(value), None) => Some(host_name(value.to_str().unwrap_or("\u{0}"))?),
             (None, None) => None,
         };
-        let name = match (uri.authority().map(|a| a.host()), host_header.map(host_name)) {
+        let target = uri.authority().map(|a| host_name(a.as_str())).transpose()?;
+        let name = match (target, host_header) {
             (Some(a), Some(h)) if !a.eq_ignore_ascii_case(h) => {
                 return Err(Problem::bad_request("ambiguous-host", "the request's target and its Host header name different hosts"));
             }
             (Some(a), _) => a,
             (None, Some(h)) => h,
-            (None, None) => return Ok(Destination::Platform),
+            (None, None) => return Ok(Destination::Platform(None)),
         };
         let name = name.to_ascii_lowercase();
         if name.ends_with('.') {
             return Err(Problem::bad_request("non-canonical-host", format!("write the host name without the trailing dot: {}", name.trim_end_matches('.'))));
         }
         let Some(label) = name.strip_suffix(self.domain.as_str()).and_then(|rest| rest.strip_suffix('.')) else {
-            return Ok(Destination::Platform);
+            return Ok(Destination::Platform(Some(name)));
         };
         let parsed = label.rsplit_once("--").and_then(|(module, code)| {
             let lg_code = LgCode::parse(code).ok()?;
@@ -105,14 +108,51 @@ impl ModuleOrigins {
             Problem::not_found("no-module-origin", format!("`{name}` is not a module's address: modules are served at <module>--<municipality code>.{}", self.domain))
         })
     }
+
+    /// The module's origin as `host[:port]`, what it sees as the request's authority.
+    pub fn authority(&self, lg_code: &LgCode, module: &str) -> String {
+        let origin = self.origin(lg_code, module);
+        origin.split_once("://").map(|(_, a)| a.to_string()).unwrap_or(origin)
+    }
 }
 
-/// The host name of a `Host` header value (without the port; IPv6 literals keep brackets).
-fn host_name(value: &str) -> &str {
-    if value.starts_with('[') {
-        return value.split_once(']').map(|(h, _)| &value[..h.len() + 1]).unwrap_or(value);
+/// The host name of a `host[:port]` authority, checked: DNS labels of letters, digits and
+/// `-` (a trailing dot is left for the caller to refuse), or a bracketed IPv6 literal; the
+/// port, if any, digits. Anything else (userinfo, paths, spaces, commas, escapes, a second
+/// port) is refused.
+fn host_name(value: &str) -> Result<&str, Problem> {
+    let invalid = || Problem::bad_request("invalid-host", "the Host is not a host name with an optional port");
+    let (host, port) = if value.starts_with('[') {
+        let end = value.find(']').ok_or_else(invalid)?;
+        let (host, rest) = value.split_at(end + 1);
+        let literal = &host[1..host.len() - 1];
+        if literal.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(invalid());
+        }
+        (host, rest.strip_prefix(':'))
+    } else {
+        match value.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        }
+    };
+    if let Some(port) = port {
+        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+    } else if value.starts_with('[') && !value.ends_with(']') {
+        return Err(invalid());
     }
-    value.rsplit_once(':').map(|(h, _)| h).unwrap_or(value)
+    if !host.starts_with('[') {
+        let labels = host.strip_suffix('.').unwrap_or(host);
+        let well_formed = !labels.is_empty()
+            && labels.len() <= 253
+            && labels.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        if !well_formed {
+            return Err(invalid());
+        }
+    }
+    Ok(host)
 }
 
 #[cfg(test)]
@@ -134,9 +174,12 @@ mod tests {
         let module = Destination::Module { lg_code: chiyoda, module: "furusato-tax".into() };
         assert_eq!(destination(&origins, "furusato-tax--131016.localhost:8080").unwrap(), module);
         assert_eq!(destination(&origins, "Furusato-Tax--131016.LOCALHOST:8080").unwrap(), module, "host names are case-insensitive");
-        assert_eq!(destination(&origins, "127.0.0.1:8080").unwrap(), Destination::Platform);
-        assert_eq!(destination(&origins, "localhost:8080").unwrap(), Destination::Platform);
-        assert_eq!(destination(&origins, "[::1]:8080").unwrap(), Destination::Platform);
+        assert_eq!(destination(&origins, "127.0.0.1:8080").unwrap(), Destination::Platform(Some("127.0.0.1".into())));
+        assert_eq!(destination(&origins, "localhost:8080").unwrap(), Destination::Platform(Some("localhost".into())));
+        assert_eq!(destination(&origins, "[::1]:8080").unwrap(), Destination::Platform(Some("[::1]".into())));
+        for malformed in ["furusato-tax--131016.localhost/x", "x.localhost:8080:8080", "a.localhost,127.0.0.1", "a.loc%61lhost", "[a.localhost]", "a b.localhost", "a.localhost :80", "user@a.localhost", "", ":80", "[::1"] {
+            assert_eq!(destination(&origins, malformed).unwrap_err().kind, "urn:nukisashi:problem:invalid-host", "{malformed:?}");
+        }
         for refused in ["console.localhost", "furusato-tax--131017.localhost", "a.b--131016.localhost", "--131016.localhost"] {
             assert_eq!(destination(&origins, refused).unwrap_err().status, 404, "{refused}");
         }
@@ -150,7 +193,7 @@ mod tests {
         let chiyoda = LgCode::parse("131016").unwrap();
         assert_eq!(origins.origin(&chiyoda, "guestbook"), "https://guestbook--131016.modules.example.lg.jp");
         assert!(matches!(destination(&origins, "guestbook--131016.modules.example.lg.jp").unwrap(), Destination::Module { .. }));
-        assert_eq!(destination(&origins, "guestbook--131016.localhost").unwrap(), Destination::Platform);
+        assert_eq!(destination(&origins, "guestbook--131016.localhost").unwrap(), Destination::Platform(Some("guestbook--131016.localhost".into())));
         assert!(ModuleOrigins::new(Some("https://10.0.0.1"), false).is_err());
         assert!(ModuleOrigins::new(Some("https://modules.example.lg.jp/x"), false).is_err());
     }

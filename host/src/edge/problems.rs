@@ -28,10 +28,14 @@ pub async fn as_problem(response: Response) -> Response {
         text.chars().take(DETAIL_BYTES).collect()
     };
     let mut problem = Problem::new(status, slug, title, detail).into_response();
-    for name in [header::ALLOW, header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE, header::RETRY_AFTER, header::CONNECTION] {
         if let Some(value) = parts.headers.get(&name) {
             problem.headers_mut().insert(name, value.clone());
         }
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body was not read: the connection cannot carry another request.
+        problem.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
     }
     problem
 }

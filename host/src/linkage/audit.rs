@@ -31,21 +31,31 @@ pub struct AuditContext {
 }
 
 /// The reads of one request, shared between the capabilities (which push) and the
-/// gateway (which writes them out).
+/// gateway (which writes them out), with their weight (entries plus the records they
+/// name: what the buffer holds in memory).
 #[derive(Clone, Default)]
-pub struct AuditBuffer(Arc<Mutex<Vec<AuditEntry>>>);
+pub struct AuditBuffer(Arc<Mutex<(Vec<AuditEntry>, usize)>>);
 
 impl AuditBuffer {
     pub fn push(&self, entry: AuditEntry) {
-        self.0.lock().expect("audit buffer lock").push(entry);
+        let mut inner = self.0.lock().expect("audit buffer lock");
+        inner.1 += 1 + entry.records.len();
+        inner.0.push(entry);
     }
 
     pub fn take(&self) -> Vec<AuditEntry> {
-        std::mem::take(&mut *self.0.lock().expect("audit buffer lock"))
+        let mut inner = self.0.lock().expect("audit buffer lock");
+        inner.1 = 0;
+        std::mem::take(&mut inner.0)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.lock().expect("audit buffer lock").is_empty()
+        self.0.lock().expect("audit buffer lock").0.is_empty()
+    }
+
+    /// Entries and the records they name, together, pushed since the last `take`.
+    pub fn weight(&self) -> usize {
+        self.0.lock().expect("audit buffer lock").1
     }
 }
 

@@ -12,6 +12,13 @@
 //! the commit) leaves the position where it was and the item is offered again, with
 //! back-off; a committed item is never offered again, across restarts too. A module sees
 //! nothing later until the item in front of it succeeds.
+//!
+//! Isolated: each (feed, municipality, module) queue runs in a task of its own, in an
+//! instance kept for platform work, under the module's deadline, so a stuck handler delays
+//! only its own queue and backs off alone. With several hosts on one database each queue
+//! is worked by one host at a time (a lease in `delivery_leases`, renewed as it goes and
+//! taken over by another host once it lapses); the compare-and-set on the position keeps
+//! deliveries exactly once even when two hosts overlap.
 
 use super::audit::{self, AuditBuffer, AuditContext};
 use crate::app::App;
@@ -24,8 +31,8 @@ use crate::store::deliveries::{Feed, advance};
 use crate::store::events::Event;
 use crate::store::kv::{KvScope, apply as apply_kv};
 use anyhow::Result;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -35,6 +42,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const PAGE: u32 = 200;
 /// Longest wait before retrying a module that failed.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a host holds a queue without renewing; another host takes it over after.
+const LEASE: Duration = Duration::from_secs(30);
 
 /// Wakes the delivery loop when a feed moved (an import committed, an event was published).
 #[derive(Default)]
@@ -48,15 +57,26 @@ impl Deliveries {
     }
 }
 
-type Backoff = HashMap<(Feed, String, String), (Instant, Duration)>;
+/// One delivery queue: a feed of a municipality to one module.
+type Key = (Feed, String, String);
+
+/// The queues this host is working, how far each is known to be, and which wait after a
+/// failure. Every queue runs in a task of its own, so one stuck or slow module delays
+/// only its own queue.
+#[derive(Default)]
+struct Queues {
+    running: HashSet<Key>,
+    position: HashMap<Key, i64>,
+    backoff: HashMap<Key, (Instant, Duration)>,
+}
 
 /// Runs deliveries until the process ends.
 pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut backoff = Backoff::new();
+        let queues = Arc::new(Mutex::new(Queues::default()));
         loop {
             for feed in [Feed::Changes, Feed::Events] {
-                if let Err(e) = sweep(&app, feed, &mut backoff).await {
+                if let Err(e) = start_pending(&app, feed, &queues).await {
                     tracing::error!(error = %format!("{e:#}"), ?feed, "delivery sweep failed");
                 }
             }
@@ -80,8 +100,9 @@ fn takes(routed: &Routed, feed: Feed) -> bool {
     }
 }
 
-/// Delivers everything pending of one feed once.
-async fn sweep(app: &App, feed: Feed, backoff: &mut Backoff) -> Result<()> {
+/// Starts a task for every queue of `feed` with something to deliver that is not already
+/// running, waiting after a failure, or worked by another host (its lease).
+async fn start_pending(app: &Arc<App>, feed: Feed, queues: &Arc<Mutex<Queues>>) -> Result<()> {
     let heads = match feed {
         Feed::Changes => app.db.linkage_heads().await?,
         Feed::Events => app.db.event_heads().await?,
@@ -95,21 +116,52 @@ async fn sweep(app: &App, feed: Feed, backoff: &mut Backoff) -> Result<()> {
             if !takes(&routed, feed) {
                 continue;
             }
-            let key = (feed, lg.clone(), routed.version.identity.id.clone());
-            if backoff.get(&key).is_some_and(|(until, _)| Instant::now() < *until) {
+            let key: Key = (feed, lg.clone(), routed.version.identity.id.clone());
+            {
+                let q = queues.lock().expect("delivery queues");
+                let caught_up = q.position.get(&key).is_some_and(|&p| p >= head);
+                let waiting = q.backoff.get(&key).is_some_and(|(until, _)| Instant::now() < *until);
+                if caught_up || waiting || q.running.contains(&key) {
+                    continue;
+                }
+            }
+            if !app.db.take_delivery_lease(feed, &lg, &key.2, &app.replica_id, LEASE).await? {
                 continue;
             }
-            match catch_up(app, feed, &code, &routed, head).await {
-                Ok(()) => {
-                    backoff.remove(&key);
+            queues.lock().expect("delivery queues").running.insert(key.clone());
+            tracing::debug!(lg_code = %key.1, module = %key.2, ?feed, head, "delivery queue started");
+            let (app, queues, code) = (app.clone(), queues.clone(), code.clone());
+            tokio::spawn(async move {
+                let outcome = catch_up(&app, feed, &code, &routed, head).await;
+                let failed = {
+                    let mut q = queues.lock().expect("delivery queues");
+                    q.running.remove(&key);
+                    match outcome {
+                        Ok(position) => {
+                            q.backoff.remove(&key);
+                            q.position.insert(key.clone(), position);
+                            None
+                        }
+                        Err(e) => {
+                            // The lease is kept while this host waits, so no other host
+                            // retries at once either; it lapses if this one goes away.
+                            let wait = q.backoff.get(&key).map(|(_, d)| (*d * 2).min(MAX_BACKOFF)).unwrap_or(Duration::from_secs(1));
+                            q.backoff.insert(key.clone(), (Instant::now() + wait, wait));
+                            q.position.remove(&key);
+                            Some((e, wait))
+                        }
+                    }
+                };
+                match failed {
+                    None => {
+                        let _ = app.db.release_delivery_lease(feed, &key.1, &key.2, &app.replica_id).await;
+                    }
+                    Some((e, wait)) => {
+                        tracing::warn!(lg_code = %key.1, module = %key.2, ?feed, error = %e, retry_in_s = wait.as_secs(), "delivery failed");
+                        let _ = app.db.record_delivery_failure(feed, &key.1, &key.2, &e).await;
+                    }
                 }
-                Err(e) => {
-                    let wait = backoff.get(&key).map(|(_, d)| (*d * 2).min(MAX_BACKOFF)).unwrap_or(Duration::from_secs(1));
-                    tracing::warn!(lg_code = %lg, module = %key.2, ?feed, error = %e, retry_in_s = wait.as_secs(), "delivery failed");
-                    let _ = app.db.record_delivery_failure(feed, &lg, &key.2, &e).await;
-                    backoff.insert(key, (Instant::now() + wait, wait));
-                }
-            }
+            });
         }
     }
     Ok(())
@@ -130,8 +182,10 @@ impl Item {
     }
 }
 
-/// Delivers `code`'s feed to one module up to `head`; stops at the first failure.
-async fn catch_up(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>, head: i64) -> Result<(), String> {
+/// Delivers `code`'s feed to one module up to `head`; stops at the first failure, and when
+/// the module is no longer routed to this version (suspended, unplugged, swapped: the new
+/// route's queue starts afresh). Returns the position reached.
+async fn catch_up(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>, head: i64) -> Result<i64, String> {
     let lg = code.to_string();
     let module = routed.version.identity.id.clone();
     let text = |e: anyhow::Error| format!("{e:#}");
@@ -146,6 +200,10 @@ async fn catch_up(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>, he
             break;
         }
         for item in items {
+            let still_routed = app.live.resolve(&module, code).is_some_and(|now| Arc::ptr_eq(&now, routed));
+            if !still_routed {
+                return Ok(committed);
+            }
             let wanted = match &item {
                 Item::Change(_) => true,
                 Item::Event(e) => routed.version.manifest.subscribes.iter().any(|s| *s == format!("{}/{}", e.source, e.topic)),
@@ -153,6 +211,7 @@ async fn catch_up(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>, he
             if wanted {
                 deliver_one(app, feed, code, routed, committed, &item).await?;
                 committed = item.position();
+                app.db.take_delivery_lease(feed, &lg, &module, &app.replica_id, LEASE).await.map_err(text)?;
             }
             seen = item.position();
         }
@@ -162,7 +221,7 @@ async fn catch_up(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>, he
         let mut conn = app.db.pool().acquire().await.map_err(|e| e.to_string())?;
         advance(&mut conn, feed, &lg, &module, committed, seen).await.map_err(text)?;
     }
-    Ok(())
+    Ok(seen)
 }
 
 async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>, previous: i64, item: &Item) -> Result<(), String> {
@@ -188,6 +247,8 @@ async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>,
         .await
         .map_err(|e| format!("{e:#}"))?;
     let position = item.position();
+    // In one of the instances kept for platform work: traffic cannot starve deliveries.
+    let _instance = app.governor.admission.admit_platform().await;
     let outcome = match item {
         Item::Change(c) => app.runtime.deliver(version, platform, Delivery::Change(&change_to_wit(c))).await,
         Item::Event(e) => {
@@ -217,7 +278,11 @@ async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>,
             advance(&mut tx, feed, &scope.lg_code, &scope.module_id, previous, position).await?,
             "the delivery position moved meanwhile (another host delivered it)"
         );
-        apply_kv(&mut tx, &scope, &writes.0).await?;
+        let storage = &app.governor.limits.storage;
+        let quota = crate::store::kv::Quota { bytes: storage.kv_bytes, keys: storage.kv_keys };
+        if let Err(over) = apply_kv(&mut tx, &scope, &writes.0, quota).await? {
+            anyhow::bail!("the module's writes do not fit its storage: {over}");
+        }
         let reads = audit_buffer.take();
         audit::write(&mut tx, &context, &reads).await?;
         tx.commit().await?;

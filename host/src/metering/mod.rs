@@ -157,9 +157,9 @@ pub async fn usage(db: &Db, month: &str, lg_code: Option<&str>) -> Result<Vec<Us
         .collect()
 }
 
-/// Bytes each municipality holds in module storage now.
+/// Bytes (keys and values) each municipality holds in module storage now.
 pub async fn storage_bytes(db: &Db) -> Result<HashMap<String, i64>> {
-    let rows = sqlx::query("SELECT lg_code, SUM(LENGTH(value)) FROM kv_entries GROUP BY lg_code").fetch_all(db.pool()).await?;
+    let rows = sqlx::query("SELECT lg_code, SUM(bytes) FROM kv_usage GROUP BY lg_code").fetch_all(db.pool()).await?;
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<Option<i64>, _>(1)?.unwrap_or(0)))).collect()
 }
 
@@ -167,7 +167,7 @@ pub async fn storage_bytes(db: &Db) -> Result<HashMap<String, i64>> {
 pub async fn sample_storage(db: &Db) -> Result<()> {
     sqlx::query(
         "INSERT INTO usage_daily (lg_code, module_id, day, requests, errors, module_us, peak_memory, storage_bytes)
-         SELECT lg_code, module_id, $1, 0, 0, 0, 0, SUM(LENGTH(key) + LENGTH(value)) FROM kv_entries WHERE 1 = 1 GROUP BY lg_code, module_id
+         SELECT lg_code, module_id, $1, 0, 0, 0, 0, bytes FROM kv_usage WHERE 1 = 1
          ON CONFLICT (lg_code, module_id, day) DO UPDATE SET
            storage_bytes = CASE WHEN excluded.storage_bytes > usage_daily.storage_bytes THEN excluded.storage_bytes ELSE usage_daily.storage_bytes END",
     )

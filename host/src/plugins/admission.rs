@@ -98,7 +98,14 @@ async fn admit_steps(app: &App, principal: &Principal, upload: Upload) -> Result
     principal.require_vendor(&manifest.vendor).map_err(|e| AdmissionError::Forbidden(e.to_string()))?;
     let vendor = app.db.vendor(&manifest.vendor).await?.ok_or_else(|| AdmissionError::UnknownVendor(manifest.vendor.clone()))?;
     let signature = upload.signature.as_deref().filter(|s| !s.trim().is_empty()).ok_or(AdmissionError::MissingSignature)?;
-    signing::verify(&vendor.public_key, signature, &upload.component, &upload.manifest).map_err(AdmissionError::BadSignature)?;
+    {
+        // Hashing the component (up to 32 MiB) runs on a blocking thread.
+        let (key, signature, component, manifest) = (vendor.public_key.clone(), signature.to_string(), upload.component.clone(), upload.manifest.clone());
+        tokio::task::spawn_blocking(move || signing::verify(&key, &signature, &component, &manifest))
+            .await
+            .map_err(|e| AdmissionError::BadSignature(format!("the signature check failed: {e}")))?
+            .map_err(AdmissionError::BadSignature)?;
+    }
     if let Some(owner) = app.db.module_owner(&manifest.id).await? {
         if owner != manifest.vendor {
             return Err(AdmissionError::Forbidden(format!("module id `{}` belongs to vendor `{owner}`", manifest.id)));
@@ -110,10 +117,14 @@ async fn admit_steps(app: &App, principal: &Principal, upload: Upload) -> Result
 
     let manifest = Arc::new(manifest);
     let loaded = Arc::new(app.runtime.load(manifest.clone(), upload.component.clone()).await?);
-    app.runtime
-        .health_check(&loaded, health_check_state(app, &loaded))
-        .await
-        .map_err(|e| AdmissionError::HealthCheck(e.to_string()))?;
+    {
+        // The health check runs in one of the instances kept for platform work.
+        let _instance = app.governor.admission.admit_platform().await;
+        app.runtime
+            .health_check(&loaded, health_check_state(app, &loaded))
+            .await
+            .map_err(|e| AdmissionError::HealthCheck(e.to_string()))?;
+    }
 
     let approve_as = vendor.auto_approve.then_some("auto-approve");
     let inserted = app
@@ -152,8 +163,10 @@ fn health_check_state(app: &App, loaded: &LoadedVersion) -> PlatformState {
         config: Default::default(),
         granted: Default::default(),
         db: app.db.clone(),
+        governor: app.governor.clone(),
         host_call_bytes: 0,
         log_lines_left: 0,
+        log_bytes_left: 0,
         audit: Default::default(),
         kv_writes: None,
         peak_memory: Default::default(),

@@ -48,7 +48,13 @@ pub async fn load(
     bytes: Vec<u8>,
 ) -> Result<(LoadedVersion, bool), LoadError> {
     check_header(&bytes)?;
-    let digest = digest(&bytes);
+    // Hashing tens of megabytes is not work for an async worker.
+    let (bytes, digest) = tokio::task::spawn_blocking(move || {
+        let digest = digest(&bytes);
+        (bytes, digest)
+    })
+    .await
+    .map_err(|e| LoadError::Invalid(format!("hashing the component failed: {e}")))?;
     let (component, cached) = compiler.compile(bytes, &digest).await.map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
     check_imports(&component, compiler.engine())?;
     let instance_pre = linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;

@@ -1,5 +1,7 @@
 //! Per-store resource limits that remember which limit a module hit, so the error response
 //! can name it (a module that runs out of memory only shows up as an `unreachable` trap).
+//! Memory is counted over all of an instance's linear memories together: a component with
+//! several memories gets `memory_bytes` in all, not per memory.
 
 use crate::settings::Limits;
 use wasmtime::ResourceLimiter;
@@ -12,8 +14,10 @@ pub struct StoreLimiter {
     memories: usize,
     /// Set when the module asked for more linear memory than allowed.
     pub memory_limit_hit: bool,
-    /// Largest linear memory the module grew to, for metering.
+    /// Largest linear memory the module grew to (all memories together), for metering.
     pub peak_memory_bytes: usize,
+    /// Linear memory of all the instance's memories now.
+    total_memory_bytes: usize,
 }
 
 impl StoreLimiter {
@@ -26,17 +30,21 @@ impl StoreLimiter {
             memories: limits.memories,
             memory_limit_hit: false,
             peak_memory_bytes: 0,
+            total_memory_bytes: 0,
         }
     }
 }
 
 impl ResourceLimiter for StoreLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Called for a new memory too (current 0), so the total covers every memory.
+        let total = self.total_memory_bytes - current.min(self.total_memory_bytes) + desired;
+        if total > self.memory_bytes {
             self.memory_limit_hit = true;
             return Ok(false);
         }
-        self.peak_memory_bytes = self.peak_memory_bytes.max(desired);
+        self.total_memory_bytes = total;
+        self.peak_memory_bytes = self.peak_memory_bytes.max(total);
         Ok(true)
     }
 

@@ -30,9 +30,9 @@ const DEADLINE_GRACE: Duration = Duration::from_millis(250);
 /// Why a request into a module did not produce the module's response.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
-    #[error("the module did not finish within its deadline of {0} ms")]
+    #[error("the module did not finish within its deadline of {0} ms (the limit is [limits] deadline_ms)")]
     Deadline(u64),
-    #[error("the module tried to use more than its memory limit of {0} bytes")]
+    #[error("the module tried to use more than its memory limit of {0} bytes (the limit is [limits] memory_bytes, all its memories together)")]
     Memory(u64),
     #[error("the module overflowed its call stack (runaway recursion)")]
     StackOverflow,
@@ -40,7 +40,7 @@ pub enum InvokeError {
     Panic(String),
     #[error("the module trapped: {0}")]
     Trap(String),
-    #[error("the module's response body exceeded the limit of {0} bytes")]
+    #[error("the module's response body exceeded the limit of {0} bytes (the limit is [limits] response_body_bytes)")]
     ResponseTooLarge(usize),
     #[error("the module ended without sending a response")]
     NoResponse,
@@ -48,6 +48,12 @@ pub enum InvokeError {
     ModuleError(String),
     #[error("the host could not run the module: {0}")]
     Host(String),
+    #[error("the module held more than its limit of {0} host resources at once: headers, bodies, streams (the limit is [limits] resources)")]
+    Resources(usize),
+    /// The pooling allocator had no slot (the governor admits no more requests than it
+    /// has, so this means its counts and the pool disagree).
+    #[error("no instance slot was free: {0}")]
+    NoSlot(String),
 }
 
 /// What the host learned about a request's instance once it ended.
@@ -104,7 +110,7 @@ impl Runtime {
     /// requests at every tick and interrupts the module once the deadline has passed.
     fn new_store(&self, platform: PlatformState) -> Store<RequestState> {
         let deadline = Instant::now() + self.limits.deadline();
-        let mut store = Store::new(self.compiler.engine(), RequestState::new(platform, StoreLimiter::new(&self.limits), deadline));
+        let mut store = Store::new(self.compiler.engine(), RequestState::new(platform, StoreLimiter::new(&self.limits), deadline, &self.limits));
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
@@ -132,7 +138,7 @@ impl Runtime {
         let mut store = self.new_store(platform);
         let result = version.pre.instantiate_async(&mut store).await;
         let ended = Ended::of(&store);
-        result.map(|_| ()).map_err(|e| classify(e, &ended, self.limits.deadline_ms, self.limits.memory_bytes))
+        result.map(|_| ()).map_err(|e| classify(e, &ended, &self.limits))
     }
 
     /// Serves one request on `version` in a fresh instance and returns the module's full
@@ -199,7 +205,7 @@ impl Runtime {
             }
         };
 
-        let (deadline_ms, memory_bytes) = (limits.deadline_ms, limits.memory_bytes);
+        let deadline_ms = limits.deadline_ms;
         let both = async move {
             let mut instance = std::pin::pin!(instance.in_current_span());
             let mut response = std::pin::pin!(response);
@@ -211,7 +217,7 @@ impl Runtime {
             match (result, response) {
                 (Ok(()), Some(response)) => Ok(response),
                 (Ok(()), None) => Err(InvokeError::NoResponse),
-                (Err(error), _) => Err(classify(error, &ended, deadline_ms, memory_bytes)),
+                (Err(error), _) => Err(classify(error, &ended, limits)),
             }
         };
         match tokio::time::timeout(limits.deadline() + DEADLINE_GRACE, both).await {
@@ -265,7 +271,7 @@ impl Runtime {
             match result {
                 Ok(Ok(())) => Ok(Ok(store.data_mut().platform.kv_writes.take().unwrap_or_default())),
                 Ok(Err(reason)) => Ok(Err(reason)),
-                Err(error) => Err(classify(error, &ended, self.limits.deadline_ms, self.limits.memory_bytes)),
+                Err(error) => Err(classify(error, &ended, &self.limits)),
             }
         };
         match tokio::time::timeout(self.limits.deadline() + DEADLINE_GRACE, call).await {
@@ -276,7 +282,17 @@ impl Runtime {
 }
 
 /// Names the limit or fault behind an error from inside an instance.
-fn classify(error: wasmtime::Error, ended: &Ended, deadline_ms: u64, memory_bytes: u64) -> InvokeError {
+fn classify(error: wasmtime::Error, ended: &Ended, limits: &Limits) -> InvokeError {
+    let (deadline_ms, memory_bytes) = (limits.deadline_ms, limits.memory_bytes);
+    if error.downcast_ref::<Trap>().is_none() {
+        let text = format!("{error:#}");
+        if text.contains("concurrent limit") {
+            return InvokeError::NoSlot(text);
+        }
+        if error.downcast_ref::<wasmtime::component::ResourceTableError>().is_some_and(|e| matches!(e, wasmtime::component::ResourceTableError::Full)) {
+            return InvokeError::Resources(limits.resources);
+        }
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvokeError::Deadline(deadline_ms),
         Some(Trap::StackOverflow) => InvokeError::StackOverflow,

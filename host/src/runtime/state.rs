@@ -23,17 +23,23 @@ pub struct RequestState {
 }
 
 impl RequestState {
-    pub fn new(platform: PlatformState, limiter: StoreLimiter, deadline: std::time::Instant) -> Self {
+    pub fn new(platform: PlatformState, limiter: StoreLimiter, deadline: std::time::Instant, limits: &crate::governor::limits::Limits) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         // No preopened directories, no environment, no arguments, no inherited stdio, and
         // the default socket policy denies every address: the module has no ambient
         // authority. Admission additionally refuses components that import sockets.
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        // Host memory a module can hold through resources is bounded too: so many of them,
+        // headers objects of at most so many bytes each.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.resources);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(limits.header_bytes);
         Self {
             wasi,
-            http: WasiHttpCtx::new(),
+            http,
             hooks: NoOutboundHttp,
-            table: ResourceTable::new(),
+            table,
             limiter,
             platform,
             stderr,

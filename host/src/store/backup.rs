@@ -98,6 +98,8 @@ pub async fn restore(db: &Db, input: impl BufRead) -> Result<Restored> {
     }
     // Explicit ids went in; the sequence continues after them.
     dump::reset_sequences(&mut tx, db.backend()).await?;
+    // A backup from before storage quotas has no usage rows; count what it brought.
+    super::kv::recount(&mut tx, None).await?;
     tx.commit().await?;
     Ok(Restored { rows, tables, jwt_secret })
 }

@@ -65,6 +65,40 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Takes (or renews) the lease on one delivery queue for `holder`, for `ttl`; `false`
+    /// if another holder's lease has not lapsed.
+    pub async fn take_delivery_lease(&self, feed: Feed, lg_code: &str, module_id: &str, holder: &str, ttl: std::time::Duration) -> Result<bool> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let taken = sqlx::query(
+            "INSERT INTO delivery_leases (feed, lg_code, module_id, holder, expires_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (feed, lg_code, module_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE delivery_leases.holder = excluded.holder OR delivery_leases.expires_at < $6",
+        )
+        .bind(feed.table())
+        .bind(lg_code)
+        .bind(module_id)
+        .bind(holder)
+        .bind(now + ttl.as_millis() as i64)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    /// Gives a lease up (the queue is caught up), so any host may take it next.
+    pub async fn release_delivery_lease(&self, feed: Feed, lg_code: &str, module_id: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM delivery_leases WHERE feed = $1 AND lg_code = $2 AND module_id = $3 AND holder = $4")
+            .bind(feed.table())
+            .bind(lg_code)
+            .bind(module_id)
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
 /// Moves a position from `previous` to `next` on `conn` (inside the delivery's
 /// transaction); `false` if someone else moved it first.
 pub async fn advance(conn: &mut AnyConnection, feed: Feed, lg_code: &str, module_id: &str, previous: i64, next: i64) -> Result<bool> {

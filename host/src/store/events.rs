@@ -15,18 +15,32 @@ pub struct Event {
 }
 
 impl Db {
-    /// Appends an event with the next sequence (bumped in the same transaction).
-    pub async fn publish_event(&self, lg_code: &str, source: &str, topic: &str, subject: Option<&str>, payload: &str) -> Result<i64> {
+    /// Appends an event with the next sequence (bumped in the same transaction), unless
+    /// `source` already has `kept` events of `lg_code` in the log (the inner `Err` says so).
+    pub async fn publish_event(&self, lg_code: &str, source: &str, topic: &str, subject: Option<&str>, payload: &str, kept: u64) -> Result<std::result::Result<i64, String>> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("INSERT INTO event_heads (lg_code, sequence) VALUES ($1, 0) ON CONFLICT (lg_code) DO NOTHING")
             .bind(lg_code)
             .execute(&mut *tx)
             .await?;
+        // The head's row is written first, so publishers of one municipality take turns and
+        // the count below cannot be slipped past.
         let sequence: i64 = sqlx::query("UPDATE event_heads SET sequence = sequence + 1 WHERE lg_code = $1 RETURNING sequence")
             .bind(lg_code)
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
+        let held: i64 = sqlx::query("SELECT COUNT(*) FROM module_events WHERE lg_code = $1 AND source = $2")
+            .bind(lg_code)
+            .bind(source)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if held as u64 >= kept {
+            return Ok(Err(format!(
+                "module `{source}` at {lg_code} has {held} events in the log, the most it may keep (the limit is [limits.storage] events_kept); older ones expire after event_retention_days"
+            )));
+        }
         sqlx::query(
             "INSERT INTO module_events (lg_code, sequence, source, topic, subject, payload, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -40,7 +54,12 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(sequence)
+        Ok(Ok(sequence))
+    }
+
+    /// Deletes events published before `cutoff` (ISO 8601); returns how many.
+    pub async fn expire_events(&self, cutoff: &str) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM module_events WHERE published_at < $1").bind(cutoff).execute(self.pool()).await?.rows_affected())
     }
 
     pub async fn events_since(&self, lg_code: &str, after: i64, limit: u32) -> Result<Vec<Event>> {

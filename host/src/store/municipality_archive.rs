@@ -150,6 +150,7 @@ pub async fn import(db: &Db, input: impl BufRead) -> Result<Imported> {
         last.rows.flush(&mut tx).await.with_context(|| format!("importing rows of {}; {nothing}", last.table))?;
     }
     dump::reset_sequences(&mut tx, db.backend()).await?;
+    super::kv::recount(&mut tx, Some(&lg_code)).await?;
     tx.commit().await?;
     Ok(Imported { lg_code, rows, kept })
 }

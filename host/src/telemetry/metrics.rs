@@ -51,6 +51,11 @@ pub struct Metrics {
     swaps: Counter<u64>,
     admission_refusals: Counter<u64>,
     linkage_reads: Counter<u64>,
+    governor_refusals: Counter<u64>,
+    connections: UpDownCounter<i64>,
+    /// Observed instruments (the governor's occupancy and configured limits) live as long
+    /// as these handles.
+    observed: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl Metrics {
@@ -87,6 +92,9 @@ impl Metrics {
             swaps: meter.u64_counter("nukisashi.swaps").with_description("Route changes: swaps, rollbacks, rollouts, suspensions").build(),
             admission_refusals: meter.u64_counter("nukisashi.admission.refusals").with_description("Uploads refused by admission, by reason").build(),
             linkage_reads: meter.u64_counter("nukisashi.linkage.reads").with_description("Personal-data reads by modules, by interface").build(),
+            governor_refusals: meter.u64_counter("nukisashi.governor.refusals").with_description("Requests, connections and module calls the governor refused, by limit").build(),
+            connections: meter.i64_up_down_counter("nukisashi.governor.connections").with_description("Open client connections").build(),
+            observed: Default::default(),
             provider,
             registry,
         })
@@ -151,6 +159,48 @@ impl Metrics {
         }
     }
 
+    /// The governor refused something because of `limit` (a stable name, e.g.
+    /// `municipality-instances`, `client-connections`, `kv-bytes`).
+    pub fn governor_refused(&self, limit: &str) {
+        self.governor_refusals.add(1, &[KeyValue::new("limit", limit.to_string())]);
+    }
+
+    /// Counts an open client connection until the guard drops.
+    pub fn connection_open(&self) -> ConnectionGuard<'_> {
+        self.connections.add(1, &[]);
+        ConnectionGuard(self)
+    }
+
+    /// Exposes the governor's queue and instances, and every configured limit by its
+    /// setting name (`nukisashi_governor_limit{limit="limits.admission.instances"}`).
+    pub fn observe_governor(&self, governor: &std::sync::Arc<crate::governor::Governor>) {
+        let meter = self.provider.meter("nukisashi");
+        let admission = governor.admission.clone();
+        let occupancy = meter
+            .u64_observable_gauge("nukisashi.governor.occupancy")
+            .with_description("Requests in instances, waiting for one, and platform work in instances")
+            .with_callback(move |observer| {
+                let now = admission.occupancy();
+                observer.observe(now.in_use as u64, &[KeyValue::new("state", "in_use")]);
+                observer.observe(now.queued as u64, &[KeyValue::new("state", "queued")]);
+                observer.observe(now.platform_in_use as u64, &[KeyValue::new("state", "platform_in_use")]);
+            })
+            .build();
+        let limits = governor.limits.named();
+        let configured = meter
+            .u64_observable_gauge("nukisashi.governor.limit")
+            .with_description("Configured limits, by setting")
+            .with_callback(move |observer| {
+                for (name, value) in &limits {
+                    observer.observe(*value, &[KeyValue::new("limit", *name)]);
+                }
+            })
+            .build();
+        let mut observed = self.observed.lock().expect("observed instruments");
+        observed.push(Box::new(occupancy));
+        observed.push(Box::new(configured));
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn prometheus_text(&self) -> Result<String> {
         let mut buffer = Vec::new();
@@ -163,6 +213,14 @@ impl Metrics {
         if let Err(e) = self.provider.shutdown() {
             tracing::warn!(error = %e, "flushing metrics at shutdown failed");
         }
+    }
+}
+
+pub struct ConnectionGuard<'a>(&'a Metrics);
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.0.connections.add(-1, &[]);
     }
 }
 
