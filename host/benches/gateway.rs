@@ -40,11 +40,13 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let settings = Settings {
+    let mut settings = Settings {
         data_dir: dir.path().to_path_buf(),
         plugins: vec![module_file("guestbook"), module_file("fault_fixture")],
         ..Settings::default()
     };
+    // One municipality takes all the load: its request rate is not limited here.
+    settings.limits.admission.requests_per_second = 0;
     let app = nukisashi::server::build(&settings).await?;
     nukisashi::demo::seed(&app).await?;
     let code = LgCode::parse(CHIYODA)?;
@@ -63,7 +65,15 @@ async fn run() -> anyhow::Result<()> {
     writeln!(report, "### Instantiate + call (no HTTP), sequential\n")?;
     writeln!(report, "| route | p50 µs | p99 µs | calls/s |")?;
     writeln!(report, "| --- | ---: | ---: | ---: |")?;
-    for (module, path) in [("fault-fixture", "(instantiate only)"), ("fault-fixture", "/ok"), ("guestbook", "/entries")] {
+    for (module, path) in [
+        ("fault-fixture", "(instantiate only)"),
+        ("fault-fixture", "/ok"),
+        ("guestbook", "/entries"),
+        // A 64 KiB request body, in 16 KiB pieces as a client's arrive: streamed into the
+        // instance as it comes, or read whole first (what the governor does).
+        ("fault-fixture", "POST /echo-body, 64 KiB streamed into the instance"),
+        ("fault-fixture", "POST /echo-body, 64 KiB read first, then passed in"),
+    ] {
         let routed = app.live.resolve(module, &code).expect("loaded");
         let version = &routed.version;
         let mut samples = Samples::default();
@@ -91,8 +101,20 @@ async fn run() -> anyhow::Result<()> {
                 samples.0.push(t.elapsed());
                 continue;
             }
-            let request = http::Request::get(format!("http://localhost{path}")).body(http_body_util::Empty::<bytes::Bytes>::new())?;
-            let response = app.runtime.invoke(version, platform, request).await?;
+            let response = if let Some(how) = path.strip_prefix("POST /echo-body, 64 KiB ") {
+                let pieces = || futures::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; 16 << 10]))));
+                let body = if how.starts_with("streamed") {
+                    axum::body::Body::from_stream(pieces())
+                } else {
+                    let (bytes, held) = app.governor.bodies.read(axum::body::Body::from_stream(pieces()), None, 1 << 20, Duration::from_secs(1)).await.map_err(|p| anyhow::anyhow!(p.detail))?;
+                    axum::body::Body::new(nukisashi::governor::body::HeldBody::new(bytes, held))
+                };
+                let request = http::Request::post("http://localhost/echo-body").body(body)?;
+                app.runtime.invoke(version, platform, request).await?
+            } else {
+                let request = http::Request::get(format!("http://localhost{path}")).body(http_body_util::Empty::<bytes::Bytes>::new())?;
+                app.runtime.invoke(version, platform, request).await?
+            };
             samples.0.push(t.elapsed());
             assert_eq!(response.status(), 200);
         }

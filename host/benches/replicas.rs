@@ -44,9 +44,14 @@ async fn fresh_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
 
 async fn start_replica(database_url: &str, dir: &std::path::Path, index: usize) -> anyhow::Result<Server> {
     let port = free_port();
+    // One municipality takes all the load: its request rate is not limited here.
+    let settings = dir.join(format!("replica-{index}.toml"));
+    std::fs::write(&settings, "[limits.admission]\nrequests_per_second = 0\n")?;
     let mut command = Command::new(env!("CARGO_BIN_EXE_nukisashi"));
     command
         .arg("serve")
+        .arg("--config")
+        .arg(&settings)
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")

@@ -348,6 +348,50 @@ async fn the_path_form_is_sandboxed_and_browsers_are_sent_to_the_module_origin()
     // reqwest follows the redirect to the module's own origin.
     assert_eq!(navigation.status(), 401, "the entries need a resident there too");
     assert_eq!(navigation.url().as_str(), format!("{}/entries?limit=5", host.origin(CHIYODA, "guestbook")));
+    // A form post too (307 keeps the method and the body).
+    let platform = format!("127.0.0.1:{}", host.port());
+    let post = raw_request(host.port(), "POST", &format!("/{CHIYODA}/guestbook/entries"), &platform, &[("sec-fetch-mode", "navigate")], b"name=x").await;
+    assert_eq!(post.status, 307);
+
+    // On the platform's origin a module cannot send the browser elsewhere or prompt for a
+    // password; on its own origin it can redirect, but still not prompt.
+    let away = raw_request(host.port(), "GET", &format!("/{CHIYODA}/hostile/away"), &platform, &[], b"").await;
+    assert_eq!(away.status, 302);
+    for dropped in ["location", "refresh", "www-authenticate"] {
+        assert!(away.header(dropped).is_none(), "{dropped} on the platform origin: {away:?}");
+    }
+    assert_eq!(away.header("origin-agent-cluster"), Some("?1"));
+    let own = raw_request(host.port(), "GET", "/away", &format!("hostile--{CHIYODA}.localhost:{}", host.port()), &[], b"").await;
+    assert_eq!(own.header("location"), Some("https://evil.example/phish"));
+    assert!(own.header("www-authenticate").is_none());
+}
+
+#[tokio::test]
+async fn only_well_formed_platform_names_reach_the_platform_and_operators_stay_out_of_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = start(dir.path()).await;
+    for malformed in ["guestbook--131016.localhost/x", "x.localhost:1:2", "a.localhost,127.0.0.1", "a.loc%61lhost", "[a.localhost]", "a b.localhost", "user@127.0.0.1"] {
+        let r = raw_request(host.port(), "GET", "/api/v1/modules", malformed, &[], b"").await;
+        assert_eq!(r.status, 400, "{malformed}: {}", r.body);
+        assert_eq!(r.json()["type"], "urn:nukisashi:problem:invalid-host", "{malformed}");
+    }
+    // A host listening on loopback answers the console and the API on loopback names only
+    // (a DNS-rebinding page uses its own name); probes answer on any name.
+    let r = raw_request(host.port(), "GET", "/console/", &format!("rebind.example:{}", host.port()), &[], b"").await;
+    assert_eq!(r.status, 421, "{}", r.body);
+    assert_eq!(raw_request(host.port(), "GET", "/healthz", &format!("10.0.0.7:{}", host.port()), &[], b"").await.status, 200);
+    assert_eq!(raw_request(host.port(), "GET", "/console/", &format!("localhost:{}", host.port()), &[], b"").await.status, 200);
+
+    // Operators run the platform; a municipality's staff pages are not theirs.
+    let operator = host.token("operator", None);
+    let staff_page = host.client.get(format!("{}/staff/onestop", host.origin(CHIYODA, "furusato-tax"))).bearer_auth(&operator).send().await.unwrap();
+    assert_eq!(staff_page.status(), 403);
+    let whoami: Value = host.client.get(format!("{}/whoami", host.origin(CHIYODA, "fault-fixture"))).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
+    assert_eq!(whoami["role"], "anonymous", "{whoami}");
+    // What the client claims about where the request came from does not reach the module.
+    let seen = raw_request(host.port(), "GET", &format!("/{CHIYODA}/fault-fixture/echo/x"), &format!("127.0.0.1:{}", host.port()), &[("x-forwarded-host", "evil.example")], b"").await;
+    let headers: Vec<(String, String)> = serde_json::from_value(seen.json()["headers"].clone()).unwrap();
+    assert!(!headers.iter().any(|(n, _)| n == "x-forwarded-host"), "{headers:?}");
 }
 
 #[tokio::test]

@@ -58,8 +58,6 @@ pub struct Refused {
     pub waited: bool,
 }
 
-type Key = (LgCode, String);
-
 struct Waiter {
     id: u64,
     module: String,
@@ -70,7 +68,9 @@ struct Waiter {
 struct State {
     in_use: u32,
     per_municipality: HashMap<LgCode, u32>,
-    per_module: HashMap<Key, u32>,
+    /// Per municipality, per module (looked up by `&str`: nothing is allocated for a
+    /// request of a module that is already running).
+    per_module: HashMap<LgCode, HashMap<String, u32>>,
     waiting: HashMap<LgCode, VecDeque<Waiter>>,
     /// Municipalities with waiting requests, in turn order.
     turn: VecDeque<LgCode>,
@@ -79,8 +79,12 @@ struct State {
 }
 
 impl State {
+    fn running(&self, lg: &LgCode, module: &str) -> u32 {
+        self.per_module.get(lg).and_then(|m| m.get(module)).copied().unwrap_or(0)
+    }
+
     fn blocked_by(&self, limits: &AdmissionLimits, lg: &LgCode, module: &str) -> Option<Limit> {
-        if self.per_module.get(&(lg.clone(), module.to_string())).copied().unwrap_or(0) >= limits.per_module {
+        if self.running(lg, module) >= limits.per_module {
             Some(Limit::Module)
         } else if self.per_municipality.get(lg).copied().unwrap_or(0) >= limits.per_municipality {
             Some(Limit::Municipality)
@@ -93,10 +97,27 @@ impl State {
 
     fn take(&mut self, lg: &LgCode, module: &str) {
         self.in_use += 1;
-        *self.per_municipality.entry(lg.clone()).or_default() += 1;
-        *self.per_module.entry((lg.clone(), module.to_string())).or_default() += 1;
+        match self.per_municipality.get_mut(lg) {
+            Some(n) => *n += 1,
+            None => {
+                self.per_municipality.insert(lg.clone(), 1);
+            }
+        }
+        match self.per_module.get_mut(lg) {
+            Some(modules) => match modules.get_mut(module) {
+                Some(n) => *n += 1,
+                None => {
+                    modules.insert(module.to_string(), 1);
+                }
+            },
+            None => {
+                self.per_module.insert(lg.clone(), HashMap::from([(module.to_string(), 1)]));
+            }
+        }
     }
 
+    /// Counts are kept while they are above zero, and dropped with the last request, so
+    /// the maps hold only what is running.
     fn give_back(&mut self, lg: &LgCode, module: &str) {
         self.in_use -= 1;
         if let Some(n) = self.per_municipality.get_mut(lg) {
@@ -105,11 +126,15 @@ impl State {
                 self.per_municipality.remove(lg);
             }
         }
-        let key = (lg.clone(), module.to_string());
-        if let Some(n) = self.per_module.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_module.remove(&key);
+        if let Some(modules) = self.per_module.get_mut(lg) {
+            if let Some(n) = modules.get_mut(module) {
+                *n -= 1;
+                if *n == 0 {
+                    modules.remove(module);
+                }
+            }
+            if modules.is_empty() {
+                self.per_module.remove(lg);
             }
         }
     }
@@ -123,7 +148,8 @@ impl State {
             let per_municipality = self.per_municipality.get(&lg).copied().unwrap_or(0);
             let admissible = (per_municipality < limits.per_municipality)
                 .then(|| {
-                    queue.iter().position(|w| self.per_module.get(&(lg.clone(), w.module.clone())).copied().unwrap_or(0) < limits.per_module)
+                    let running = self.per_module.get(&lg);
+                    queue.iter().position(|w| running.and_then(|m| m.get(&w.module)).copied().unwrap_or(0) < limits.per_module)
                 })
                 .flatten();
             let Some(index) = admissible else {
@@ -169,15 +195,15 @@ pub struct Admission {
 }
 
 /// An admitted request's instance; giving it back lets the next request in.
-pub struct Permit {
-    admission: Arc<Admission>,
-    lg_code: LgCode,
-    module: String,
+pub struct Permit<'a> {
+    admission: &'a Admission,
+    lg_code: &'a LgCode,
+    module: &'a str,
 }
 
-impl Drop for Permit {
+impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.admission.release(&self.lg_code, &self.module);
+        self.admission.release(self.lg_code, self.module);
     }
 }
 
@@ -195,7 +221,7 @@ pub struct Occupancy {
 /// Takes a waiting request out of the queue if its future is dropped (the client went
 /// away, or its time was up) and gives back a grant that arrived too late.
 struct Waiting<'a> {
-    admission: &'a Arc<Admission>,
+    admission: &'a Admission,
     lg_code: &'a LgCode,
     module: &'a str,
     id: u64,
@@ -225,7 +251,7 @@ impl Admission {
     }
 
     /// Waits (fairly, at most `queue_ms`) for an instance for a request of `module` at `lg_code`.
-    pub async fn admit(self: &Arc<Self>, lg_code: &LgCode, module: &str) -> Result<Permit, Refused> {
+    pub async fn admit<'a>(&'a self, lg_code: &'a LgCode, module: &'a str) -> Result<Permit<'a>, Refused> {
         let queued = {
             let mut state = self.state.lock().expect("admission lock");
             let blocked = state.blocked_by(&self.limits, lg_code, module);
@@ -294,8 +320,8 @@ impl Admission {
         }
     }
 
-    fn permit(self: &Arc<Self>, lg_code: &LgCode, module: &str) -> Permit {
-        Permit { admission: self.clone(), lg_code: lg_code.clone(), module: module.to_string() }
+    fn permit<'a>(&'a self, lg_code: &'a LgCode, module: &'a str) -> Permit<'a> {
+        Permit { admission: self, lg_code, module }
     }
 
     fn release(&self, lg_code: &LgCode, module: &str) {
@@ -310,7 +336,7 @@ mod tests {
     use super::*;
 
     fn limits(instances: u32, per_municipality: u32, per_module: u32) -> AdmissionLimits {
-        AdmissionLimits { instances, platform_instances: 1, per_municipality, per_module, queue_ms: 200, queue_length: 100, queue_per_municipality: 3 }
+        AdmissionLimits { instances, requests_per_second: 0, platform_instances: 1, per_municipality, per_module, queue_ms: 200, queue_length: 100, queue_per_municipality: 3 }
     }
 
     fn code(c: &str) -> LgCode {

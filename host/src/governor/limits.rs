@@ -53,8 +53,15 @@ pub struct Limits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdmissionLimits {
-    /// Requests inside modules at once on this host.
+    /// Requests inside modules at once on this host (default: 4 per core).
     pub instances: u32,
+    /// Requests one municipality may send to this host per second (bursts of twice that);
+    /// 0 (the default): no limit. Instance shares bound what a municipality runs at once;
+    /// this bounds what a flood of cheap requests costs the host around them (parsing,
+    /// routing, answering), which no instance share sees. Off by default because it also
+    /// caps a busy municipality's legitimate peak; docs/BENCHMARKS.md (fairness) shows what
+    /// it buys on a host shared by many.
+    pub requests_per_second: u32,
     /// Instances kept for the platform's own work (change and event deliveries, admission
     /// health checks), which traffic cannot take.
     pub platform_instances: u32,
@@ -139,15 +146,19 @@ impl Default for Limits {
 
 impl Default for AdmissionLimits {
     fn default() -> Self {
-        // On a small machine a municipality gets a few instances per core: enough to keep
-        // every core busy, not enough to make everyone else wait behind it.
+        // Instances are CPU: a few per core keep every core busy, and when they are all
+        // taken the fair queue hands them out in turn, so a flood gets its turns, not the
+        // host. Modules that mostly wait (slow databases) can use more: raise `instances`.
+        // Half of them for one municipality (and one module) keeps a tenant whose requests
+        // are slow from holding them all.
         let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2);
-        let share = (4 * cores).clamp(8, 64);
+        let instances = (4 * cores).clamp(8, 256);
         Self {
-            instances: 128,
+            instances,
+            requests_per_second: 0,
             platform_instances: 16,
-            per_municipality: share,
-            per_module: share,
+            per_municipality: instances / 2,
+            per_module: instances / 2,
             queue_ms: 2_000,
             queue_length: 1_024,
             queue_per_municipality: 64,
@@ -207,6 +218,7 @@ impl Limits {
             ("limits.audit_records", self.audit_records as u64),
             ("limits.delivery_write_bytes", self.delivery_write_bytes as u64),
             ("limits.admission.instances", a.instances as u64),
+            ("limits.admission.requests_per_second", a.requests_per_second as u64),
             ("limits.admission.platform_instances", a.platform_instances as u64),
             ("limits.admission.per_municipality", a.per_municipality as u64),
             ("limits.admission.per_module", a.per_module as u64),

@@ -8,7 +8,8 @@
 //!   before any instance is taken;
 //! - [`connections`]: the listener (connections in all and per client, header and idle
 //!   timeouts);
-//! - [`events`]: the event publishing rate per (municipality, module).
+//! - [`rate`]: token buckets: the request rate per municipality, the event publishing rate
+//!   per (municipality, module).
 //!
 //! What a module may use inside its instance (memory of all its memories, resources,
 //! headers, log bytes, records read, buffered writes) is enforced where it is used —
@@ -18,8 +19,8 @@
 pub mod admission;
 pub mod body;
 pub mod connections;
-pub mod events;
 pub mod limits;
+pub mod rate;
 
 use crate::api::problem::Problem;
 use crate::lgcode::LgCode;
@@ -33,7 +34,8 @@ pub struct Governor {
     pub limits: Limits,
     pub admission: Arc<Admission>,
     pub bodies: body::BodyBudget,
-    pub events: events::EventRate,
+    pub events: rate::EventRate,
+    requests: rate::Buckets,
 }
 
 impl Governor {
@@ -41,13 +43,27 @@ impl Governor {
         Self {
             admission: Admission::new(limits.admission.clone()),
             bodies: body::BodyBudget::new(limits.connections.body_buffer_bytes),
-            events: events::EventRate::new(&limits.storage),
+            events: rate::EventRate::new(&limits.storage),
+            requests: rate::Buckets::new(limits.admission.requests_per_second as f64, limits.admission.requests_per_second.saturating_mul(2)),
             limits: limits.clone(),
         }
     }
 
     /// An instance for a request of `module` at `lg_code`, or the 503 naming the limit.
-    pub async fn admit(&self, lg_code: &LgCode, module: &str) -> Result<Permit, Problem> {
+    /// A municipality past its request rate is refused like one whose queue is full: after
+    /// the queue's time, so a flood is slowed down, not answered faster.
+    pub async fn admit<'a>(&'a self, lg_code: &'a LgCode, module: &'a str) -> Result<Permit<'a>, Problem> {
+        let a = &self.limits.admission;
+        if a.requests_per_second > 0 && !self.requests.take(lg_code.as_str(), "") {
+            tokio::time::sleep(std::time::Duration::from_millis(a.queue_ms)).await;
+            return Err(over_capacity(
+                "municipality-rate",
+                format!(
+                    "municipality {lg_code} sends more than {} requests a second to this host; try again shortly (the limit is [limits.admission] requests_per_second)",
+                    a.requests_per_second
+                ),
+            ));
+        }
         self.admission.admit(lg_code, module).await.map_err(|refused| self.refusal(refused, lg_code, module))
     }
 

@@ -62,3 +62,24 @@ impl ResourceLimiter for StoreLimiter {
         self.memories
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn memory_is_counted_over_all_memories_together() {
+        let limits = Limits { memory_bytes: 10 << 20, ..Limits::default() };
+        let mut limiter = StoreLimiter::new(&limits);
+        // Two memories created with 4 MiB each: 8 MiB in all.
+        assert!(limiter.memory_growing(0, 4 << 20, None).unwrap());
+        assert!(limiter.memory_growing(0, 4 << 20, None).unwrap());
+        // Growing one of them by 4 MiB would make 12 MiB: refused, and remembered.
+        assert!(!limiter.memory_growing(4 << 20, 8 << 20, None).unwrap());
+        assert!(limiter.memory_limit_hit);
+        // By 2 MiB makes exactly 10 MiB: allowed.
+        assert!(limiter.memory_growing(4 << 20, 6 << 20, None).unwrap());
+        assert_eq!(limiter.peak_memory_bytes, 10 << 20);
+    }
+}
