@@ -217,7 +217,7 @@ async fn run() -> anyhow::Result<()> {
                     let module = format!("module-{}", i % 4);
                     while started.elapsed() < Duration::from_secs(2) {
                         if with_governor {
-                            let (body, held) = governor.bodies.read(axum::body::Body::empty(), Some(0), 1 << 20, Duration::from_secs(1)).await.expect("an empty body");
+                            let (body, held) = governor.bodies.read(&lg, axum::body::Body::empty(), Some(0), 1 << 20, Duration::from_secs(1)).await.expect("an empty body");
                             let permit = governor.admit(&lg, &module).await.expect("room for 16");
                             tokio::task::yield_now().await;
                             drop((permit, held, body));

@@ -84,6 +84,14 @@ async fn run() -> anyhow::Result<()> {
                 module: version.identity.clone(),
                 caller: Caller::default(),
                 request_id: "bench".into(),
+                audit_context: std::sync::Arc::new(nukisashi::linkage::audit::AuditContext {
+                    lg_code: CHIYODA.into(),
+                    module_id: module.into(),
+                    module_version: version.identity.version.clone(),
+                    request_id: "bench".into(),
+                    caller_subject: None,
+                    caller_role: "anonymous".into(),
+                }),
                 config: app.module_config(&code, module).await?,
                 granted: routed.capabilities.clone(),
                 db: app.db.clone(),
@@ -106,7 +114,7 @@ async fn run() -> anyhow::Result<()> {
                 let body = if how.starts_with("streamed") {
                     axum::body::Body::from_stream(pieces())
                 } else {
-                    let (bytes, held) = app.governor.bodies.read(axum::body::Body::from_stream(pieces()), None, 1 << 20, Duration::from_secs(1)).await.map_err(|p| anyhow::anyhow!(p.detail))?;
+                    let (bytes, held) = app.governor.bodies.read(&code, axum::body::Body::from_stream(pieces()), None, 1 << 20, Duration::from_secs(1)).await.map_err(|p| anyhow::anyhow!(p.detail))?;
                     axum::body::Body::new(nukisashi::governor::body::HeldBody::new(bytes, held))
                 };
                 let request = http::Request::post("http://localhost/echo-body").body(body)?;
@@ -206,7 +214,7 @@ async fn lifecycle(app: &nukisashi::app::App, host: &str, client: &reqwest::Clie
                     lg_code: CHIYODA.into(), module_id: id.into(), grants: vec!["kv".into()], pinned: false,
                     version: version.into(), previous_version: None, active: true,
                 }).await?;
-                app.reroute(id, Some(&[CHIYODA.to_string()])).await?;
+                app.converge().await?;
             } else {
                 continue;
             }

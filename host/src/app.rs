@@ -22,6 +22,8 @@ pub struct App {
     pub live: LiveTable,
     pub tenants: Tenants,
     pub versions: VersionCache,
+    /// The route controller's state: applied generation, quarantined versions.
+    pub routes: crate::plugins::routes::Routes,
     pub auth: Authenticator,
     /// The host's addresses: the platform origin and every module's own origin.
     pub edge: crate::edge::Edge,
@@ -37,6 +39,8 @@ pub struct App {
     pub metrics: crate::telemetry::Metrics,
     /// This process, among the hosts sharing a database (`replicas`).
     pub replica_id: String,
+    /// Set once every admitted version is compiled and the routes are built (`/readyz`).
+    ready: std::sync::atomic::AtomicBool,
     /// Municipality exports and resumable uploads between sites.
     pub transfers: crate::transfers::Transfers,
     configs: ConfigCache,
@@ -56,6 +60,7 @@ impl App {
         tenants.replace(db.list_municipalities().await?);
         Ok(Self {
             replica_id: uuid::Uuid::new_v4().to_string(),
+            ready: Default::default(),
             transfers: crate::transfers::Transfers::new(&data_dir),
             db,
             data_dir,
@@ -63,6 +68,7 @@ impl App {
             live: LiveTable::new(),
             tenants,
             versions: VersionCache::default(),
+            routes: Default::default(),
             auth,
             edge,
             governor,
@@ -72,6 +78,15 @@ impl App {
             metrics,
             configs: ConfigCache::default(),
         })
+    }
+
+    /// The host is warm: every admitted version compiled, the routes built.
+    pub fn mark_ready(&self) {
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Registers a municipality and makes it routable at once.
@@ -108,7 +123,7 @@ impl App {
         municipality: Arc<Municipality>,
         routed: &crate::plugins::live::Routed,
         caller: crate::capabilities::Caller,
-        request_id: String,
+        audit_context: Arc<crate::linkage::audit::AuditContext>,
         audit: crate::linkage::audit::AuditBuffer,
     ) -> Result<crate::capabilities::PlatformState> {
         let version = &routed.version;
@@ -117,7 +132,8 @@ impl App {
             municipality,
             module: version.identity.clone(),
             caller,
-            request_id,
+            request_id: audit_context.request_id.clone(),
+            audit_context,
             config: Arc::new(version.manifest.effective_config(&settings)),
             granted: routed.capabilities.clone(),
             db: self.db.clone(),

@@ -4,8 +4,10 @@
 use crate::settings::Settings;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -92,12 +94,15 @@ pub fn digest(bytes: &[u8]) -> String {
 /// Compiles components and caches the machine code on disk, keyed by the component's
 /// digest and everything in the engine that affects code generation (wasmtime version,
 /// target, fuel/epoch settings, memory layout). A cached artifact is only ever one this
-/// host wrote itself into its own data directory.
+/// host wrote itself into its own data directory, and is loaded only if its bytes match
+/// the SHA-256 written beside it: a torn or altered file is recompiled, never deserialised.
+/// Concurrent compilations of the same component wait for the first (single flight).
 #[derive(Clone)]
 pub struct Compiler {
     engine: Engine,
     cache_dir: PathBuf,
     engine_key: String,
+    in_flight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl Compiler {
@@ -107,7 +112,7 @@ impl Compiler {
         let mut hasher = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = format!("{:016x}", hasher.finish());
-        Ok(Self { engine, cache_dir: cache_dir.to_path_buf(), engine_key })
+        Ok(Self { engine, cache_dir: cache_dir.to_path_buf(), engine_key, in_flight: Default::default() })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -123,32 +128,88 @@ impl Compiler {
     /// request path. Returns whether the cache was used.
     pub async fn compile(&self, bytes: Vec<u8>, digest: &str) -> Result<(Component, bool)> {
         let path = self.artifact_path(digest);
+        let key = path.display().to_string();
+        let flight = self.in_flight.lock().expect("compile flights").entry(key.clone()).or_default().clone();
+        let _mine = flight.lock().await;
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            if path.exists() {
-                // SAFETY: the file is in this host's own artifact directory, written by
-                // `serialize` below for exactly this engine configuration (the key is in
-                // the name); wasmtime additionally checks version and settings compatibility.
-                match unsafe { Component::deserialize_file(&engine, &path) } {
-                    Ok(component) => return Ok((component, true)),
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached artifact"),
-                }
+        let result = tokio::task::spawn_blocking(move || {
+            if let Some(component) = load_checked(&engine, &path) {
+                return Ok((component, true));
             }
             let component = Component::new(&engine, &bytes).map_err(anyhow::Error::from)?;
             let serialized = component.serialize().map_err(anyhow::Error::from)?;
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, serialized)
-                .and_then(|()| std::fs::rename(&tmp, &path))
-                .with_context(|| format!("cannot write artifact {}", path.display()))?;
+            write_checked(&path, &serialized).with_context(|| format!("cannot write artifact {}", path.display()))?;
             Ok((component, false))
         })
-        .await?
+        .await?;
+        self.in_flight.lock().expect("compile flights").remove(&key);
+        result
     }
+}
+
+/// The sidecar holding an artifact's SHA-256.
+fn digest_path(path: &Path) -> PathBuf {
+    path.with_extension("cwasm.sha256")
+}
+
+/// A cached artifact, if its bytes match the digest written beside it.
+fn load_checked(engine: &Engine, path: &Path) -> Option<Component> {
+    let bytes = std::fs::read(path).ok()?;
+    let expected = std::fs::read_to_string(digest_path(path)).ok();
+    if expected.as_deref().map(str::trim) != Some(digest(&bytes).as_str()) {
+        tracing::warn!(path = %path.display(), "discarding a cached artifact that does not match its digest; recompiling");
+        let _ = std::fs::remove_file(path);
+        return None;
+    }
+    // SAFETY: the bytes are exactly those this host's `serialize` wrote into its own
+    // artifact directory for this engine configuration (the key is in the name, the digest
+    // beside it matches); wasmtime additionally checks version and settings compatibility.
+    match unsafe { Component::deserialize(engine, &bytes) } {
+        Ok(component) => Some(component),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached artifact");
+            None
+        }
+    }
+}
+
+/// Writes an artifact and its digest so that a crash at any point leaves either the old
+/// state or a complete pair: each goes to a file of its own name first, is synced, then
+/// renamed into place (digest first: an artifact without a matching digest is discarded).
+fn write_checked(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let unique = format!("{}.{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let write = |target: &Path, content: &[u8]| -> std::io::Result<()> {
+        let tmp = target.with_extension(format!("{unique}.tmp"));
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(content)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, target)
+    };
+    write(&digest_path(path), digest(bytes).as_bytes())?;
+    write(path, bytes)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::kernel_at_least;
+
+    #[test]
+    fn an_artifact_that_does_not_match_its_digest_is_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x-1.cwasm");
+        super::write_checked(&path, b"artifact bytes").unwrap();
+        assert_eq!(std::fs::read_to_string(super::digest_path(&path)).unwrap(), super::digest(b"artifact bytes"));
+        // A torn write: the bytes no longer match; loading refuses before deserialising.
+        std::fs::write(&path, b"artifact by").unwrap();
+        let engine = wasmtime::Engine::default();
+        assert!(super::load_checked(&engine, &path).is_none());
+        assert!(!path.exists(), "the damaged artifact is removed");
+    }
 
     #[test]
     fn kernel_release_is_compared_by_major_then_minor() {

@@ -116,6 +116,7 @@ enum LinkageCommand {
         module: Option<String>,
         #[arg(long)]
         addressee_number: Option<String>,
+        /// Rows after this position (the first column of the last row shown).
         #[arg(long, default_value_t = 0)]
         after: i64,
         #[arg(long, default_value_t = 100)]
@@ -535,12 +536,19 @@ fn serve_settings(args: &ServeArgs) -> Result<Settings> {
 }
 
 async fn serve(demo: bool, settings: Settings) -> Result<()> {
-    let app = nukisashi::server::build(&settings).await?;
-    if demo {
-        nukisashi::demo::seed(&app).await.context("cannot add demo data")?;
-        nukisashi::demo::seed_catalog(&app, &settings).await.context("cannot put the demo modules in the catalog")?;
-    }
-    nukisashi::server::serve(app, &settings).await
+    let app = nukisashi::server::open(&settings).await?;
+    // After the modules are routed, before the host says it is ready: the demo's data.
+    let seeding = {
+        let (app, settings) = (app.clone(), settings.clone());
+        async move {
+            if demo {
+                nukisashi::demo::seed(&app).await.context("cannot add demo data")?;
+                nukisashi::demo::seed_catalog(&app, &settings).await.context("cannot put the demo modules in the catalog")?;
+            }
+            Ok(())
+        }
+    };
+    nukisashi::server::serve_warming(app, &settings, seeding).await
 }
 
 async fn municipality(cmd: MunicipalityCommand) -> Result<()> {
@@ -721,7 +729,7 @@ async fn linkage(cmd: LinkageCommand) -> Result<()> {
             for r in rows {
                 println!(
                     "{}\t{}\t{}@{}\t{}\t{}\t{}\t{}",
-                    r["id"], r["at"].as_str().unwrap_or(""), r["module_id"].as_str().unwrap_or(""), r["module_version"].as_str().unwrap_or(""),
+                    r["position"], r["at"].as_str().unwrap_or(""), r["module_id"].as_str().unwrap_or(""), r["module_version"].as_str().unwrap_or(""),
                     r["caller_subject"].as_str().unwrap_or(r["caller_role"].as_str().unwrap_or("")), r["interface"].as_str().unwrap_or(""),
                     r["query"].as_str().unwrap_or(""), r["records"]
                 );

@@ -59,7 +59,7 @@ impl App {
     pub async fn reconcile(&self) -> anyhow::Result<()> {
         self.tenants.replace(self.db.list_municipalities().await?);
         self.forget_module_configs();
-        self.restore_routes().await?;
+        self.rebuild_routes().await?;
         self.deliveries.wake();
         Ok(())
     }

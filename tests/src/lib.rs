@@ -135,7 +135,11 @@ impl HostSpec {
             }
         });
         match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(base) => Ok(Host { child, base, data_dir: self.data_dir.clone(), client: client(self.ca.as_deref()), ca: self.ca.clone() }),
+            Ok(base) => {
+                let host = Host { child, base, data_dir: self.data_dir.clone(), client: client(self.ca.as_deref()), ca: self.ca.clone() };
+                host.wait_ready()?;
+                Ok(host)
+            }
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -215,6 +219,32 @@ pub struct Host {
 }
 
 impl Host {
+    /// Waits until `/readyz` answers 200: the host listens at once and compiles its modules
+    /// after (`/healthz` answers meanwhile).
+    fn wait_ready(&self) -> Result<()> {
+        let url = self.url("/readyz");
+        let client = self.client.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let deadline = std::time::Instant::now() + Duration::from_secs(180);
+                loop {
+                    if let Ok(r) = client.get(&url).send().await {
+                        if r.status() == 200 {
+                            return Ok(());
+                        }
+                    }
+                    if std::time::Instant::now() > deadline {
+                        bail!("the host never became ready ({url})");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("waiting for the host panicked"))?
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -319,6 +349,8 @@ pub async fn publish_plugin(host: &Host, dir: &Path, name: &str) {
         let out = Command::new(binary()).args(["vendor", "keygen", "--out"]).arg(&key).output().expect("keygen runs");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let public = String::from_utf8(out.stdout).expect("text");
+        // Kept beside the key so that another host can register the same vendor.
+        std::fs::write(key.with_extension("pub"), public.trim()).unwrap();
         let body = serde_json::json!({"id": "nukisashi", "name": "抜き差し", "public_key": public.trim()});
         let r = host.send_as(&operator, reqwest::Method::POST, "/api/v1/vendors", Some(&body)).await;
         assert_eq!(r.status(), 201);

@@ -92,14 +92,14 @@ fn p99(sorted: &[Duration]) -> Duration {
 async fn slow_bodies_and_floods_from_one_municipality_do_not_starve_another() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    // Few instances, so that two municipalities compete for them: the fair queue then
-    // hands freed instances out in turn.
-    let settings = "[limits.admission]\ninstances = 8\nper_municipality = 2\nper_module = 2\nqueue_per_municipality = 8\nqueue_ms = 500\n\
+    // Tight shares (one instance per core, one per municipality), so that the two
+    // municipalities compete for instances and the fair queue hands them out in turn.
+    let settings = "[limits.admission]\ninstances = 2\nper_municipality = 1\nper_module = 1\nqueue_per_municipality = 8\nqueue_ms = 500\n\
                     [limits.connections]\nbody_read_ms = 4000\n";
     let host = start(dir.path(), vec![guestbook(dir.path())], settings).await;
     let victim = format!("{}/entries", host.origin(SAPPORO, "guestbook"));
     load_apart(&host, &victim, 100, 2).await;
-    let steady = p99(&load_apart(&host, &victim, 2000, 2).await);
+    let steady = p99(&load_apart(&host, &victim, 3000, 2).await);
 
     // 128 slow POSTs: headers sent, the body trickled a byte at a time.
     let mut slow = Vec::new();
@@ -121,7 +121,7 @@ async fn slow_bodies_and_floods_from_one_municipality_do_not_starve_another() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let during_slow = p99(&load_apart(&host, &victim, 2000, 2).await);
+    let during_slow = p99(&load_apart(&host, &victim, 3000, 2).await);
     for s in slow {
         let answer = s.await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 408"), "a body that does not arrive in time is refused, not waited for: {answer}");
@@ -170,7 +170,7 @@ async fn slow_bodies_and_floods_from_one_municipality_do_not_starve_another() {
         })
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let during_flood = p99(&load_apart(&host, &victim, 2000, 2).await);
+    let during_flood = p99(&load_apart(&host, &victim, 3000, 2).await);
     let (ok, refused, retry_after) = flood.await.unwrap();
     println!("steady p99 {steady:?}; during 128 slow bodies {during_slow:?}; during a 64-client flood {during_flood:?} ({ok} served, {refused} refused)");
     assert!(ok > 0, "the flooding municipality is still served within its share");
@@ -301,9 +301,99 @@ async fn a_module_that_uses_up_what_it_can_reach_is_stopped_and_the_host_stays_b
     // Everyone else kept working.
     let r = host.post_json(&format!("/{CHIYODA}/guestbook/entries"), &json!({"name": "監視", "message": "平常"})).await;
     assert_eq!(r.status(), 201);
-    // And the refusals are counted by limit.
+    assert!(storage["events"].as_i64().unwrap() >= 20 && storage["events_per_minute_limit"] == 60, "{usage}");
+    // And the refusals are counted by limit, with every configured limit.
     let metrics = host.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("nukisashi_governor_limit{limit=\"limits.storage.kv_bytes\"} 8388608"), "configured limits are in /metrics");
+    for limit in ["kv-quota", "event-rate", "resources", "log-lines", "delivery-write-bytes"] {
+        assert!(metrics.contains(&format!("nukisashi_governor_refusals_total{{limit=\"{limit}\"}}")), "{limit} refusals are counted:\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn a_module_that_is_slow_everywhere_cannot_take_every_instance() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    // 8 instances, 4 per municipality and per (municipality, module), 4 for one module
+    // across all municipalities.
+    let settings = "[limits]\ndeadline_ms = 4000\n[limits.admission]\ninstances = 8\nper_municipality = 4\nper_module = 4\nper_module_everywhere = 4\nqueue_ms = 500\n";
+    let host = start(dir.path(), vec![fixture(dir.path()), guestbook(dir.path())], settings).await;
+    // The fixture loops until its deadline in two municipalities, four requests each.
+    let mut looping = Vec::new();
+    for code in [CHIYODA, "141003"] {
+        for _ in 0..4 {
+            let (client, url) = (host.client.clone(), format!("{}/loop", host.origin(code, "fault-fixture")));
+            looping.push(tokio::spawn(async move { client.get(url).send().await.unwrap().status().as_u16() }));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Half the host is left for everyone else: 札幌市's guestbook answers throughout.
+    let answered = load_apart(&host, &format!("{}/entries", host.origin(SAPPORO, "guestbook")), 200, 2).await;
+    assert_eq!(answered.len(), 200);
+    let statuses: Vec<u16> = futures::future::join_all(looping).await.into_iter().map(|s| s.unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|&&s| s == 504).count(), 4, "four loops ran to their deadline: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 503).count(), 4, "the module's share everywhere turned the other four away: {statuses:?}");
+}
+
+#[tokio::test]
+async fn one_municipality_cannot_take_the_hosts_buffers() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = "[limits.connections]\nbody_read_ms = 4000\nidle_ms = 3000\nbody_buffer_bytes = 67108864\nbody_buffer_per_municipality = 16777216\n\
+                    response_buffer_bytes = 67108864\nresponse_buffer_per_municipality = 33554432\n";
+    let host = start(dir.path(), vec![fixture(dir.path()), guestbook(dir.path())], settings).await;
+    let baseline = host.rss_bytes();
+    let port = host.port();
+    // Uploads to 千代田区 that declare 4 MiB and stall after sending it all but a byte.
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let head = format!("POST /echo-body HTTP/1.1\r\nhost: fault-fixture--{CHIYODA}.localhost:{port}\r\ncontent-length: {}\r\n\r\n", 4 << 20);
+        s.write_all(head.as_bytes()).await.unwrap();
+        let _ = s.write_all(&vec![b'x'; (4 << 20) - 1]).await;
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // 千代田区's share is spent; 札幌市's uploads still go through.
+    let r = host.client.post(format!("{}/echo-body", host.origin(CHIYODA, "fault-fixture"))).body(vec![b'y'; 1 << 20]).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("body_buffer_per_municipality"));
+    let r = host.client.post(format!("{}/echo-body", host.origin(SAPPORO, "fault-fixture"))).body(vec![b'y'; 1 << 20]).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), (1 << 20).to_string());
+    drop(stalled);
+
+    // Clients that ask for 4 MiB answers and never read them, in two waves: the second
+    // must not grow the host (what the first made it touch stays, answers are not kept).
+    let unread_wave = |n: usize| async move {
+        let mut wave = Vec::new();
+        for _ in 0..n {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let mut s = socket.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
+            s.write_all(format!("GET /huge HTTP/1.1\r\nhost: fault-fixture--{CHIYODA}.localhost:{port}\r\n\r\n").as_bytes()).await.unwrap();
+            wave.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        wave
+    };
+    let first = unread_wave(40).await;
+    let after_first = host.rss_bytes();
+    let second = unread_wave(40).await;
+    let after_second = host.rss_bytes();
+    println!("unread 4 MiB answers: host RSS +{} MiB after 40, +{} MiB more after 40 more", after_first.saturating_sub(baseline) >> 20, after_second.saturating_sub(after_first) >> 20);
+    assert!(after_second.saturating_sub(after_first) < 64 << 20, "more unread answers grew the host by {} MiB", after_second.saturating_sub(after_first) >> 20);
+    assert!(after_second.saturating_sub(baseline) < 512 << 20, "unread answers grew the host by {} MiB", after_second.saturating_sub(baseline) >> 20);
+    let unread = (first, second);
+    // Others are served, with a share of their own.
+    let r = host.client.get(format!("{}/huge", host.origin(SAPPORO, "fault-fixture"))).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 4 << 20);
+    let answered = load_apart(&host, &format!("{}/entries", host.origin(SAPPORO, "guestbook")), 50, 2).await;
+    assert_eq!(answered.len(), 50);
+    // A client that does not read is closed after the idle time; its answer's budget comes back.
+    drop(unread);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = host.client.get(format!("{}/huge", host.origin(CHIYODA, "fault-fixture"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 /// Rewrites the first resident of `code` as moved out, through an import; returns its 宛名番号.

@@ -245,7 +245,7 @@ fn no_argument_reaches_another_municipality() {
             let rows = json_of(host.send_as(&admin, reqwest::Method::GET, &path, None).await).await;
             let rows = rows.as_array().unwrap().clone();
             let Some(last) = rows.last() else { return count };
-            after = last["id"].as_i64().unwrap();
+            after = last["position"].as_i64().unwrap();
             // Pushed changes are audited too, under request ids of their own.
             count += rows.iter().filter(|r| !r["request_id"].as_str().unwrap().starts_with("change-")).count();
         }
@@ -458,7 +458,7 @@ async fn changes_are_pushed_exactly_once_in_order(backend: Backend) {
             break;
         }
         pushes += rows.iter().filter(|r| r["interface"] == "change-handler.on-change").count() as i64;
-        after = rows.last().unwrap()["id"].as_i64().unwrap();
+        after = rows.last().unwrap()["position"].as_i64().unwrap();
     }
     assert_eq!(pushes, new_head);
 }

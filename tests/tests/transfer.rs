@@ -91,6 +91,9 @@ fn content(path: &std::path::Path) -> Vec<String> {
             table = t.to_string();
         } else if table == "audit_log" {
             v[0] = Value::Null;
+        } else if table == "vendors" {
+            // The vendor is registered on the target by its operator, at another time.
+            v[4] = Value::Null;
         }
         lines.push(v.to_string());
     }
@@ -146,6 +149,14 @@ async fn a_municipality_moves_between_hosts_through_a_connection_that_keeps_brea
     let upstream = target.base.trim_start_matches("https://").to_string();
     let (via_target, target_cuts) = cutting_proxy(upstream, 5, 20_000, size as usize / 3).await;
     let target_operator = target.token("operator", None);
+    // The archive's versions are re-verified against this host's vendor keys: before the
+    // vendor is registered here, the import is refused and nothing is written.
+    let (ok, out) = cli(&["municipality", "import", file.to_str().unwrap(), "--server", &target.base], &target_operator, &tls.ca);
+    assert!(!ok && out.contains("has not registered"), "{out}");
+    let public = std::fs::read_to_string(dir.path().join("nukisashi-vendor.pub")).unwrap();
+    let body = json!({"id": "nukisashi", "name": "抜き差し", "public_key": public});
+    let r = target.send_as(&target_operator, reqwest::Method::POST, "/api/v1/vendors", Some(&body)).await;
+    assert_eq!(r.status(), 201);
     let (ok, out) = cli(&["municipality", "import", file.to_str().unwrap(), "--server", &via_target], &target_operator, &tls.ca);
     assert!(ok, "{out}\n{}", target.log());
     assert!(out.contains(&format!("sha256 {declared}")), "{out}");
@@ -159,7 +170,8 @@ async fn a_municipality_moves_between_hosts_through_a_connection_that_keeps_brea
     assert!(ok, "{out}");
     let (before, after) = (content(&file), content(&again));
     assert_eq!(before.len(), after.len());
-    assert!(before == after, "the imported data differs from the export");
+    let differing = before.iter().zip(&after).find(|(b, a)| b != a);
+    assert!(differing.is_none(), "the imported data differs from the export: {differing:?}");
 
     // And serves it: module storage, and the catalog module with its config.
     let entries_after: Value = target.get(&format!("/{CHIYODA}/guestbook/entries")).await.json().await.unwrap();

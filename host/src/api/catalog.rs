@@ -98,6 +98,13 @@ pub struct VersionsView {
     versions: Vec<VersionRecord>,
     reviews: Vec<Review>,
     suspended: Option<String>,
+    /// Versions this host could not load, by version, with why (they are not served here).
+    quarantined: std::collections::BTreeMap<String, String>,
+}
+
+/// The versions of `module` this host quarantined, with why.
+fn quarantined(app: &App, module: &str) -> std::collections::BTreeMap<String, String> {
+    app.routes.quarantined().into_iter().filter(|((m, _), _)| m == module).map(|((_, v), why)| (v, why)).collect()
 }
 
 /// `GET /modules/{id}/versions` (the owning vendor or an operator).
@@ -108,6 +115,7 @@ pub async fn versions(State(app): State<Arc<App>>, Caller(who): Caller, Path(id)
         versions: app.db.versions(Some(&id)).await?,
         reviews: app.db.reviews(&id).await?,
         suspended: app.db.module_suspension(&id).await?,
+        quarantined: quarantined(&app, &id),
     }))
 }
 
@@ -135,6 +143,8 @@ pub struct VendorModule {
     versions: Vec<VersionRecord>,
     reviews: Vec<Review>,
     suspended: Option<String>,
+    /// Versions this host could not load, with why.
+    quarantined: std::collections::BTreeMap<String, String>,
 }
 
 /// `GET /vendors/{id}/modules` (that vendor or an operator): every module the vendor
@@ -162,7 +172,7 @@ async fn modules_with_versions(app: &App, vendor: Option<&str>) -> Result<Vec<Ve
         {
             continue;
         }
-        out.push(VendorModule { reviews: app.db.reviews(&id).await?, suspended: app.db.module_suspension(&id).await?, id, versions });
+        out.push(VendorModule { reviews: app.db.reviews(&id).await?, suspended: app.db.module_suspension(&id).await?, quarantined: quarantined(app, &id), id, versions });
     }
     Ok(out)
 }
@@ -206,7 +216,12 @@ async fn decide(app: &App, id: &str, version: &str, approve: bool, reason: &str,
             Err(Problem::conflict("already-decided", format!("{id} {version} is already {}", v.status.as_str())))
         }
         Some(_) => {
-            app.db.decide(id, version, approve, reason, reviewer).await?;
+            // Compare-and-set: only a version still pending is decided; a decision that lost
+            // a race to another one changes nothing and says so.
+            if !app.db.decide(id, version, approve, reason, reviewer).await? {
+                let now = app.db.version(id, version).await?.map(|v| v.status.as_str().to_string()).unwrap_or_else(|| "gone".into());
+                return Err(Problem::conflict("already-decided", format!("{id} {version} was decided meanwhile: it is {now}")));
+            }
             tracing::info!(module = id, version, approve, reviewer, reason, "review decision");
             Ok(())
         }

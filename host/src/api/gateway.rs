@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::auth::{AccessLevel, AuthError};
 use crate::capabilities::Caller;
 use crate::edge::{Mount, Target, headers, problems};
-use crate::linkage::audit::{self, AuditBuffer, AuditContext};
+use crate::linkage::audit::{AuditBuffer, AuditContext};
 use crate::runtime::InvokeError;
 use crate::telemetry::cpu::{self, CpuClock};
 use crate::telemetry::metrics::ErrorKind;
@@ -38,9 +38,12 @@ pub async fn serve(app: &App, target: Target, request: Request) -> Response {
 
 async fn route(app: &App, target: &Target, request_id: &str, request: Request) -> Result<Response, Problem> {
     let Target { lg_code, module, path, mount } = target;
+    if !app.is_ready() {
+        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "starting", "Starting", "the host is starting; try again shortly").with_header(axum::http::header::RETRY_AFTER, "1"));
+    }
     let municipality = app.require_municipality(lg_code)?;
     let Some(routed) = app.live.resolve(module, lg_code) else {
-        if app.db.module_suspension(module).await?.is_some() {
+        if app.routes.is_quarantined(module) || app.db.module_suspension(module).await?.is_some() {
             // The operator's reason is for the operators (the API has it), not for residents.
             return Err(Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -94,19 +97,19 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
     };
 
     let audit_buffer = AuditBuffer::default();
-    let audit_context = AuditContext {
+    let audit_context = std::sync::Arc::new(AuditContext {
         lg_code: lg_code.to_string(),
         module_id: version.identity.id.clone(),
         module_version: version.identity.version.clone(),
         request_id: request_id.to_string(),
         caller_subject: principal.as_ref().map(|p| p.subject.clone()),
         caller_role: format!("{:?}", caller.role).to_lowercase(),
-    };
+    });
     // The whole body is here before an instance is taken: a slow client holds a
     // connection and a bounded buffer, never an instance. Then an instance, fairly.
-    let request = read_body(app, request).await?;
+    let request = read_body(app, lg_code, request).await?;
     let _instance = app.governor.admit(lg_code, module).await.inspect_err(|p| refused(app, p))?;
-    let platform = app.platform_state(municipality, &routed, caller, request_id.to_string(), audit_buffer.clone()).await?;
+    let platform = app.platform_state(municipality, &routed, caller, audit_context, audit_buffer.clone()).await?;
     let authority = app.edge.origins.authority(lg_code, module);
     let request = into_module_request(request, path, mount, &authority, request_id)?;
     let peak_memory = platform.peak_memory.clone();
@@ -125,22 +128,21 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
     };
     let peak = peak_memory.load(std::sync::atomic::Ordering::Relaxed);
     app.meter.record(lg_code.as_str(), &version.identity.id, error_kind.is_some(), cpu.elapsed(), peak);
-    // What the module read is on record before anything it produced leaves the host.
-    let result = match audit::flush(&app.db, &audit_context, &audit_buffer).await {
-        Err(e) => {
-            tracing::error!(parent: &span, error = %format!("{e:#}"), "audit trail write failed; response withheld");
-            Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit-unavailable",
-                "Audit trail unavailable",
-                "the module read personal data but the audit trail could not be written, so its response was withheld",
-            ))
-        }
-        Ok(reads) => {
-            app.metrics.audited_reads(lg_code.as_str(), &version.identity.id, &reads);
-            match outcome {
-                Ok(response) => {
-                    let mut response = from_module_response(response, mount, &span);
+    // What the module read is on record already: each read's row was written before its
+    // data was handed over.
+    app.metrics.audited_reads(lg_code.as_str(), &version.identity.id, &audit_buffer.take());
+    let result = match outcome {
+        Ok(response) => {
+            // Held until the client has read it: a client that does not read cannot make
+            // the host keep answers without bound.
+            let mut held = None;
+            match app.governor.responses.reserve(lg_code, response.body().len() as u64, &mut held) {
+                Err(p) => {
+                    refused(app, &p);
+                    Err(p)
+                }
+                Ok(()) => {
+                    let mut response = from_module_response(response, mount, held, &span);
                     // Which version answered: operators and tests can see a swap take effect.
                     let served_by = format!("{}@{}", version.identity.id, version.identity.version);
                     if let Ok(value) = HeaderValue::from_str(&served_by) {
@@ -148,11 +150,14 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
                     }
                     Ok(response)
                 }
-                Err(error) => {
-                    tracing::warn!(parent: &span, error = %error, detail = ?error, "module request failed");
-                    Err(problem_for(&error, &version.identity.id, &version.identity.version))
-                }
             }
+        }
+        Err(error) => {
+            if let InvokeError::Resources(_) = error {
+                app.governor.refused("resources");
+            }
+            tracing::warn!(parent: &span, error = %error, detail = ?error, "module request failed");
+            Err(problem_for(&error, &version.identity.id, &version.identity.version))
         }
     };
     let status = match &result {
@@ -166,18 +171,18 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
 
 /// The request with its body read whole, within `[limits] request_body_bytes` and
 /// `[limits.connections] body_read_ms`; the buffer is released when the body is.
-async fn read_body(app: &App, request: Request) -> Result<Request, Problem> {
+async fn read_body(app: &App, lg_code: &crate::lgcode::LgCode, request: Request) -> Result<Request, Problem> {
     let (parts, body) = request.into_parts();
     let declared = parts.headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let limits = &app.governor.limits;
     let within = std::time::Duration::from_millis(limits.connections.body_read_ms);
-    let (bytes, held) = app.governor.bodies.read(body, declared, limits.request_body_bytes, within).await.inspect_err(|p| refused(app, p))?;
+    let (bytes, held) = app.governor.bodies.read(lg_code, body, declared, limits.request_body_bytes, within).await.inspect_err(|p| refused(app, p))?;
     Ok(Request::from_parts(parts, Body::new(crate::governor::body::HeldBody::new(bytes, held))))
 }
 
 /// Counts a governor's refusal by the limit its problem names.
 fn refused(app: &App, problem: &Problem) {
-    app.metrics.governor_refused(problem.kind.trim_start_matches("urn:nukisashi:problem:"));
+    app.governor.refused(problem.kind.trim_start_matches("urn:nukisashi:problem:"));
 }
 
 fn error_kind(error: &InvokeError) -> ErrorKind {
@@ -215,13 +220,13 @@ fn into_module_request(request: Request, path: &crate::edge::path::ModulePath, m
 
 /// The module's response as the browser gets it: headers filtered at the edge, marked as
 /// the module's own answer.
-fn from_module_response(response: http::Response<bytes::Bytes>, mount: &Mount, span: &tracing::Span) -> Response {
+fn from_module_response(response: http::Response<bytes::Bytes>, mount: &Mount, held: Option<crate::governor::body::Held>, span: &tracing::Span) -> Response {
     let (mut parts, body) = response.into_parts();
     let dropped = headers::filter_response(&mut parts.headers, mount);
     if !dropped.is_empty() {
         tracing::warn!(parent: span, dropped = ?dropped, "module response headers dropped at the edge");
     }
-    let mut response = Response::from_parts(parts, Body::from(body));
+    let mut response = Response::from_parts(parts, Body::new(crate::governor::body::HeldBody::new(body, held)));
     problems::mark_module_answer(&mut response);
     response
 }

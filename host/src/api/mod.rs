@@ -115,14 +115,16 @@ async fn metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> a
     }
 }
 
-/// Ready when the database answers and at least one module is loaded.
+/// Ready once every admitted version is compiled and the routes are built, while the
+/// database answers. (`/healthz` answers as soon as the port is open, also while the host
+/// compiles at start-up.)
 async fn readyz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> axum::response::Response {
     use axum::response::IntoResponse;
+    if !app.is_ready() {
+        return problem::Problem::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", "the host is compiling its modules").into_response();
+    }
     if !app.db.ping().await {
         return problem::Problem::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", "the database does not answer").into_response();
-    }
-    if app.live.module_ids().is_empty() {
-        return problem::Problem::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", "no module is loaded").into_response();
     }
     "ready".into_response()
 }

@@ -7,7 +7,7 @@ use super::problem::Problem;
 use crate::app::App;
 use crate::capabilities::Capability;
 use crate::plugins::lifecycle::latest_approved;
-use crate::store::catalog::{Subscription, VersionStatus};
+use crate::store::catalog::{Subscription, Transition, VersionStatus};
 use crate::store::kv::KvScope;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -106,8 +106,10 @@ pub async fn subscribe(
         previous_version,
         active: true,
     };
-    app.db.upsert_subscription(&subscription).await?;
-    app.reroute(&module, Some(&[code.to_string()])).await?;
+    if !app.db.upsert_subscription(&subscription).await? {
+        return Err(Problem::conflict("version-not-approved", format!("{module} {} is no longer approved; subscribe again", subscription.version)));
+    }
+    app.converge().await?;
     app.announce(crate::replicas::Announcement::Routes { module: module.clone() }).await;
     tracing::info!(lg_code = %code, module, version = %subscription.version, grants = ?subscription.grants, by = %who.subject, "subscribed");
     Ok(Json(subscription))
@@ -119,9 +121,9 @@ pub async fn unplug(State(app): State<Arc<App>>, Caller(who): Caller, Path((code
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     if !app.db.set_subscription_active(code.as_str(), &module, false).await? {
-        return Err(Problem::not_found("unknown-subscription", format!("{code} has no subscription to `{module}`")));
+        return Err(Problem::not_found("unknown-subscription", format!("{code} has no active subscription to `{module}`")));
     }
-    app.reroute(&module, Some(&[code.to_string()])).await?;
+    app.converge().await?;
     app.announce(crate::replicas::Announcement::Routes { module: module.clone() }).await;
     tracing::info!(lg_code = %code, module, by = %who.subject, "unplugged");
     Ok(Json(serde_json::json!({ "lg_code": code, "module": module, "active": false })))
@@ -213,6 +215,12 @@ pub async fn rollback(
     let targets = targets(&app, &module, request.lg_codes).await?;
     let started = Instant::now();
     let rolled = app.rollback(&module, &targets).await?;
+    if rolled.is_empty() {
+        return Err(Problem::conflict(
+            "nothing-to-roll-back",
+            format!("none of {} has an approved previous version of `{module}` to go back to", if targets.is_empty() { "its subscribers".to_string() } else { targets.join(", ") }),
+        ));
+    }
     Ok(Json(serde_json::json!({ "module": module, "rolled_back": rolled, "elapsed_us": started.elapsed().as_micros() as u64 })))
 }
 
@@ -251,17 +259,19 @@ pub async fn suspend(
     if request.reason.trim().is_empty() {
         return Err(Problem::unprocessable("reason-required", "say why the module is suspended"));
     }
-    if !app.suspend(&module, Some(&request.reason)).await? {
-        return Err(Problem::not_found("unknown-module", format!("no module `{module}`")));
+    match app.suspend(&module, Some(&request.reason)).await? {
+        Transition::Done => Ok(Json(serde_json::json!({ "module": module, "suspended": request.reason }))),
+        Transition::AlreadyThere => Err(Problem::conflict("already-suspended", format!("`{module}` is suspended already; resume it first to change the reason"))),
+        Transition::Unknown => Err(Problem::not_found("unknown-module", format!("no module `{module}`"))),
     }
-    Ok(Json(serde_json::json!({ "module": module, "suspended": request.reason })))
 }
 
 /// `POST /modules/{id}/resume` (operator).
 pub async fn resume(State(app): State<Arc<App>>, Caller(who): Caller, Path(module): Path<String>) -> Result<Json<serde_json::Value>, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
-    if !app.suspend(&module, None).await? {
-        return Err(Problem::not_found("unknown-module", format!("no module `{module}`")));
+    match app.suspend(&module, None).await? {
+        Transition::Done => Ok(Json(serde_json::json!({ "module": module, "suspended": null }))),
+        Transition::AlreadyThere => Err(Problem::conflict("not-suspended", format!("`{module}` is not suspended"))),
+        Transition::Unknown => Err(Problem::not_found("unknown-module", format!("no module `{module}`"))),
     }
-    Ok(Json(serde_json::json!({ "module": module, "suspended": null })))
 }

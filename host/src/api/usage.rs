@@ -43,7 +43,8 @@ pub struct UsageReport {
     storage: Vec<ModuleStorage>,
 }
 
-/// A module's kv storage at one municipality, and its `[limits.storage]` quota.
+/// What a module keeps at one municipality, against its `[limits.storage]` quotas: kv
+/// bytes and keys, and the events it published that are still in the log.
 #[derive(Serialize)]
 pub struct ModuleStorage {
     module: String,
@@ -51,6 +52,9 @@ pub struct ModuleStorage {
     kv_keys: i64,
     kv_bytes_limit: u64,
     kv_keys_limit: u64,
+    events: i64,
+    events_limit: u64,
+    events_per_minute_limit: u32,
 }
 
 /// Every municipality's usage (operators).
@@ -84,13 +88,37 @@ pub async fn of_municipality(
     let mut storage_bytes = metering::storage_bytes(&app.db).await?;
     storage_bytes.retain(|lg, _| lg == code.as_str());
     let quota = &app.governor.limits.storage;
-    let storage = app
+    let events: HashMap<String, i64> = app.db.events_kept(code.as_str()).await?.into_iter().collect();
+    let mut storage: Vec<ModuleStorage> = app
         .db
         .kv_usage_of(code.as_str())
         .await?
         .into_iter()
-        .map(|(module, usage)| ModuleStorage { module, kv_bytes: usage.bytes, kv_keys: usage.keys, kv_bytes_limit: quota.kv_bytes, kv_keys_limit: quota.kv_keys })
+        .map(|(module, usage)| ModuleStorage {
+            events: events.get(&module).copied().unwrap_or(0),
+            module,
+            kv_bytes: usage.bytes,
+            kv_keys: usage.keys,
+            kv_bytes_limit: quota.kv_bytes,
+            kv_keys_limit: quota.kv_keys,
+            events_limit: quota.events_kept,
+            events_per_minute_limit: quota.events_per_minute,
+        })
         .collect();
+    for (module, n) in &events {
+        if !storage.iter().any(|s| &s.module == module) {
+            storage.push(ModuleStorage {
+                module: module.clone(),
+                kv_bytes: 0,
+                kv_keys: 0,
+                kv_bytes_limit: quota.kv_bytes,
+                kv_keys_limit: quota.kv_keys,
+                events: *n,
+                events_limit: quota.events_kept,
+                events_per_minute_limit: quota.events_per_minute,
+            });
+        }
+    }
     Ok(Json(UsageReport { rows: metering::usage(&app.db, &month, Some(code.as_str())).await?, storage_bytes, month, storage }))
 }
 

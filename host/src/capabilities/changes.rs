@@ -39,11 +39,12 @@ impl Host for PlatformState {
         let limit = limit.clamp(1, MAX_PAGE);
         let lg = self.municipality.lg_code.to_string();
         let changes = self.db.changes_since(&lg, after, limit).await.map_err(unavailable)?;
-        self.audit.push(AuditEntry {
+        self.audited(AuditEntry {
             interface: "changes.since",
             query: format!("after={after} limit={limit}"),
             records: changes.iter().map(|c| c.addressee_number.clone()).collect(),
-        });
+        })
+        .await?;
         let next = changes.last().map(|c| c.cursor as u64).unwrap_or(after as u64);
         Ok(ChangePage { changes: changes.iter().map(to_wit).collect(), next })
     }

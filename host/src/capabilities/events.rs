@@ -34,9 +34,15 @@ impl Host for PlatformState {
             return Err(Error::Invalid("events cannot be published while handling a pushed change or event".into()));
         }
         let lg = self.municipality.lg_code.to_string();
-        self.governor.events.take(&lg, &self.module.id).map_err(Error::TooLarge)?;
+        self.governor.events.take(&lg, &self.module.id).map_err(|why| {
+            self.governor.refused("event-rate");
+            Error::TooLarge(why)
+        })?;
         let kept = self.governor.limits.storage.events_kept;
-        let sequence = self.db.publish_event(&lg, &self.module.id, &topic, subject.as_deref(), &payload, kept).await.map_err(unavailable)?.map_err(Error::TooLarge)?;
+        let sequence = self.db.publish_event(&lg, &self.module.id, &topic, subject.as_deref(), &payload, kept).await.map_err(unavailable)?.map_err(|why| {
+            self.governor.refused("events-kept");
+            Error::TooLarge(why)
+        })?;
         tracing::info!(lg_code = %lg, module = %self.module.id, topic, sequence, "event published");
         Ok(sequence as u64)
     }

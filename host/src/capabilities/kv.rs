@@ -111,9 +111,12 @@ impl Host for PlatformState {
         }
         let limit = self.delivery_write_limit();
         if let Some(writes) = &mut self.kv_writes {
-            return writes.hold(key, Some(value), limit);
+            return writes.hold(key, Some(value), limit).inspect_err(|_| self.governor.refused("delivery-write-bytes"));
         }
-        self.db.kv_set(&self.kv_scope(), &key, &value, self.quota()).await.map_err(unavailable)?.map_err(|over| Error::TooLarge(over.0))
+        self.db.kv_set(&self.kv_scope(), &key, &value, self.quota()).await.map_err(unavailable)?.map_err(|over| {
+            self.governor.refused("kv-quota");
+            Error::TooLarge(over.0)
+        })
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, Error> {
@@ -147,7 +150,10 @@ impl Host for PlatformState {
         }
         self.db.kv_increment(&self.kv_scope(), &key, delta, self.quota()).await.map_err(unavailable)?.map_err(|refused| match refused {
             crate::store::kv::NotIncremented::NotAnInteger(why) => Error::Invalid(why),
-            crate::store::kv::NotIncremented::OverQuota(over) => Error::TooLarge(over.0),
+            crate::store::kv::NotIncremented::OverQuota(over) => {
+                self.governor.refused("kv-quota");
+                Error::TooLarge(over.0)
+            }
         })
     }
 

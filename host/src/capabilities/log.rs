@@ -11,6 +11,7 @@ impl Host for PlatformState {
     async fn log(&mut self, level: Level, message: String) {
         // Past `[limits] log_lines` or `log_bytes` further lines are dropped.
         if self.log_lines_left == 0 || self.log_bytes_left == 0 {
+            self.governor.refused("log-lines");
             return;
         }
         self.log_lines_left -= 1;
@@ -24,6 +25,11 @@ impl Host for PlatformState {
             message.push('…');
         }
         self.log_bytes_left = self.log_bytes_left.saturating_sub(message.len());
+        // And over time, per (municipality, module): `log_bytes_per_second`.
+        if !self.governor.logs.take_n(self.municipality.lg_code.as_str(), &self.module.id, message.len() as f64) {
+            self.governor.refused("log-rate");
+            return;
+        }
         let module = self.module.id.as_str();
         match level {
             Level::Trace => tracing::trace!(target: "module", module, "{message}"),

@@ -129,7 +129,9 @@ pub struct PlatformState {
     /// Log lines and bytes this request may still write.
     pub log_lines_left: u32,
     pub log_bytes_left: usize,
-    /// Personal-data reads of this request, written to the audit trail by the host.
+    /// Who reads, for the audit rows written at each read.
+    pub audit_context: Arc<crate::linkage::audit::AuditContext>,
+    /// Personal-data reads of this request, counted (their rows are written at the read).
     pub audit: AuditBuffer,
     /// `Some` while a change is delivered: kv writes wait here and are committed with the
     /// delivery record.
@@ -154,10 +156,22 @@ impl PlatformState {
     fn read_room(&self) -> Result<(), wit::types::Error> {
         let limit = self.governor.limits.audit_records;
         if self.audit.weight() >= limit {
+            self.governor.refused("audit-records");
             return Err(wit::types::Error::TooLarge(format!(
                 "this request has read {limit} records, the most one request may read (the limit is [limits] audit_records); read fewer per request"
             )));
         }
+        Ok(())
+    }
+
+    /// Puts a read on record before its data is handed over: if the row cannot be written,
+    /// the module gets `unavailable` and nothing of what was read.
+    async fn audited(&self, entry: crate::linkage::audit::AuditEntry) -> Result<(), wit::types::Error> {
+        if let Err(e) = crate::linkage::audit::record(&self.db, &self.audit_context, &entry).await {
+            tracing::error!(error = %format!("{e:#}"), interface = entry.interface, "audit trail write failed; the read's data was withheld");
+            return Err(wit::types::Error::Unavailable("the platform cannot record this read in the audit trail right now, so it returns nothing".into()));
+        }
+        self.audit.push(entry);
         Ok(())
     }
 

@@ -58,8 +58,8 @@ fn to_wit(r: linkage::Resident) -> Resident {
 }
 
 impl PlatformState {
-    fn audit_read(&self, interface: &'static str, query: String, records: Vec<String>) {
-        self.audit.push(AuditEntry { interface, query, records });
+    async fn audit_read(&self, interface: &'static str, query: String, records: Vec<String>) -> Result<(), Error> {
+        self.audited(AuditEntry { interface, query, records }).await
     }
 
     fn lg(&self) -> String {
@@ -75,7 +75,7 @@ impl Host for PlatformState {
         check_id("addressee-number", &addressee_number)?;
         let found = self.db.resident(&self.lg(), &addressee_number).await.map_err(unavailable)?;
         let records = found.iter().map(|r| r.addressee_number.clone()).collect();
-        self.audit_read("resident-registry.get", format!("addressee-number={}", clip(&addressee_number)), records);
+        self.audit_read("resident-registry.get", format!("addressee-number={}", clip(&addressee_number)), records).await?;
         Ok(found.map(to_wit))
     }
 
@@ -86,7 +86,7 @@ impl Host for PlatformState {
         check_id("household-number", &household_number)?;
         let members = self.db.household(&self.lg(), &household_number).await.map_err(unavailable)?;
         let records = members.iter().map(|r| r.addressee_number.clone()).collect();
-        self.audit_read("resident-registry.household", format!("household-number={}", clip(&household_number)), records);
+        self.audit_read("resident-registry.household", format!("household-number={}", clip(&household_number)), records).await?;
         Ok(members.into_iter().map(to_wit).collect())
     }
 
@@ -108,7 +108,7 @@ impl Host for PlatformState {
         let found = self.db.search_residents(&self.lg(), &key, birth_date.as_deref(), limit).await.map_err(unavailable)?;
         let records = found.iter().map(|r| r.addressee_number.clone()).collect();
         let query = format!("name-kana={} birth-date={}", clip(&name_kana), birth_date.as_deref().unwrap_or("-"));
-        self.audit_read("resident-registry.search", query, records);
+        self.audit_read("resident-registry.search", query, records).await?;
         Ok(found.into_iter().map(to_wit).collect())
     }
 }
@@ -121,7 +121,7 @@ impl identity_numbers::Host for PlatformState {
         check_id("addressee-number", &addressee_number)?;
         let found = self.db.identity_numbers(&self.lg(), &addressee_number).await.map_err(unavailable)?;
         let records = if found.is_some() { vec![addressee_number.clone()] } else { vec![] };
-        self.audit_read("identity-numbers.get", format!("addressee-number={}", clip(&addressee_number)), records);
+        self.audit_read("identity-numbers.get", format!("addressee-number={}", clip(&addressee_number)), records).await?;
         Ok(found.map(|n| IdentityNumbers { individual_number: n.individual_number, resident_record_code: n.resident_record_code }))
     }
 }

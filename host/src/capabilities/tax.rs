@@ -14,11 +14,12 @@ impl Host for PlatformState {
         check_id("addressee-number", &addressee_number)?;
         let lg = self.municipality.lg_code.to_string();
         let found = self.db.tax_summary(&lg, &addressee_number, i64::from(fiscal_year)).await.map_err(unavailable)?;
-        self.audit.push(AuditEntry {
+        self.audited(AuditEntry {
             interface: "tax.summary",
             query: format!("addressee-number={} fiscal-year={fiscal_year}", clip(&addressee_number)),
             records: found.iter().map(|t| t.addressee_number.clone()).collect(),
-        });
+        })
+        .await?;
         Ok(found.map(|t| TaxSummary {
             addressee_number: t.addressee_number,
             fiscal_year: u16::try_from(t.fiscal_year).unwrap_or(fiscal_year),

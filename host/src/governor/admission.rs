@@ -25,6 +25,9 @@ pub enum Limit {
     Municipality,
     /// The (municipality, module)'s share is in use.
     Module,
+    /// The module's share across all municipalities is in use (a module that is slow
+    /// everywhere cannot take every instance).
+    ModuleEverywhere,
     /// The queue (the host's, or the municipality's part of it) is full.
     Queue,
 }
@@ -36,6 +39,7 @@ impl Limit {
             Limit::Host => "[limits.admission] instances",
             Limit::Municipality => "[limits.admission] per_municipality",
             Limit::Module => "[limits.admission] per_module",
+            Limit::ModuleEverywhere => "[limits.admission] per_module_everywhere",
             Limit::Queue => "[limits.admission] queue_length / queue_per_municipality",
         }
     }
@@ -46,6 +50,7 @@ impl Limit {
             Limit::Host => "host-instances",
             Limit::Municipality => "municipality-instances",
             Limit::Module => "module-instances",
+            Limit::ModuleEverywhere => "module-everywhere-instances",
             Limit::Queue => "queue",
         }
     }
@@ -71,6 +76,8 @@ struct State {
     /// Per municipality, per module (looked up by `&str`: nothing is allocated for a
     /// request of a module that is already running).
     per_module: HashMap<LgCode, HashMap<String, u32>>,
+    /// Per module, all municipalities together.
+    per_module_everywhere: HashMap<String, u32>,
     waiting: HashMap<LgCode, VecDeque<Waiter>>,
     /// Municipalities with waiting requests, in turn order.
     turn: VecDeque<LgCode>,
@@ -86,6 +93,8 @@ impl State {
     fn blocked_by(&self, limits: &AdmissionLimits, lg: &LgCode, module: &str) -> Option<Limit> {
         if self.running(lg, module) >= limits.per_module {
             Some(Limit::Module)
+        } else if self.per_module_everywhere.get(module).copied().unwrap_or(0) >= limits.per_module_everywhere {
+            Some(Limit::ModuleEverywhere)
         } else if self.per_municipality.get(lg).copied().unwrap_or(0) >= limits.per_municipality {
             Some(Limit::Municipality)
         } else if self.in_use >= limits.instances {
@@ -97,6 +106,12 @@ impl State {
 
     fn take(&mut self, lg: &LgCode, module: &str) {
         self.in_use += 1;
+        match self.per_module_everywhere.get_mut(module) {
+            Some(n) => *n += 1,
+            None => {
+                self.per_module_everywhere.insert(module.to_string(), 1);
+            }
+        }
         match self.per_municipality.get_mut(lg) {
             Some(n) => *n += 1,
             None => {
@@ -120,6 +135,12 @@ impl State {
     /// the maps hold only what is running.
     fn give_back(&mut self, lg: &LgCode, module: &str) {
         self.in_use -= 1;
+        if let Some(n) = self.per_module_everywhere.get_mut(module) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_module_everywhere.remove(module);
+            }
+        }
         if let Some(n) = self.per_municipality.get_mut(lg) {
             *n -= 1;
             if *n == 0 {
@@ -149,7 +170,11 @@ impl State {
             let admissible = (per_municipality < limits.per_municipality)
                 .then(|| {
                     let running = self.per_module.get(&lg);
-                    queue.iter().position(|w| running.and_then(|m| m.get(&w.module)).copied().unwrap_or(0) < limits.per_module)
+                    let everywhere = &self.per_module_everywhere;
+                    queue.iter().position(|w| {
+                        running.and_then(|m| m.get(&w.module)).copied().unwrap_or(0) < limits.per_module
+                            && everywhere.get(&w.module).copied().unwrap_or(0) < limits.per_module_everywhere
+                    })
                 })
                 .flatten();
             let Some(index) = admissible else {
@@ -336,7 +361,7 @@ mod tests {
     use super::*;
 
     fn limits(instances: u32, per_municipality: u32, per_module: u32) -> AdmissionLimits {
-        AdmissionLimits { instances, requests_per_second: 0, platform_instances: 1, per_municipality, per_module, queue_ms: 200, queue_length: 100, queue_per_municipality: 3 }
+        AdmissionLimits { instances, requests_per_second: 0, platform_instances: 1, per_municipality, per_module, per_module_everywhere: instances, queue_ms: 200, queue_length: 100, queue_per_municipality: 3 }
     }
 
     fn code(c: &str) -> LgCode {
@@ -384,6 +409,16 @@ mod tests {
         }
         // 131016 queued twice before 011002 queued once; turns alternate all the same.
         assert_eq!(*order.lock().unwrap(), vec!["131016/x", "011002/x", "131016/y"]);
+    }
+
+    #[tokio::test]
+    async fn a_module_slow_everywhere_cannot_take_every_instance() {
+        let admission = Admission::new(AdmissionLimits { per_module_everywhere: 2, ..limits(4, 4, 4) });
+        let (a, b, c) = (code("131016"), code("011002"), code("141003"));
+        let _one = admission.admit(&a, "slow").await.unwrap();
+        let _two = admission.admit(&b, "slow").await.unwrap();
+        assert_eq!(admission.admit(&c, "slow").await.err(), Some(Refused { limit: Limit::ModuleEverywhere, waited: true }));
+        assert!(admission.admit(&c, "other").await.is_ok(), "another module still gets an instance");
     }
 
     #[tokio::test]

@@ -3,58 +3,115 @@
 //! instance of the host while its bodies trickled in). Reading is bounded three ways: the
 //! body's size (`[limits] request_body_bytes`, checked against `Content-Length` before a
 //! byte is read), the time to send it (`[limits.connections] body_read_ms`), and the bytes
-//! held for all requests together (`body_buffer_bytes`).
+//! held for all requests together and per municipality (`body_buffer_bytes`). The same
+//! kind of budget bounds module responses held until slow clients read them
+//! (`response_buffer_bytes`).
 
 use crate::api::problem::Problem;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use std::sync::Arc;
+use crate::lgcode::LgCode;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Bytes per permit of the budget.
+/// Bytes per permit of a budget.
 const UNIT: u64 = 1024;
 
-/// The memory all buffered request bodies may take together.
-pub struct BodyBudget {
+/// Memory that bodies held by the host may take together, with a share per municipality:
+/// request bodies being received (`[limits.connections] body_buffer_bytes`), and module
+/// responses waiting for their clients to read them (`response_buffer_bytes`).
+pub struct Budget {
+    /// For problem types and metrics, e.g. `body-buffers`.
+    slug: &'static str,
+    /// In words, e.g. `request bodies being received`.
+    what: &'static str,
+    setting: &'static str,
+    share_setting: &'static str,
     permits: Arc<Semaphore>,
     total: u64,
+    share: u64,
+    held: Arc<Mutex<HashMap<LgCode, u64>>>,
 }
 
-/// Buffer memory held for one body until the request ends.
-pub struct Held(#[allow(dead_code)] Vec<OwnedSemaphorePermit>);
+/// Budget held for one body until it is dropped.
+pub struct Held {
+    _permits: Vec<OwnedSemaphorePermit>,
+    held: Arc<Mutex<HashMap<LgCode, u64>>>,
+    lg_code: LgCode,
+    bytes: u64,
+}
 
-impl BodyBudget {
-    pub fn new(total_bytes: u64) -> Self {
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().expect("budget lock");
+        if let Some(n) = held.get_mut(&self.lg_code) {
+            *n = n.saturating_sub(self.bytes);
+            if *n == 0 {
+                held.remove(&self.lg_code);
+            }
+        }
+    }
+}
+
+impl Budget {
+    pub fn new(slug: &'static str, what: &'static str, (setting, share_setting): (&'static str, &'static str), total_bytes: u64, per_municipality: u64) -> Self {
         let units = (total_bytes / UNIT).clamp(1, Semaphore::MAX_PERMITS as u64) as usize;
-        Self { permits: Arc::new(Semaphore::new(units)), total: total_bytes }
+        Self { slug, what, setting, share_setting, permits: Arc::new(Semaphore::new(units)), total: total_bytes, share: per_municipality.min(total_bytes), held: Default::default() }
     }
 
-    fn reserve(&self, bytes: u64) -> Result<OwnedSemaphorePermit, Problem> {
-        let units = bytes.div_ceil(UNIT).max(1) as u32;
-        self.permits.clone().try_acquire_many_owned(units).map_err(|_| {
-            super::over_capacity(
-                "body-buffers",
-                format!("request bodies being received already fill the host's {} bytes for them; try again shortly (the limit is [limits.connections] body_buffer_bytes)", self.total),
-            )
-        })
+    /// Reserves `bytes` more for a body of `lg_code`, or the 503 naming the limit.
+    pub fn reserve(&self, lg_code: &LgCode, bytes: u64, into: &mut Option<Held>) -> Result<(), Problem> {
+        let bytes = bytes.div_ceil(UNIT).max(1) * UNIT;
+        {
+            let mut held = self.held.lock().expect("budget lock");
+            let mine = held.entry(lg_code.clone()).or_default();
+            if *mine + bytes > self.share {
+                return Err(super::over_capacity(
+                    &format!("{}-municipality", self.slug),
+                    format!("{} of municipality {lg_code} already take its {} bytes of the host's buffers; try again shortly (the limit is {})", self.what, self.share, self.share_setting),
+                ));
+            }
+            *mine += bytes;
+        }
+        let units = (bytes / UNIT) as u32;
+        let Ok(permit) = self.permits.clone().try_acquire_many_owned(units) else {
+            let mut held = self.held.lock().expect("budget lock");
+            if let Some(n) = held.get_mut(lg_code) {
+                *n -= bytes;
+            }
+            return Err(super::over_capacity(
+                self.slug,
+                format!("{} already fill the host's {} bytes for them; try again shortly (the limit is {})", self.what, self.total, self.setting),
+            ));
+        };
+        match into {
+            Some(held) => {
+                held._permits.push(permit);
+                held.bytes += bytes;
+            }
+            None => *into = Some(Held { _permits: vec![permit], held: self.held.clone(), lg_code: lg_code.clone(), bytes }),
+        }
+        Ok(())
     }
 
     /// Reads `body` (which declared `declared` bytes, if it did) up to `max` bytes within
-    /// `within`; 413 past `max`, 408 past the time, 503 when the budget is spent.
-    pub async fn read(&self, body: Body, declared: Option<u64>, max: usize, within: Duration) -> Result<(Bytes, Held), Problem> {
+    /// `within`; 413 past `max`, 408 past the time, 503 when the budget (the host's, or
+    /// the municipality's share of it) is spent.
+    pub async fn read(&self, lg_code: &LgCode, body: Body, declared: Option<u64>, max: usize, within: Duration) -> Result<(Bytes, Option<Held>), Problem> {
         if let Some(declared) = declared {
             if declared > max as u64 {
                 return Err(too_large(max));
             }
         }
-        let mut held = Vec::new();
+        let mut held = None;
         if let Some(declared) = declared.filter(|&d| d > 0) {
-            held.push(self.reserve(declared)?);
+            self.reserve(lg_code, declared, &mut held)?;
         }
-        let mut reserved = declared.unwrap_or(0);
+        let mut reserved = held.as_ref().map_or(0, |h| h.bytes);
         let deadline = tokio::time::Instant::now() + within;
         let mut body = body;
         let mut bytes = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
@@ -71,27 +128,30 @@ impl BodyBudget {
             }
             let needed = (bytes.len() + data.len()) as u64;
             if needed > reserved {
-                held.push(self.reserve(needed - reserved)?);
-                reserved = needed.div_ceil(UNIT) * UNIT;
+                self.reserve(lg_code, needed - reserved, &mut held)?;
+                reserved = held.as_ref().map_or(0, |h| h.bytes);
             }
             bytes.extend_from_slice(&data);
         }
-        Ok((bytes.freeze(), Held(held)))
+        Ok((bytes.freeze(), held))
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A body read whole, holding its share of the buffer budget until it is dropped.
-    pub struct HeldBody {
-        #[pin]
-        inner: http_body_util::Full<Bytes>,
-        held: Held,
-    }
+/// The most of a held body handed to the connection at a time: the connection takes the
+/// next piece only when the client has taken the last, so what a slow client has not read
+/// stays here, counted in the budget, not in the connection's buffers.
+const PIECE: usize = 64 << 10;
+
+/// A body read whole (or a module's whole answer), holding its share of a budget until the
+/// last byte has been taken by the connection.
+pub struct HeldBody {
+    rest: Bytes,
+    held: Option<Held>,
 }
 
 impl HeldBody {
-    pub fn new(bytes: Bytes, held: Held) -> Self {
-        Self { inner: http_body_util::Full::new(bytes), held }
+    pub fn new(bytes: Bytes, held: Option<Held>) -> Self {
+        Self { rest: bytes, held }
     }
 }
 
@@ -99,16 +159,25 @@ impl http_body::Body for HeldBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
-    fn poll_frame(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
+    fn poll_frame(mut self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.rest.is_empty() {
+            self.held = None;
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.rest.len().min(PIECE);
+        let piece = self.rest.split_to(n);
+        if self.rest.is_empty() {
+            self.held = None;
+        }
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(piece))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.rest.is_empty()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        http_body::SizeHint::with_exact(self.rest.len() as u64)
     }
 }
 
@@ -152,21 +221,26 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_are_bounded_in_size_time_and_memory() {
-        let budget = BodyBudget::new(64 * 1024);
-        let (bytes, _held) = budget.read(Body::from("hello"), Some(5), 100, Duration::from_secs(1)).await.unwrap();
+        let budget = Budget::new("body-buffers", "request bodies being received", ("[limits.connections] body_buffer_bytes", "[limits.connections] body_buffer_per_municipality"), 64 * 1024, 48 * 1024);
+        let (a, b) = (LgCode::parse("131016").unwrap(), LgCode::parse("011002").unwrap());
+        let (bytes, _held) = budget.read(&a, Body::from("hello"), Some(5), 100, Duration::from_secs(1)).await.unwrap();
         assert_eq!(&bytes[..], b"hello");
         // Declared too large: refused before reading.
-        assert_eq!(budget.read(Body::from("x"), Some(101), 100, Duration::from_secs(1)).await.err().unwrap().status, 413);
+        assert_eq!(budget.read(&a, Body::from("x"), Some(101), 100, Duration::from_secs(1)).await.err().unwrap().status, 413);
         // Undeclared and too large: refused when it gets there.
-        assert_eq!(budget.read(trickle(3, 60, Duration::ZERO), None, 100, Duration::from_secs(1)).await.err().unwrap().status, 413);
+        assert_eq!(budget.read(&a, trickle(3, 60, Duration::ZERO), None, 100, Duration::from_secs(1)).await.err().unwrap().status, 413);
         // Too slow.
-        assert_eq!(budget.read(trickle(5, 1, Duration::from_millis(50)), None, 100, Duration::from_millis(100)).await.err().unwrap().status, 408);
-        // The budget: a held body leaves less for the next.
-        let (_big, held) = budget.read(Body::from(vec![0u8; 60 * 1024]), Some(60 * 1024), 1 << 20, Duration::from_secs(1)).await.unwrap();
-        let refused = budget.read(Body::from(vec![0u8; 8 * 1024]), Some(8 * 1024), 1 << 20, Duration::from_secs(1)).await.err().unwrap();
+        assert_eq!(budget.read(&a, trickle(5, 1, Duration::from_millis(50)), None, 100, Duration::from_millis(100)).await.err().unwrap().status, 408);
+        // A municipality's share: 48 KiB held leave it no room, and another municipality some.
+        let (_big, held) = budget.read(&a, Body::from(vec![0u8; 40 * 1024]), Some(40 * 1024), 1 << 20, Duration::from_secs(1)).await.unwrap();
+        let refused = budget.read(&a, Body::from(vec![0u8; 16 * 1024]), Some(16 * 1024), 1 << 20, Duration::from_secs(1)).await.err().unwrap();
+        assert_eq!((refused.status, refused.kind.as_str()), (503, "urn:nukisashi:problem:over-capacity-body-buffers-municipality"));
+        let (_other, other_held) = budget.read(&b, Body::from(vec![0u8; 16 * 1024]), Some(16 * 1024), 1 << 20, Duration::from_secs(1)).await.unwrap();
+        // The host's whole budget: 56 KiB held of 64.
+        let refused = budget.read(&b, Body::from(vec![0u8; 16 * 1024]), Some(16 * 1024), 1 << 20, Duration::from_secs(1)).await.err().unwrap();
         assert_eq!(refused.status, 503);
-        drop(held);
-        assert!(budget.read(Body::from(vec![0u8; 8 * 1024]), Some(8 * 1024), 1 << 20, Duration::from_secs(1)).await.is_ok());
+        drop((held, other_held));
+        assert!(budget.read(&a, Body::from(vec![0u8; 40 * 1024]), Some(40 * 1024), 1 << 20, Duration::from_secs(1)).await.is_ok(), "held bodies give their budget back");
     }
 }
 

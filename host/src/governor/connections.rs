@@ -131,7 +131,7 @@ pub async fn serve(
         let counted = match open.admit(peer.ip()) {
             Ok(counted) => counted,
             Err(limit) => {
-                app.metrics.governor_refused(limit);
+                app.governor.refused(limit);
                 tracing::debug!(client = %peer.ip(), limit, "connection refused");
                 drop(stream);
                 continue;
@@ -156,6 +156,13 @@ pub async fn serve(
                 },
             };
             if let Err(e) = result {
+                // hyper says which limit ended it in words only.
+                let text = format!("{e:?}");
+                if text.contains("HeaderTimeout") || text.contains("read header from client timeout") {
+                    app.governor.refused("header-timeout");
+                } else if text.contains("connection idle") {
+                    app.governor.refused("idle-timeout");
+                }
                 tracing::debug!(client = %peer.ip(), error = %e, "connection ended with an error");
             }
         });

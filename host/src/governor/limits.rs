@@ -37,6 +37,9 @@ pub struct Limits {
     pub log_lines: u32,
     /// Log bytes one request may write in all; further lines are dropped.
     pub log_bytes: usize,
+    /// Log bytes one (municipality, module) may write per second over time (bursts of
+    /// `log_bytes`); further lines are dropped, so a module cannot fill the host's disk.
+    pub log_bytes_per_second: u32,
     /// Personal-data records one request may read through the linkage interfaces; the read
     /// past it fails with `too-large` (what was read is audited).
     pub audit_records: usize,
@@ -53,7 +56,7 @@ pub struct Limits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdmissionLimits {
-    /// Requests inside modules at once on this host (default: 4 per core).
+    /// Requests inside modules at once on this host (default: 16 per core).
     pub instances: u32,
     /// Requests one municipality may send to this host per second (bursts of twice that);
     /// 0 (the default): no limit. Instance shares bound what a municipality runs at once;
@@ -69,6 +72,9 @@ pub struct AdmissionLimits {
     pub per_municipality: u32,
     /// Requests of one (municipality, module) inside the module at once.
     pub per_module: u32,
+    /// Requests of one module inside it at once, all municipalities together: a module
+    /// that is slow for everyone (a vendor's bug) cannot take every instance.
+    pub per_module_everywhere: u32,
     /// Longest a request waits for an instance.
     pub queue_ms: u64,
     /// Requests waiting on this host, and of one municipality; more are refused at once.
@@ -90,8 +96,15 @@ pub struct ConnectionLimits {
     pub idle_ms: u64,
     /// Time a client has to send a request body to a module (→ 408).
     pub body_read_ms: u64,
-    /// Request bodies held in memory at once, all requests together (→ 503).
+    /// Request bodies held in memory at once, all requests together (→ 503), and of one
+    /// municipality's requests.
     pub body_buffer_bytes: u64,
+    pub body_buffer_per_municipality: u64,
+    /// Module responses held in memory until their clients read them, all together and of
+    /// one municipality (→ 503; a client that does not read its answers is closed after
+    /// `idle_ms`).
+    pub response_buffer_bytes: u64,
+    pub response_buffer_per_municipality: u64,
 }
 
 /// `[limits.storage]`: what a module may keep, per (municipality, module).
@@ -135,6 +148,7 @@ impl Default for Limits {
             response_body_bytes: 16 << 20,
             log_lines: 200,
             log_bytes: 256 << 10,
+            log_bytes_per_second: 16 << 10,
             audit_records: 50_000,
             delivery_write_bytes: 16 << 20,
             admission: AdmissionLimits::default(),
@@ -146,19 +160,21 @@ impl Default for Limits {
 
 impl Default for AdmissionLimits {
     fn default() -> Self {
-        // Instances are CPU: a few per core keep every core busy, and when they are all
-        // taken the fair queue hands them out in turn, so a flood gets its turns, not the
-        // host. Modules that mostly wait (slow databases) can use more: raise `instances`.
-        // Half of them for one municipality (and one module) keeps a tenant whose requests
-        // are slow from holding them all.
+        // A request holds its instance until it answers, up to its deadline, so instances
+        // are not only CPU: 16 per core keep every core busy when some requests wait on
+        // storage or loop to their deadline. A quarter of them for one municipality, and a
+        // half for one module everywhere, keep one slow tenant, or one vendor's slow module,
+        // from holding them all. When they are all taken, the fair queue hands them out in
+        // turn.
         let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2);
-        let instances = (4 * cores).clamp(8, 256);
+        let instances = (16 * cores).clamp(16, 512);
         Self {
             instances,
             requests_per_second: 0,
             platform_instances: 16,
-            per_municipality: instances / 2,
-            per_module: instances / 2,
+            per_municipality: instances / 4,
+            per_module: instances / 4,
+            per_module_everywhere: instances / 2,
             queue_ms: 2_000,
             queue_length: 1_024,
             queue_per_municipality: 64,
@@ -175,6 +191,9 @@ impl Default for ConnectionLimits {
             idle_ms: 60_000,
             body_read_ms: 30_000,
             body_buffer_bytes: 256 << 20,
+            body_buffer_per_municipality: 64 << 20,
+            response_buffer_bytes: 1 << 30,
+            response_buffer_per_municipality: 256 << 20,
         }
     }
 }
@@ -215,6 +234,7 @@ impl Limits {
             ("limits.response_body_bytes", self.response_body_bytes as u64),
             ("limits.log_lines", self.log_lines as u64),
             ("limits.log_bytes", self.log_bytes as u64),
+            ("limits.log_bytes_per_second", self.log_bytes_per_second as u64),
             ("limits.audit_records", self.audit_records as u64),
             ("limits.delivery_write_bytes", self.delivery_write_bytes as u64),
             ("limits.admission.instances", a.instances as u64),
@@ -222,6 +242,7 @@ impl Limits {
             ("limits.admission.platform_instances", a.platform_instances as u64),
             ("limits.admission.per_municipality", a.per_municipality as u64),
             ("limits.admission.per_module", a.per_module as u64),
+            ("limits.admission.per_module_everywhere", a.per_module_everywhere as u64),
             ("limits.admission.queue_ms", a.queue_ms),
             ("limits.admission.queue_length", a.queue_length as u64),
             ("limits.admission.queue_per_municipality", a.queue_per_municipality as u64),
@@ -231,6 +252,9 @@ impl Limits {
             ("limits.connections.idle_ms", c.idle_ms),
             ("limits.connections.body_read_ms", c.body_read_ms),
             ("limits.connections.body_buffer_bytes", c.body_buffer_bytes),
+            ("limits.connections.body_buffer_per_municipality", c.body_buffer_per_municipality),
+            ("limits.connections.response_buffer_bytes", c.response_buffer_bytes),
+            ("limits.connections.response_buffer_per_municipality", c.response_buffer_per_municipality),
             ("limits.storage.kv_bytes", s.kv_bytes),
             ("limits.storage.kv_keys", s.kv_keys),
             ("limits.storage.event_payload_bytes", s.event_payload_bytes as u64),
@@ -246,8 +270,8 @@ impl Limits {
     /// Settings that cannot work together, as a sentence.
     pub fn check(&self) -> anyhow::Result<()> {
         let a = &self.admission;
-        if a.instances == 0 || a.per_municipality == 0 || a.per_module == 0 || a.platform_instances == 0 {
-            anyhow::bail!("[limits.admission] instances, platform_instances, per_municipality and per_module must be at least 1");
+        if a.instances == 0 || a.per_municipality == 0 || a.per_module == 0 || a.per_module_everywhere == 0 || a.platform_instances == 0 {
+            anyhow::bail!("[limits.admission] instances, platform_instances, per_municipality, per_module and per_module_everywhere must be at least 1");
         }
         if self.memory_bytes == 0 || self.deadline_ms == 0 || self.resources < 16 {
             anyhow::bail!("[limits] memory_bytes and deadline_ms must be above 0, and resources at least 16");

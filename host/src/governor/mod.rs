@@ -33,18 +33,40 @@ use std::sync::Arc;
 pub struct Governor {
     pub limits: Limits,
     pub admission: Arc<Admission>,
-    pub bodies: body::BodyBudget,
+    /// Request bodies being received, and module responses not yet read by their clients.
+    pub bodies: body::Budget,
+    pub responses: body::Budget,
+    /// Refusals by limit since start (for `/metrics`): the governor's own, and those of the
+    /// capabilities (storage quotas, event rate, log drops).
+    refusals: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     pub events: rate::EventRate,
     requests: rate::Buckets,
+    /// Module log bytes per (municipality, module), over time.
+    pub logs: rate::Buckets,
 }
 
 impl Governor {
     pub fn new(limits: &Limits) -> Self {
         Self {
             admission: Admission::new(limits.admission.clone()),
-            bodies: body::BodyBudget::new(limits.connections.body_buffer_bytes),
+            bodies: body::Budget::new(
+                "body-buffers",
+                "request bodies being received",
+                ("[limits.connections] body_buffer_bytes", "[limits.connections] body_buffer_per_municipality"),
+                limits.connections.body_buffer_bytes,
+                limits.connections.body_buffer_per_municipality,
+            ),
+            responses: body::Budget::new(
+                "response-buffers",
+                "module responses waiting for their clients to read them",
+                ("[limits.connections] response_buffer_bytes", "[limits.connections] response_buffer_per_municipality"),
+                limits.connections.response_buffer_bytes,
+                limits.connections.response_buffer_per_municipality,
+            ),
+            refusals: Default::default(),
             events: rate::EventRate::new(&limits.storage),
             requests: rate::Buckets::new(limits.admission.requests_per_second as f64, limits.admission.requests_per_second.saturating_mul(2)),
+            logs: rate::Buckets::new(limits.log_bytes_per_second as f64, limits.log_bytes.max(limits.log_bytes_per_second as usize) as u32),
             limits: limits.clone(),
         }
     }
@@ -67,6 +89,22 @@ impl Governor {
         self.admission.admit(lg_code, module).await.map_err(|refused| self.refusal(refused, lg_code, module))
     }
 
+    /// Counts a refusal by `limit` (a stable name, e.g. `kv-bytes`, `client-connections`).
+    pub fn refused(&self, limit: &str) {
+        let mut counts = self.refusals.lock().expect("refusal counts");
+        match counts.get_mut(limit) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(limit.to_string(), 1);
+            }
+        }
+    }
+
+    /// Refusals by limit since start.
+    pub fn refusal_counts(&self) -> Vec<(String, u64)> {
+        self.refusals.lock().expect("refusal counts").iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     fn refusal(&self, Refused { limit, waited }: Refused, lg_code: &LgCode, module: &str) -> Problem {
         use admission::Limit;
         let a = &self.limits.admission;
@@ -74,9 +112,10 @@ impl Governor {
             Limit::Host => format!("this host has its {} instances in use", a.instances),
             Limit::Municipality => format!("municipality {lg_code} has its {} instances in use", a.per_municipality),
             Limit::Module => format!("module `{module}` at {lg_code} has its {} instances in use", a.per_module),
-            Limit::Queue => "too many requests are waiting for an instance".to_string(),
+            Limit::ModuleEverywhere => format!("module `{module}` has its {} instances in use across all municipalities", a.per_module_everywhere),
+            Limit::Queue => "too many requests are waiting for an instance already".to_string(),
         };
-        let waited = if waited { format!(" after waiting {} ms", a.queue_ms) } else { String::new() };
+        let waited = if waited && limit != Limit::Queue { format!(" after waiting {} ms", a.queue_ms) } else { String::new() };
         over_capacity(limit.name(), format!("{what}{waited}; try again shortly (the limit is {})", limit.setting()))
     }
 }

@@ -21,6 +21,12 @@ impl Buckets {
 
     /// Takes a token for `key`; `false` when its bucket is empty.
     pub fn take(&self, first: &str, second: &str) -> bool {
+        self.take_n(first, second, 1.0)
+    }
+
+    /// Takes `n` tokens for `key` (bytes, for a byte rate); `false`, taking none, when the
+    /// bucket has fewer.
+    pub fn take_n(&self, first: &str, second: &str, n: f64) -> bool {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate lock");
         if buckets.len() > 100_000 {
@@ -31,10 +37,10 @@ impl Buckets {
         let (tokens, at) = buckets.entry((first.to_string(), second.to_string())).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
         *at = now;
-        if *tokens < 1.0 {
+        if *tokens < n {
             return false;
         }
-        *tokens -= 1.0;
+        *tokens -= n;
         true
     }
 }

@@ -1,8 +1,12 @@
-//! The audit trail of personal-data reads. Capabilities append an [`AuditEntry`] to the
-//! request's [`AuditBuffer`] as they hand data to a module; the gateway writes the buffer
-//! before the module's response leaves the host (and refuses to send it if the write
-//! fails), and change deliveries write it in the transaction that records the delivery.
-//! So nothing a module read can reach anyone unaudited. Rows are only ever inserted.
+//! The audit trail of personal-data reads. A capability writes the row for a read
+//! ([`record`]) before it hands the data to the module, and hands nothing over if the row
+//! cannot be written: whatever the module does next (answers, traps, loops, or its client
+//! goes away), every read that returned data is on record. A change delivery's handing
+//! over of the change itself is written in the transaction that records the delivery.
+//! Rows are only ever inserted; each takes the next gap-free position of its municipality
+//! (`audit_heads`) in the same transaction, and readers page by that position, so a row
+//! that commits late is never skipped by anyone tailing the trail. The request's
+//! [`AuditBuffer`] counts what it read (the `audit_records` limit, metrics).
 
 use crate::store::{Db, now_iso};
 use anyhow::Result;
@@ -59,13 +63,21 @@ impl AuditBuffer {
     }
 }
 
-/// Appends `entries` on `conn` (a pool connection or an open transaction).
+/// Appends `entries` on `conn`, inside the caller's transaction, each at the next position
+/// of its municipality.
 pub async fn write(conn: &mut AnyConnection, context: &AuditContext, entries: &[AuditEntry]) -> Result<()> {
     let at = now_iso();
     for e in entries {
+        let position: i64 = sqlx::query(
+            "INSERT INTO audit_heads (lg_code, seq) VALUES ($1, 1) ON CONFLICT (lg_code) DO UPDATE SET seq = audit_heads.seq + 1 RETURNING seq",
+        )
+        .bind(&context.lg_code)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
         sqlx::query(
-            "INSERT INTO audit_log (at, lg_code, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO audit_log (at, lg_code, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records, seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&at)
         .bind(&context.lg_code)
@@ -77,28 +89,27 @@ pub async fn write(conn: &mut AnyConnection, context: &AuditContext, entries: &[
         .bind(e.interface)
         .bind(&e.query)
         .bind(serde_json::to_string(&e.records)?)
+        .bind(position)
         .execute(&mut *conn)
         .await?;
     }
     Ok(())
 }
 
-/// Writes a request's reads in one transaction; returns what was written.
-pub async fn flush(db: &Db, context: &AuditContext, buffer: &AuditBuffer) -> Result<Vec<AuditEntry>> {
-    let entries = buffer.take();
-    if entries.is_empty() {
-        return Ok(entries);
-    }
+/// Writes one read, in a transaction of its own, before its data is handed over.
+pub async fn record(db: &Db, context: &AuditContext, entry: &AuditEntry) -> Result<()> {
     let mut tx = db.pool().begin().await?;
-    write(&mut tx, context, &entries).await?;
+    write(&mut tx, context, std::slice::from_ref(entry)).await?;
     tx.commit().await?;
-    Ok(entries)
+    Ok(())
 }
 
 /// One row of the audit trail as the API shows it.
 #[derive(Debug, Serialize)]
 pub struct AuditRow {
     pub id: i64,
+    /// The row's gap-free position in its municipality's trail (page with `after`).
+    pub position: i64,
     pub at: String,
     pub module_id: String,
     pub module_version: String,
@@ -116,7 +127,7 @@ pub struct AuditFilter {
     pub module: Option<String>,
     /// Only reads that handed over this 宛名番号.
     pub addressee_number: Option<String>,
-    /// Rows with an id greater than this (paging).
+    /// Rows after this position (paging: the last row's `position`).
     pub after: Option<i64>,
     pub limit: Option<u32>,
 }
@@ -125,8 +136,8 @@ pub struct AuditFilter {
 pub async fn query(db: &Db, lg_code: &str, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
     let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
     let mut sql = String::from(
-        "SELECT id, at, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records
-         FROM audit_log WHERE lg_code = $1 AND id > $2",
+        "SELECT id, seq, at, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records
+         FROM audit_log WHERE lg_code = $1 AND seq > $2",
     );
     let mut n = 2;
     if filter.module.is_some() {
@@ -138,7 +149,7 @@ pub async fn query(db: &Db, lg_code: &str, filter: &AuditFilter) -> Result<Vec<A
         // Records are a JSON array of strings: match the quoted number exactly.
         sql.push_str(&format!(" AND records LIKE ${n}"));
     }
-    sql.push_str(&format!(" ORDER BY id LIMIT {limit}"));
+    sql.push_str(&format!(" ORDER BY seq LIMIT {limit}"));
     let mut q = sqlx::query(&sql).bind(lg_code).bind(filter.after.unwrap_or(0));
     if let Some(m) = &filter.module {
         q = q.bind(m);
@@ -153,6 +164,7 @@ pub async fn query(db: &Db, lg_code: &str, filter: &AuditFilter) -> Result<Vec<A
             let records: String = r.try_get("records")?;
             Ok(AuditRow {
                 id: r.try_get("id")?,
+                position: r.try_get("seq")?,
                 at: r.try_get("at")?,
                 module_id: r.try_get("module_id")?,
                 module_version: r.try_get("module_version")?,

@@ -242,8 +242,16 @@ async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>,
         ),
     };
     let audit_buffer = AuditBuffer::default();
+    let context = Arc::new(AuditContext {
+        lg_code: code.to_string(),
+        module_id: version.identity.id.clone(),
+        module_version: version.identity.version.clone(),
+        request_id,
+        caller_subject: None,
+        caller_role: "platform".into(),
+    });
     let platform = app
-        .platform_state(municipality, routed, Caller::default(), request_id.clone(), audit_buffer.clone())
+        .platform_state(municipality, routed, Caller::default(), context.clone(), audit_buffer.clone())
         .await
         .map_err(|e| format!("{e:#}"))?;
     let position = item.position();
@@ -261,16 +269,10 @@ async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>,
         Ok(Err(reason)) => return Err(format!("the module asked to retry {position}: {reason}")),
         Err(e) => return Err(format!("{position}: {e}")),
     };
-    // Handing the item over is itself a read of what it names.
-    audit_buffer.push(handed_over);
-    let context = AuditContext {
-        lg_code: code.to_string(),
-        module_id: version.identity.id.clone(),
-        module_version: version.identity.version.clone(),
-        request_id,
-        caller_subject: None,
-        caller_role: "platform".into(),
-    };
+    // What the module read while handling it is on record already (written at each read,
+    // whatever happened after); handing the item over is itself a read of what it names,
+    // recorded with the delivery.
+    app.metrics.audited_reads(&context.lg_code, &context.module_id, &audit_buffer.take());
     let scope = KvScope { lg_code: code.to_string(), module_id: version.identity.id.clone() };
     let commit = async {
         let mut tx = app.db.pool().begin().await?;
@@ -283,10 +285,10 @@ async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>,
         if let Err(over) = apply_kv(&mut tx, &scope, &writes.0, quota).await? {
             anyhow::bail!("the module's writes do not fit its storage: {over}");
         }
-        let reads = audit_buffer.take();
-        audit::write(&mut tx, &context, &reads).await?;
+        let handed = [handed_over];
+        audit::write(&mut tx, &context, &handed).await?;
         tx.commit().await?;
-        app.metrics.audited_reads(&context.lg_code, &context.module_id, &reads);
+        app.metrics.audited_reads(&context.lg_code, &context.module_id, &handed);
         Ok(())
     };
     commit.await.map_err(|e: anyhow::Error| format!("committing {position}: {e:#}"))

@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::capabilities::{Caller, PlatformState};
 use crate::catalog::manifest::Manifest;
-use crate::store::catalog::{NewVersion, VersionRecord};
+use crate::store::catalog::{Inserted, NewVersion, VersionRecord};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -133,13 +133,17 @@ async fn admit_steps(app: &App, principal: &Principal, upload: Upload) -> Result
             manifest: &manifest,
             digest: &loaded.identity.digest,
             bytes: &upload.component,
+            signature: Some(signature),
+            signed_manifest: std::str::from_utf8(&upload.manifest).ok(),
             published_by: &principal.subject,
             approve_as,
         })
         .await?;
-    if !inserted {
+    match inserted {
+        Inserted::Yes => {}
         // Published concurrently by another request.
-        return Err(AdmissionError::Duplicate { module: manifest.id.clone(), version: manifest.version.clone() });
+        Inserted::Duplicate => return Err(AdmissionError::Duplicate { module: manifest.id.clone(), version: manifest.version.clone() }),
+        Inserted::TakenBy(owner) => return Err(AdmissionError::Forbidden(format!("module id `{}` belongs to vendor `{owner}`", manifest.id))),
     }
     app.versions.insert(loaded.clone());
     app.announce(crate::replicas::Announcement::Version { module: manifest.id.clone(), version: manifest.version.clone() }).await;
@@ -160,6 +164,14 @@ fn health_check_state(app: &App, loaded: &LoadedVersion) -> PlatformState {
         module: loaded.identity.clone(),
         caller: Caller::default(),
         request_id: "admission".into(),
+        audit_context: Arc::new(crate::linkage::audit::AuditContext {
+            lg_code: "130001".into(),
+            module_id: loaded.identity.id.clone(),
+            module_version: loaded.identity.version.clone(),
+            request_id: "admission".into(),
+            caller_subject: None,
+            caller_role: "platform".into(),
+        }),
         config: Default::default(),
         granted: Default::default(),
         db: app.db.clone(),

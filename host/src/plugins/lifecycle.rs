@@ -1,19 +1,17 @@
-//! The lifecycle: turning catalog state (subscriptions, pins, suspensions) into routes.
-//!
-//! The database is the truth; the live table is derived from it. Every operation writes
-//! the database first, then recomputes the routes of the municipalities it touched and
-//! applies them in one atomic swap. Versions are loaded (from the artifact cache, so no
-//! recompile) the first time a route needs them and kept in [`VersionCache`].
+//! The lifecycle operations: release, swap, rollback, suspend and resume. Each writes the
+//! database in one transaction, with the conditions it depends on checked in that write
+//! (approved, not pinned, no downgrade, settings present, the state it expects), then lets
+//! the route controller (`plugins::routes`) bring the table up to date. Versions are
+//! loaded (from the artifact cache, so no recompile) before anything moves to them and
+//! kept in [`VersionCache`].
 
 use crate::replicas::Announcement;
 use tracing::Instrument;
 use super::LoadedVersion;
-use super::live::{Change, Routed};
 use crate::app::App;
 use crate::capabilities::Capability;
 use crate::catalog::manifest::Manifest;
-use crate::lgcode::LgCode;
-use crate::store::catalog::{Subscription, VersionStatus};
+use crate::store::catalog::{Transition, VersionStatus};
 use anyhow::{Context, Result};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -61,89 +59,64 @@ impl App {
         Ok(loaded)
     }
 
-    async fn route_for(&self, subscription: &Subscription, suspended: bool) -> Result<Change> {
-        let code = LgCode::parse(&subscription.lg_code)?;
-        if !subscription.active || suspended {
-            return Ok(Change::Unset(subscription.module_id.clone(), code));
-        }
-        let version = self.loaded_version(&subscription.module_id, &subscription.version).await?;
-        let capabilities = effective_capabilities(&version.manifest, &subscription.grants);
-        Ok(Change::Set(code, Arc::new(Routed { version, capabilities })))
-    }
-
-    /// Recomputes the routes of `module` for the given municipalities (all its
-    /// subscribers when `None`) from the database, and applies them atomically.
-    pub async fn reroute(&self, module: &str, lg_codes: Option<&[String]>) -> Result<()> {
-        let suspended = self.db.module_suspension(module).await?.is_some();
-        let mut changes = Vec::new();
-        for subscription in self.db.subscriptions(None, Some(module)).await? {
-            if lg_codes.is_none_or(|codes| codes.contains(&subscription.lg_code)) {
-                changes.push(self.route_for(&subscription, suspended).await?);
-            }
-        }
-        if suspended {
-            changes.push(Change::RemoveModule(module.to_string()));
-        } else if let Some(file_route) = self.file_routes.lock().expect("file routes").get(module) {
-            // A resumed module gets its start-up file route back too.
-            changes.push(Change::SetDefault(file_route.clone()));
-        }
-        self.live.apply(changes);
-        Ok(())
-    }
-
-    /// At start-up: routes for every subscription, from the catalog.
-    pub async fn restore_routes(&self) -> Result<()> {
-        let mut modules: Vec<String> = self.db.subscriptions(None, None).await?.into_iter().map(|s| s.module_id).collect();
-        modules.sort();
-        modules.dedup();
-        for module in modules {
-            self.reroute(&module, None).await?;
-        }
-        Ok(())
-    }
 }
 
 impl App {
-    /// Moves subscribers that follow the latest version (not pinned, active) to
-    /// `version`; returns the municipalities moved.
+    /// Moves the subscribers that follow the latest version (not pinned, active, on an
+    /// older version, with every setting `version` requires) to `version`; returns the
+    /// municipalities moved. The conditions are checked in the one statement that moves
+    /// them.
     pub async fn release(&self, module: &str, version: &str) -> Result<Vec<String>> {
-        let followers: Vec<String> = self
+        let target = semver::Version::parse(version).with_context(|| format!("{module} {version} is not a semantic version"))?;
+        let older: Vec<String> = self
             .db
-            .subscriptions(None, Some(module))
+            .versions(Some(module))
             .await?
             .into_iter()
-            .filter(|s| !s.pinned && s.active && s.version != version)
-            .map(|s| s.lg_code)
+            .filter(|v| semver::Version::parse(&v.version).is_ok_and(|s| s < target))
+            .map(|v| v.version)
             .collect();
-        self.swap(module, version, &followers).await?;
-        Ok(followers)
+        let loaded = self.loaded_version(module, version).await?;
+        let required: Vec<String> = loaded.manifest.config.iter().filter(|(_, f)| f.required && f.default.is_none()).map(|(k, _)| k.clone()).collect();
+        let moved = self.db.release_subscriptions(module, version, &older, &required).await?;
+        self.converge().await?;
+        self.metrics.swap(module, "release");
+        self.announce(Announcement::Routes { module: module.to_string() }).await;
+        tracing::info!(module, version, moved = moved.len(), "released");
+        Ok(moved)
     }
 
-    /// Moves the given municipalities to `version` (which must be approved) in one
-    /// database transaction and one atomic route change.
-    pub async fn swap(&self, module: &str, version: &str, lg_codes: &[String]) -> Result<u64> {
+    /// Moves the given municipalities to `version` (which must be approved when they move)
+    /// in one database transaction and one atomic route change; returns those moved.
+    pub async fn swap(&self, module: &str, version: &str, lg_codes: &[String]) -> Result<Vec<String>> {
         let span = tracing::info_span!("swap", module, version, municipalities = lg_codes.len());
         async {
             // Load before switching, so the switch itself never waits for a load.
             self.loaded_version(module, version).await?;
             let moved = self.db.move_subscriptions(module, lg_codes, version).await?;
-            self.reroute(module, Some(lg_codes)).await?;
+            self.converge().await?;
             self.metrics.swap(module, "swap");
             self.announce(Announcement::Routes { module: module.to_string() }).await;
-            tracing::info!(moved, "swapped");
+            tracing::info!(moved = moved.len(), "swapped");
             Ok(moved)
         }
         .instrument(span)
         .await
     }
 
-    /// Returns the given municipalities to the version they ran before; no recompile (the
-    /// previous version is still loaded or in the artifact cache).
+    /// Returns the given municipalities to the version they ran before (if it is still
+    /// approved); no recompile (the previous version is still loaded or in the artifact
+    /// cache). Returns those rolled back.
     pub async fn rollback(&self, module: &str, lg_codes: &[String]) -> Result<Vec<String>> {
         let span = tracing::info_span!("rollback", module, municipalities = lg_codes.len());
         async {
+            for s in self.db.subscriptions(None, Some(module)).await? {
+                if let Some(previous) = s.previous_version.filter(|_| lg_codes.contains(&s.lg_code)) {
+                    self.loaded_version(module, &previous).await?;
+                }
+            }
             let rolled = self.db.rollback_subscriptions(module, lg_codes).await?;
-            self.reroute(module, Some(&rolled)).await?;
+            self.converge().await?;
             self.metrics.swap(module, "rollback");
             self.announce(Announcement::Routes { module: module.to_string() }).await;
             tracing::info!(rolled = rolled.len(), "rolled back");
@@ -153,12 +126,13 @@ impl App {
         .await
     }
 
-    /// Operator kill switch: no municipality reaches the module until it is resumed.
-    /// Requests already running finish on their instance.
-    pub async fn suspend(&self, module: &str, reason: Option<&str>) -> Result<bool> {
-        let found = self.db.set_module_suspension(module, reason).await?;
-        if found {
-            self.reroute(module, None).await?;
+    /// Operator kill switch (`Some(reason)`), or resume (`None`): only from the other
+    /// state. Requests already running finish on their instance; a delivery under way stops
+    /// before its next item.
+    pub async fn suspend(&self, module: &str, reason: Option<&str>) -> Result<Transition> {
+        let transition = self.db.set_module_suspension(module, reason).await?;
+        if transition == Transition::Done {
+            self.converge().await?;
             self.metrics.swap(module, if reason.is_none() { "resume" } else { "suspend" });
             self.announce(Announcement::Routes { module: module.to_string() }).await;
             if reason.is_none() {
@@ -167,6 +141,6 @@ impl App {
                 tracing::warn!(module, reason, "suspended everywhere");
             }
         }
-        Ok(found)
+        Ok(transition)
     }
 }

@@ -96,10 +96,21 @@ impl LiveTable {
         out
     }
 
-    /// Applies every change in one atomic swap.
+    /// Applies every change in one atomic swap. The host's only caller is the route
+    /// controller (`plugins::routes`); benchmarks build tables with it directly.
     pub fn apply(&self, changes: Vec<Change>) {
         let _one_writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut next = HashMap::clone(&self.current.load());
+        let next = Self::with(HashMap::clone(&self.current.load()), changes);
+        self.current.store(Arc::new(next));
+    }
+
+    /// Replaces the whole table with the one `changes` build from nothing, in one swap.
+    pub fn replace(&self, changes: Vec<Change>) {
+        let _one_writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.current.store(Arc::new(Self::with(HashMap::new(), changes)));
+    }
+
+    fn with(mut next: HashMap<String, ModuleRoutes>, changes: Vec<Change>) -> HashMap<String, ModuleRoutes> {
         for change in changes {
             match change {
                 Change::SetDefault(routed) => {
@@ -123,6 +134,6 @@ impl LiveTable {
                 }
             }
         }
-        self.current.store(Arc::new(next));
+        next
     }
 }

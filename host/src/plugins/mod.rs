@@ -5,6 +5,7 @@ pub mod admission;
 pub mod lifecycle;
 pub mod live;
 pub mod load;
+pub mod routes;
 pub mod signing;
 
 use crate::capabilities::ModuleIdentity;

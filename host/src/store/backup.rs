@@ -63,6 +63,11 @@ pub async fn restore(db: &Db, input: impl BufRead) -> Result<Restored> {
     let existing = dump::tables(&mut tx, db.backend()).await?;
     for t in &existing {
         let n: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM {}", dump::quote(t))).fetch_one(&mut *tx).await?.try_get(0)?;
+        // A fresh database has its one routing-generation row; the backup brings its own.
+        if t == "routing" && n <= 1 {
+            sqlx::query("DELETE FROM routing").execute(&mut *tx).await?;
+            continue;
+        }
         if n > 0 {
             bail!("the target database already holds data (table {t} has {n} rows); restore into a fresh data directory or database");
         }
@@ -98,8 +103,10 @@ pub async fn restore(db: &Db, input: impl BufRead) -> Result<Restored> {
     }
     // Explicit ids went in; the sequence continues after them.
     dump::reset_sequences(&mut tx, db.backend()).await?;
-    // A backup from before storage quotas has no usage rows; count what it brought.
+    // A backup from before storage quotas has no usage rows; count what it brought. One
+    // from before the routing generation has no routing row.
     super::kv::recount(&mut tx, None).await?;
+    sqlx::query("INSERT INTO routing (id, generation) VALUES (1, 0) ON CONFLICT (id) DO NOTHING").execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(Restored { rows, tables, jwt_secret })
 }

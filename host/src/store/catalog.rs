@@ -1,5 +1,6 @@
 //! Vendors, modules, versions, reviews and subscriptions.
 
+use super::routing::next_generation;
 use super::{Db, now_iso};
 use crate::catalog::manifest::Manifest;
 use anyhow::{Context, Result};
@@ -72,11 +73,33 @@ pub struct Subscription {
     pub active: bool,
 }
 
+/// What [`Db::insert_version`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    Yes,
+    /// The version exists already.
+    Duplicate,
+    /// The module id belongs to this vendor.
+    TakenBy(String),
+}
+
+/// What a compare-and-set state change found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Done,
+    /// The thing was already in the state asked for (or not in the one expected).
+    AlreadyThere,
+    Unknown,
+}
+
 /// A new version as admission hands it over.
 pub struct NewVersion<'a> {
     pub manifest: &'a Manifest,
     pub digest: &'a str,
     pub bytes: &'a [u8],
+    /// The vendor's signature and the manifest as signed, kept for checks on other hosts.
+    pub signature: Option<&'a str>,
+    pub signed_manifest: Option<&'a str>,
     pub published_by: &'a str,
     pub approve_as: Option<&'a str>,
 }
@@ -96,7 +119,7 @@ fn version_row(r: AnyRow) -> Result<VersionRecord> {
 
 const VERSION_COLUMNS: &str = "module_id, version, digest, manifest, status, published_by, published_at";
 
-fn subscription_row(r: AnyRow) -> Result<Subscription> {
+pub(super) fn subscription_row(r: AnyRow) -> Result<Subscription> {
     let grants: String = r.try_get(2)?;
     Ok(Subscription {
         lg_code: r.try_get(0)?,
@@ -109,7 +132,7 @@ fn subscription_row(r: AnyRow) -> Result<Subscription> {
     })
 }
 
-const SUBSCRIPTION_COLUMNS: &str = "lg_code, module_id, grants, pinned, version, previous_version, active";
+pub(super) const SUBSCRIPTION_COLUMNS: &str = "lg_code, module_id, grants, pinned, version, previous_version, active";
 
 impl Db {
     pub async fn insert_vendor(&self, v: &Vendor) -> Result<bool> {
@@ -143,15 +166,31 @@ impl Db {
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
     }
 
-    pub async fn set_module_suspension(&self, module_id: &str, reason: Option<&str>) -> Result<bool> {
-        let r = sqlx::query("UPDATE modules SET suspended_reason = $1 WHERE id = $2").bind(reason).bind(module_id).execute(self.pool()).await?;
-        Ok(r.rows_affected() == 1)
+    /// Suspends (`Some(reason)`) or resumes (`None`) a module, only from the state the caller
+    /// expects: suspending a suspended module or resuming a running one changes nothing.
+    pub async fn set_module_suspension(&self, module_id: &str, reason: Option<&str>) -> Result<Transition> {
+        let mut tx = self.pool().begin().await?;
+        let generation = next_generation(&mut tx).await?;
+        let expected = if reason.is_some() { "suspended_reason IS NULL" } else { "suspended_reason IS NOT NULL" };
+        let r = sqlx::query(&format!("UPDATE modules SET suspended_reason = $1, generation = $2 WHERE id = $3 AND {expected}"))
+            .bind(reason)
+            .bind(generation)
+            .bind(module_id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 1 {
+            tx.commit().await?;
+            return Ok(Transition::Done);
+        }
+        tx.rollback().await?;
+        Ok(if self.module_owner(module_id).await?.is_some() { Transition::AlreadyThere } else { Transition::Unknown })
     }
 
     /// Records an admitted version in one transaction: the module (first version), the
-    /// component bytes, the version, and (auto-approve) its review. Returns false, writing
-    /// nothing, if the version already exists.
-    pub async fn insert_version(&self, new: &NewVersion<'_>) -> Result<bool> {
+    /// component bytes, the version, and (auto-approve) its review. Writes nothing if the
+    /// version already exists, or if the module id belongs to another vendor: that is
+    /// decided here, in the same transaction as the insert, not beforehand.
+    pub async fn insert_version(&self, new: &NewVersion<'_>) -> Result<Inserted> {
         let m = new.manifest;
         let now = now_iso();
         let mut tx = self.pool().begin().await?;
@@ -161,6 +200,11 @@ impl Db {
             .bind(&now)
             .execute(&mut *tx)
             .await?;
+        let owner: String = sqlx::query("SELECT vendor_id FROM modules WHERE id = $1").bind(&m.id).fetch_one(&mut *tx).await?.try_get(0)?;
+        if owner != m.vendor {
+            tx.rollback().await?;
+            return Ok(Inserted::TakenBy(owner));
+        }
         sqlx::query("INSERT INTO components (digest, bytes) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING")
             .bind(new.digest)
             .bind(new.bytes.to_vec())
@@ -168,8 +212,8 @@ impl Db {
             .await?;
         let status = if new.approve_as.is_some() { VersionStatus::Approved } else { VersionStatus::Pending };
         let inserted = sqlx::query(
-            "INSERT INTO module_versions (module_id, version, digest, manifest, status, published_by, published_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (module_id, version) DO NOTHING",
+            "INSERT INTO module_versions (module_id, version, digest, manifest, status, published_by, published_at, signature, signed_manifest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (module_id, version) DO NOTHING",
         )
         .bind(&m.id)
         .bind(&m.version)
@@ -178,17 +222,19 @@ impl Db {
         .bind(status.as_str())
         .bind(new.published_by)
         .bind(&now)
+        .bind(new.signature)
+        .bind(new.signed_manifest)
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(Inserted::Duplicate);
         }
         if let Some(reviewer) = new.approve_as {
             insert_review(&mut tx, &m.id, &m.version, "approved", "auto-approve policy for this vendor", reviewer).await?;
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Inserted::Yes)
     }
 
     pub async fn version(&self, module_id: &str, version: &str) -> Result<Option<VersionRecord>> {
@@ -279,14 +325,27 @@ impl Db {
         rows.into_iter().map(subscription_row).collect()
     }
 
-    /// Creates or replaces a subscription (re-subscribing after an unplug keeps the data).
-    pub async fn upsert_subscription(&self, s: &Subscription) -> Result<()> {
+    /// Creates or replaces a subscription (re-subscribing after an unplug keeps the data),
+    /// if `version` is approved when the write happens.
+    pub async fn upsert_subscription(&self, s: &Subscription) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let generation = next_generation(&mut tx).await?;
+        let approved = sqlx::query("SELECT 1 FROM module_versions WHERE module_id = $1 AND version = $2 AND status = 'approved'")
+            .bind(&s.module_id)
+            .bind(&s.version)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !approved {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         sqlx::query(
-            "INSERT INTO subscriptions (lg_code, module_id, grants, pinned, version, previous_version, active, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO subscriptions (lg_code, module_id, grants, pinned, version, previous_version, active, updated_at, generation)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (lg_code, module_id) DO UPDATE SET grants = excluded.grants, pinned = excluded.pinned,
                version = excluded.version, previous_version = excluded.previous_version, active = excluded.active,
-               updated_at = excluded.updated_at",
+               updated_at = excluded.updated_at, generation = excluded.generation",
         )
         .bind(&s.lg_code)
         .bind(&s.module_id)
@@ -296,30 +355,79 @@ impl Db {
         .bind(&s.previous_version)
         .bind(s.active as i64)
         .bind(now_iso())
-        .execute(self.pool())
+        .bind(generation)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Moves the given subscriptions to `version` in one transaction, remembering what
-    /// each ran before; returns how many moved.
-    pub async fn move_subscriptions(&self, module_id: &str, lg_codes: &[String], version: &str) -> Result<u64> {
+    /// each ran before, if `version` is approved when the move happens; returns the
+    /// municipalities moved.
+    pub async fn move_subscriptions(&self, module_id: &str, lg_codes: &[String], version: &str) -> Result<Vec<String>> {
         let mut tx = self.pool().begin().await?;
-        let mut moved = 0;
+        let generation = next_generation(&mut tx).await?;
+        let mut moved = Vec::new();
         for code in lg_codes {
             let r = sqlx::query(
-                "UPDATE subscriptions SET previous_version = version, version = $1, updated_at = $2
-                 WHERE lg_code = $3 AND module_id = $4 AND version <> $1",
+                "UPDATE subscriptions SET previous_version = version, version = $1, updated_at = $2, generation = $3
+                 WHERE lg_code = $4 AND module_id = $5 AND version <> $1
+                   AND EXISTS (SELECT 1 FROM module_versions v WHERE v.module_id = $5 AND v.version = $1 AND v.status = 'approved')",
             )
             .bind(version)
             .bind(now_iso())
+            .bind(generation)
             .bind(code)
             .bind(module_id)
             .execute(&mut *tx)
             .await?;
-            moved += r.rows_affected();
+            if r.rows_affected() > 0 {
+                moved.push(code.clone());
+            }
         }
         tx.commit().await?;
+        Ok(moved)
+    }
+
+    /// A release: moves every subscriber of `module_id` that follows the latest version to
+    /// `version`, in one statement whose conditions are checked as it runs: the version is
+    /// approved, the subscription active and not pinned (a pin made meanwhile holds), it runs
+    /// one of `older` (never a move down), and the municipality has every setting in
+    /// `required`. Returns the municipalities moved.
+    pub async fn release_subscriptions(&self, module_id: &str, version: &str, older: &[String], required: &[String]) -> Result<Vec<String>> {
+        if older.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool().begin().await?;
+        let generation = next_generation(&mut tx).await?;
+        let older_list = (0..older.len()).map(|i| format!("${}", i + 5)).collect::<Vec<_>>().join(", ");
+        let base = 5 + older.len();
+        let required_list = (0..required.len()).map(|i| format!("${}", i + base)).collect::<Vec<_>>().join(", ");
+        let config_check = if required.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND (SELECT COUNT(*) FROM module_config c WHERE c.lg_code = subscriptions.lg_code AND c.module_id = $4 AND c.key IN ({required_list})) = {}",
+                required.len()
+            )
+        };
+        let sql = format!(
+            "UPDATE subscriptions SET previous_version = version, version = $1, updated_at = $2, generation = $3
+             WHERE module_id = $4 AND active = 1 AND pinned = 0 AND version IN ({older_list}){config_check}
+               AND EXISTS (SELECT 1 FROM module_versions v WHERE v.module_id = $4 AND v.version = $1 AND v.status = 'approved')
+             RETURNING lg_code"
+        );
+        let mut query = sqlx::query(&sql).bind(version).bind(now_iso()).bind(generation).bind(module_id);
+        for v in older {
+            query = query.bind(v);
+        }
+        for key in required {
+            query = query.bind(key);
+        }
+        let mut moved: Vec<String> = query.fetch_all(&mut *tx).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        tx.commit().await?;
+        moved.sort();
         Ok(moved)
     }
 }
@@ -329,15 +437,18 @@ impl Db {
     /// returns the municipalities that had a previous version to return to.
     pub async fn rollback_subscriptions(&self, module_id: &str, lg_codes: &[String]) -> Result<Vec<String>> {
         let mut tx = self.pool().begin().await?;
+        let generation = next_generation(&mut tx).await?;
         let mut rolled = Vec::new();
         for code in lg_codes {
             let r = sqlx::query(
-                "UPDATE subscriptions SET version = previous_version, previous_version = version, updated_at = $1
-                 WHERE lg_code = $2 AND module_id = $3 AND previous_version IS NOT NULL",
+                "UPDATE subscriptions SET version = previous_version, previous_version = version, updated_at = $1, generation = $4
+                 WHERE lg_code = $2 AND module_id = $3 AND previous_version IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM module_versions v WHERE v.module_id = $3 AND v.version = subscriptions.previous_version AND v.status = 'approved')",
             )
             .bind(now_iso())
             .bind(code)
             .bind(module_id)
+            .bind(generation)
             .execute(&mut *tx)
             .await?;
             if r.rows_affected() > 0 {
@@ -349,13 +460,17 @@ impl Db {
     }
 
     pub async fn set_subscription_active(&self, lg_code: &str, module_id: &str, active: bool) -> Result<bool> {
-        let r = sqlx::query("UPDATE subscriptions SET active = $1, updated_at = $2 WHERE lg_code = $3 AND module_id = $4")
+        let mut tx = self.pool().begin().await?;
+        let generation = next_generation(&mut tx).await?;
+        let r = sqlx::query("UPDATE subscriptions SET active = $1, updated_at = $2, generation = $5 WHERE lg_code = $3 AND module_id = $4 AND active <> $1")
             .bind(active as i64)
             .bind(now_iso())
             .bind(lg_code)
             .bind(module_id)
-            .execute(self.pool())
+            .bind(generation)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 }

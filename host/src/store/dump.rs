@@ -280,7 +280,8 @@ impl BatchInsert {
 /// On PostgreSQL, moves `audit_log`'s id sequence past the ids now in the table.
 pub(super) async fn reset_sequences(conn: &mut AnyConnection, backend: Backend) -> Result<()> {
     if backend == Backend::Postgres {
-        sqlx::query("SELECT setval(pg_get_serial_sequence('audit_log', 'id'), COALESCE((SELECT MAX(id) FROM audit_log), 0) + 1, false)")
+        // Never backwards: on a live host other audit rows may have taken ids meanwhile.
+        sqlx::query("SELECT setval(s, GREATEST(COALESCE((SELECT MAX(id) FROM audit_log), 0), nextval(s))) FROM pg_get_serial_sequence('audit_log', 'id') AS s")
             .execute(&mut *conn)
             .await?;
     }

@@ -57,6 +57,12 @@ impl Db {
         Ok(Ok(sequence))
     }
 
+    /// Events each source module of `lg_code` has in the log now.
+    pub async fn events_kept(&self, lg_code: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT source, COUNT(*) FROM module_events WHERE lg_code = $1 GROUP BY source ORDER BY source").bind(lg_code).fetch_all(self.pool()).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
     /// Deletes events published before `cutoff` (ISO 8601); returns how many.
     pub async fn expire_events(&self, cutoff: &str) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM module_events WHERE published_at < $1").bind(cutoff).execute(self.pool()).await?.rows_affected())

@@ -14,6 +14,7 @@ pub mod linkage;
 pub mod module_config;
 pub mod municipalities;
 pub mod municipality_archive;
+pub mod routing;
 mod placeholders;
 
 use anyhow::{Context, Result};

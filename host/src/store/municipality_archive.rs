@@ -6,7 +6,10 @@
 //!
 //! Import is all or nothing, into a host where the municipality is not registered. Catalog
 //! entries the target already has are kept as they are (a version must have the same
-//! component digest there); audit rows get new ids in the same order.
+//! component digest there); audit rows get new ids in the same order. A version the target
+//! does not have is checked as admission would: its component must hash to its digest and
+//! carry the vendor's signature over it and the manifest as signed, by the key of a vendor
+//! this host has registered itself (an archive cannot bring a vendor, nor a key).
 
 use super::dump::{self, Column, Item, Reader, Writer};
 use super::{Backend, Db};
@@ -99,6 +102,9 @@ pub async fn import(db: &Db, input: impl BufRead) -> Result<Imported> {
     let tables = dump::tables(&mut tx, db.backend()).await?;
     let mut current: Option<Target> = None;
     let (mut rows, mut kept) = (0u64, 0u64);
+    // Catalog rows this import adds: they are checked before it commits.
+    let mut new_vendors: Vec<String> = Vec::new();
+    let mut new_versions: Vec<(String, String)> = Vec::new();
     let nothing = "nothing was imported";
     while let Some(item) = reader.next().context(nothing)? {
         match item {
@@ -140,6 +146,12 @@ pub async fn import(db: &Db, input: impl BufRead) -> Result<Imported> {
                     kept += 1;
                     continue;
                 }
+                let column = |name: &str| t.columns.iter().position(|c| c.as_ref().is_some_and(|c| c.0 == name)).and_then(|i| values[i].as_str().map(str::to_string));
+                match t.table.as_str() {
+                    "vendors" => new_vendors.extend(column("id")),
+                    "module_versions" => new_versions.extend(column("module_id").zip(column("version"))),
+                    _ => {}
+                }
                 let imported: Vec<Value> = t.columns.iter().zip(values).filter_map(|(c, v)| c.is_some().then_some(v)).collect();
                 t.rows.push(&mut tx, imported).await.with_context(|| format!("importing rows of {}; {nothing}", t.table))?;
                 rows += 1;
@@ -149,10 +161,52 @@ pub async fn import(db: &Db, input: impl BufRead) -> Result<Imported> {
     if let Some(mut last) = current.take() {
         last.rows.flush(&mut tx).await.with_context(|| format!("importing rows of {}; {nothing}", last.table))?;
     }
+    if let Some(vendor) = new_vendors.first() {
+        bail!("the export brings vendor `{vendor}`, which this host has not registered: register the vendor with its key here first; {nothing}");
+    }
+    for (module, version) in &new_versions {
+        verify_version(&mut tx, module, version).await.with_context(|| format!("{module} {version}: {nothing}"))?;
+    }
     dump::reset_sequences(&mut tx, db.backend()).await?;
     super::kv::recount(&mut tx, Some(&lg_code)).await?;
+    // Routing generations are this host's: what arrived is stamped with the next one here.
+    let generation = super::routing::next_generation(&mut tx).await?;
+    sqlx::query("UPDATE subscriptions SET generation = $1 WHERE lg_code = $2").bind(generation).bind(&lg_code).execute(&mut *tx).await?;
+    sqlx::query("UPDATE modules SET generation = $1 WHERE generation > $1").bind(generation).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(Imported { lg_code, rows, kept })
+}
+
+/// Checks a version an import brings as admission checked it on its first host: the
+/// component's bytes hash to its digest, and the signature over them and the manifest as
+/// signed verifies with the key of the vendor as registered here; the manifest stored is
+/// the one signed.
+async fn verify_version(tx: &mut sqlx::AnyConnection, module: &str, version: &str) -> Result<()> {
+    let row = sqlx::query(
+        "SELECT v.digest, v.manifest, v.signature, v.signed_manifest, c.bytes, k.public_key
+         FROM module_versions v JOIN components c ON c.digest = v.digest JOIN modules m ON m.id = v.module_id JOIN vendors k ON k.id = m.vendor_id
+         WHERE v.module_id = $1 AND v.version = $2",
+    )
+    .bind(module)
+    .bind(version)
+    .fetch_optional(&mut *tx)
+    .await?
+    .context("the version, its component, module or vendor is missing")?;
+    let (digest, manifest, signature, signed, bytes, key): (String, String, Option<String>, Option<String>, Vec<u8>, String) =
+        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?, row.try_get(5)?);
+    if crate::engine::digest(&bytes) != digest {
+        bail!("its component does not hash to its digest {digest}");
+    }
+    let (Some(signature), Some(signed)) = (signature, signed) else {
+        bail!("it carries no vendor signature (it was admitted before signatures were kept): publish it on this host instead");
+    };
+    crate::plugins::signing::verify(&key, &signature, &bytes, signed.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let as_signed = crate::catalog::manifest::Manifest::parse(signed.as_bytes()).map_err(|e| anyhow::anyhow!("its signed manifest: {e}"))?;
+    let stored: crate::catalog::manifest::Manifest = serde_json::from_str(&manifest).context("its manifest")?;
+    if as_signed != stored {
+        bail!("its manifest differs from the one its vendor signed");
+    }
+    Ok(())
 }
 
 /// Whether the target has this catalog row already; a version it has must be the same

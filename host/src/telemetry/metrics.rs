@@ -51,7 +51,6 @@ pub struct Metrics {
     swaps: Counter<u64>,
     admission_refusals: Counter<u64>,
     linkage_reads: Counter<u64>,
-    governor_refusals: Counter<u64>,
     connections: UpDownCounter<i64>,
     /// Observed instruments (the governor's occupancy and configured limits) live as long
     /// as these handles.
@@ -92,7 +91,6 @@ impl Metrics {
             swaps: meter.u64_counter("nukisashi.swaps").with_description("Route changes: swaps, rollbacks, rollouts, suspensions").build(),
             admission_refusals: meter.u64_counter("nukisashi.admission.refusals").with_description("Uploads refused by admission, by reason").build(),
             linkage_reads: meter.u64_counter("nukisashi.linkage.reads").with_description("Personal-data reads by modules, by interface").build(),
-            governor_refusals: meter.u64_counter("nukisashi.governor.refusals").with_description("Requests, connections and module calls the governor refused, by limit").build(),
             connections: meter.i64_up_down_counter("nukisashi.governor.connections").with_description("Open client connections").build(),
             observed: Default::default(),
             provider,
@@ -159,12 +157,6 @@ impl Metrics {
         }
     }
 
-    /// The governor refused something because of `limit` (a stable name, e.g.
-    /// `municipality-instances`, `client-connections`, `kv-bytes`).
-    pub fn governor_refused(&self, limit: &str) {
-        self.governor_refusals.add(1, &[KeyValue::new("limit", limit.to_string())]);
-    }
-
     /// Counts an open client connection until the guard drops.
     pub fn connection_open(&self) -> ConnectionGuard<'_> {
         self.connections.add(1, &[]);
@@ -196,9 +188,20 @@ impl Metrics {
                 }
             })
             .build();
+        let counting = governor.clone();
+        let refusals = meter
+            .u64_observable_counter("nukisashi.governor.refusals")
+            .with_description("Requests, connections and module calls the governor refused, by limit")
+            .with_callback(move |observer| {
+                for (limit, n) in counting.refusal_counts() {
+                    observer.observe(n, &[KeyValue::new("limit", limit)]);
+                }
+            })
+            .build();
         let mut observed = self.observed.lock().expect("observed instruments");
         observed.push(Box::new(occupancy));
         observed.push(Box::new(configured));
+        observed.push(Box::new(refusals));
     }
 
     /// The Prometheus text exposition of every metric.
