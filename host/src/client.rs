@@ -1,9 +1,14 @@
 //! The command line's REST client: every CLI action that changes a running host goes
 //! through the same API (and authorization) as any other client.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+/// The host could not be reached or stopped answering: asking again may help.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(String);
 
 pub struct Client {
     base: String,
@@ -45,6 +50,10 @@ impl Client {
 
     pub async fn put(&self, path: &str, body: &Value) -> Result<Value> {
         self.send(self.request(reqwest::Method::PUT, path).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Value> {
+        self.send(self.request(reqwest::Method::DELETE, path)).await
     }
 
     /// Uploads a signed module version, showing progress on stderr.
@@ -91,11 +100,10 @@ impl Client {
     pub async fn download(&self, path: &str, out: &mut (impl tokio::io::AsyncWrite + Unpin)) -> Result<u64> {
         use futures::StreamExt;
         use tokio::io::AsyncWriteExt;
-        let response = self.request(reqwest::Method::GET, path).send().await.with_context(|| format!("cannot reach the host at {}", self.base))?;
+        let response = self.request(reqwest::Method::GET, path).send().await.map_err(|e| self.unreachable(e))?;
         let status = response.status();
         if !status.is_success() {
-            let problem: Value = response.json().await.unwrap_or_default();
-            bail!("{} ({status})", problem["detail"].as_str().unwrap_or("the host refused the request"));
+            return Err(self.refusal(response).await);
         }
         let mut written = 0;
         let mut body = response.bytes_stream();
@@ -109,13 +117,45 @@ impl Client {
     }
 
     pub(crate) async fn send<T: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> Result<T> {
-        let response = builder.send().await.with_context(|| format!("cannot reach the host at {}", self.base))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response.json().await?);
+        let response = builder.send().await.map_err(|e| self.unreachable(e))?;
+        if response.status().is_success() {
+            // An empty answer (204 No Content) reads as JSON null.
+            let body = response.bytes().await?;
+            return Ok(if body.is_empty() { serde_json::from_value(Value::Null)? } else { serde_json::from_slice(&body)? });
         }
+        Err(self.refusal(response).await)
+    }
+
+    /// A request that never got an answer, with what to check.
+    fn unreachable(&self, error: reqwest::Error) -> anyhow::Error {
+        let mut cause: &dyn std::error::Error = &error;
+        while let Some(source) = cause.source() {
+            cause = source;
+        }
+        let message = if error.is_connect() {
+            format!("no host is answering at {} ({cause}): start one with `nukisashi serve`, or point at the right one with --server or NUKISASHI_SERVER", self.base)
+        } else {
+            format!("the request to {} failed: {cause}", self.base)
+        };
+        Unreachable(message).into()
+    }
+
+    /// The host's refusal as a sentence: its problem detail, and for a missing or expired
+    /// token what to do about it.
+    pub(crate) async fn refusal(&self, response: reqwest::Response) -> anyhow::Error {
+        let status = response.status();
         let problem: Value = response.json().await.unwrap_or_default();
-        bail!("{} ({status})", problem["detail"].as_str().unwrap_or("the host refused the request"))
+        let detail = problem["detail"].as_str().unwrap_or("the host refused the request");
+        let hint = match (status.as_u16(), &self.token) {
+            (401, None) => {
+                "\nthis needs a token: set NUKISASHI_TOKEN (or pass --token); on the host's machine `nukisashi token mint --role operator` prints one"
+            }
+            (401, Some(_)) if detail.contains("expired") => {
+                "\nmint a fresh one with `nukisashi token mint` (same --role and --lg-code) and set NUKISASHI_TOKEN to it"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("{detail} ({status}){hint}")
     }
 }
 

@@ -63,15 +63,63 @@ enum Command {
         lg_code: String,
         #[arg(long)]
         module: String,
-        /// Capability to grant (repeatable), e.g. --grant kv.
+        /// Capability to grant (repeatable), e.g. --grant kv; replaces the grants. Without
+        /// --grant an existing subscription keeps its grants.
         #[arg(long = "grant")]
         grants: Vec<String>,
+        /// Grant nothing (a module that requests capabilities then runs without them).
+        #[arg(long, conflicts_with = "grants")]
+        no_grants: bool,
         /// Pin this version instead of following the latest.
         #[arg(long)]
         version: Option<String>,
         /// Setting as key=value (repeatable); replaces the module's config when given.
         #[arg(long = "config")]
         config: Vec<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List a municipality's subscriptions: version, pin, grants and where each is served.
+    Subscriptions {
+        #[arg(long)]
+        lg_code: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Unplug a module from a municipality; its data stays (export it, or subscribe again).
+    Unsubscribe {
+        #[arg(long)]
+        lg_code: String,
+        #[arg(long)]
+        module: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Read or replace a municipality's settings for a subscribed module.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the settings as key=value lines (the manifest's defaults are not shown).
+    Get {
+        #[arg(long)]
+        lg_code: String,
+        #[arg(long)]
+        module: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Replace the settings with these key=value pairs (grants and pin stay).
+    Set {
+        #[arg(long)]
+        lg_code: String,
+        #[arg(long)]
+        module: String,
+        /// key=value (repeatable).
+        #[arg(required = true)]
+        settings: Vec<String>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -275,6 +323,11 @@ enum ModuleCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// List the versions waiting for review (operator).
+    Reviews {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Reject a version with a reason (operator).
     Reject {
         module: String,
@@ -428,6 +481,16 @@ struct ServerArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // A command's output piped into `head` ends quietly when the reader goes, as other
+        // Unix tools do, instead of `println!` panicking on the broken pipe. (`serve` keeps
+        // Rust's default, so a client that hangs up is an error on its socket, not a signal.)
+        #[cfg(unix)]
+        // SAFETY: called before any thread is started; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     nukisashi::tls::install_crypto_provider();
     // `serve` reads its settings first: they say where telemetry goes.
     let settings = match &cli.command {
@@ -490,27 +553,67 @@ async fn run(command: Command) -> Result<()> {
             println!("restored {} rows in {} tables from {}", restored.rows, restored.tables, file.display());
             Ok(())
         }
-        Command::Subscribe { lg_code, module, grants, version, config, api } => {
-            let config: Option<serde_json::Map<String, serde_json::Value>> = if config.is_empty() {
-                None
-            } else {
-                Some(
-                    config
-                        .iter()
-                        .map(|kv| {
-                            kv.split_once('=')
-                                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
-                                .with_context(|| format!("`{kv}` is not key=value"))
-                        })
-                        .collect::<Result<_>>()?,
-                )
-            };
-            let body = serde_json::json!({ "grants": grants, "version": version, "config": config });
+        Command::Subscribe { lg_code, module, grants, no_grants, version, config, api } => {
+            let config = if config.is_empty() { None } else { Some(key_values(&config)?) };
+            let grants = if no_grants { Some(Vec::new()) } else { (!grants.is_empty()).then_some(grants) };
+            let mut body = serde_json::json!({ "version": version, "config": config });
+            if let Some(grants) = grants {
+                body["grants"] = serde_json::json!(grants);
+            }
             let s = api.client().put(&format!("/municipalities/{lg_code}/subscriptions/{module}"), &body).await?;
-            println!("{lg_code} subscribes to {module} {} (grants: {})", s["version"].as_str().unwrap_or(""), s["grants"]);
+            let pin = if s["pinned"] == true { "pinned" } else { "following the latest" };
+            println!("{lg_code} subscribes to {module} {} ({pin}; grants: {})", s["version"].as_str().unwrap_or(""), joined(&s["grants"]));
+            Ok(())
+        }
+        Command::Subscriptions { lg_code, api } => {
+            let list: Vec<serde_json::Value> = api.client().get(&format!("/municipalities/{lg_code}/subscriptions")).await?;
+            for s in list {
+                println!(
+                    "{}\t{}\t{}\t{}\tgrants: {}\t{}",
+                    s["module_id"].as_str().unwrap_or(""),
+                    s["version"].as_str().unwrap_or(""),
+                    if s["pinned"] == true { "pinned" } else { "latest" },
+                    if s["active"] == true { "active" } else { "unplugged" },
+                    joined(&s["grants"]),
+                    s["url"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        Command::Unsubscribe { lg_code, module, api } => {
+            api.client().delete(&format!("/municipalities/{lg_code}/subscriptions/{module}")).await?;
+            println!("{module} unplugged from {lg_code}; its data stays (export it with the API, or subscribe again)");
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Get { lg_code, module, api }) => {
+            let settings: serde_json::Map<String, serde_json::Value> = api.client().get(&format!("/municipalities/{lg_code}/modules/{module}/config")).await?;
+            for (key, value) in settings {
+                println!("{key}={}", value.as_str().unwrap_or_default());
+            }
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Set { lg_code, module, settings, api }) => {
+            let settings = key_values(&settings)?;
+            let keys: Vec<String> = settings.keys().cloned().collect();
+            api.client().put(&format!("/municipalities/{lg_code}/modules/{module}/config"), &serde_json::Value::Object(settings)).await?;
+            println!("{module} settings for {lg_code} replaced: {}", keys.join(", "));
             Ok(())
         }
     }
+}
+
+/// `key=value` arguments as a JSON object of strings.
+fn key_values(pairs: &[String]) -> Result<serde_json::Map<String, serde_json::Value>> {
+    pairs
+        .iter()
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).with_context(|| format!("`{kv}` is not key=value")))
+        .collect()
+}
+
+/// A JSON list of strings as `a, b`, or `none`.
+fn joined(list: &serde_json::Value) -> String {
+    let items: Vec<&str> = list.as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+    if items.is_empty() { "none".to_string() } else { items.join(", ") }
 }
 
 /// Settings for `serve`: the file, then flags and `NUKISASHI_*` variables.
@@ -606,6 +709,18 @@ fn token(cmd: TokenCommand) -> Result<()> {
     if let Some(code) = &lg_code {
         LgCode::parse(code)?;
     }
+    use nukisashi::auth::Role;
+    match role {
+        Role::Admin | Role::Staff if lg_code.is_none() => anyhow::bail!("admin and staff tokens belong to one municipality: add --lg-code (e.g. --lg-code 131016)"),
+        Role::Vendor if vendor.is_none() => anyhow::bail!("a vendor token belongs to one vendor: add --vendor (the id the operator registered)"),
+        _ => {}
+    }
+    if !data_dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a data directory: start the host once (`nukisashi serve`) to create it, or point at the host's with --data-dir or NUKISASHI_DATA_DIR",
+            data_dir.display()
+        );
+    }
     let claims = nukisashi::auth::Claims {
         sub,
         role,
@@ -657,6 +772,22 @@ async fn module(cmd: ModuleCommand) -> Result<()> {
             let body = serde_json::json!({ "reason": reason, "release": !no_release });
             let r = api.client().post(&format!("/modules/{module}/versions/{version}/approve"), &body).await?;
             println!("approved {module} {version}; moved: {}", r["moved"]);
+        }
+        ModuleCommand::Reviews { api } => {
+            let pending: Vec<serde_json::Value> = api.client().get("/reviews").await?;
+            if pending.is_empty() {
+                println!("nothing is waiting for review");
+            }
+            for v in pending {
+                println!(
+                    "{}\t{}\tby {}\tpublished {}\trequests: {}",
+                    v["module_id"].as_str().unwrap_or(""),
+                    v["version"].as_str().unwrap_or(""),
+                    v["published_by"].as_str().unwrap_or(""),
+                    v["published_at"].as_str().unwrap_or(""),
+                    joined(&v["manifest"]["capabilities"])
+                );
+            }
         }
         ModuleCommand::Reject { module, version, reason, api } => {
             api.client().post(&format!("/modules/{module}/versions/{version}/reject"), &serde_json::json!({ "reason": reason })).await?;

@@ -21,7 +21,7 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Whether `e` is the connection failing (worth retrying), not the host refusing.
 fn is_transport(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.is::<reqwest::Error>())
+    e.chain().any(|c| c.is::<reqwest::Error>() || c.is::<crate::client::Unreachable>())
 }
 
 /// The host answered and said no (a 4xx other than a timeout, an offset conflict or too

@@ -472,3 +472,79 @@ async fn changes_are_pushed_exactly_once_in_order_on_sqlite() {
 async fn changes_are_pushed_exactly_once_in_order_on_postgres() {
     changes_are_pushed_exactly_once_in_order(Backend::Postgres).await;
 }
+
+/// Every audit row of `module` in `code`, paged by position.
+async fn audit_rows(host: &Host, admin: &str, code: &str, module: &str) -> Vec<Value> {
+    let (mut all, mut after) = (Vec::new(), 0);
+    loop {
+        let page = json_of(host.send_as(admin, reqwest::Method::GET, &format!("/api/v1/municipalities/{code}/audit?module={module}&after={after}&limit=1000"), None).await).await;
+        let page = page.as_array().unwrap().clone();
+        let Some(last) = page.last() else { return all };
+        after = last["position"].as_i64().unwrap();
+        all.extend(page);
+    }
+}
+
+/// The last position of `code`'s audit trail now (0 when it is empty).
+async fn audit_head(host: &Host, admin: &str, code: &str) -> i64 {
+    let rows = audit_rows(host, admin, code, "linkage").await;
+    rows.last().map(|r| r["position"].as_i64().unwrap()).unwrap_or(0)
+}
+
+/// Waits until the audit trail has, after `position`, a `resident-registry.get` of `number`
+/// by the linkage module; returns every row after `position`.
+async fn wait_audited_read(host: &Host, admin: &str, position: i64, number: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows: Vec<Value> = audit_rows(host, admin, A, "linkage").await.into_iter().filter(|r| r["position"].as_i64().unwrap() > position).collect();
+        if rows.iter().any(|r| r["interface"] == "resident-registry.get" && r["query"] == format!("addressee-number={number}")) {
+            return rows;
+        }
+        assert!(Instant::now() < deadline, "the read of {number} never reached the audit trail\n{}", host.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_read_stays_in_the_audit_trail_when_the_client_leaves_or_the_handler_traps() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = spec(Backend::Sqlite, dir.path(), true).await.start().unwrap();
+    let admin = host.token("admin", Some(A));
+    wait_delivered(&host, &admin, A, "linkage").await;
+    let csv = String::from_utf8(export(&host, &admin, A, "residents", "utf-8").await).unwrap();
+    let mut living = csv.lines().skip(1).map(|l| l.split(',').collect::<Vec<&str>>()).filter(|f| f[11] != "転出" && f[11] != "死亡");
+
+    // A client that gives up while the module, having read a resident, is still running.
+    let first = living.next().unwrap();
+    let head = audit_head(&host, &admin, A).await;
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let gave_up = impatient.get(host.url(&format!("/{A}/linkage/read-then-spin/{}", first[0]))).send().await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()), "the module should still be spinning");
+    let rows = wait_audited_read(&host, &admin, head, first[0]).await;
+    assert_eq!(rows.len(), 1, "exactly the one read: {rows:?}");
+    assert_eq!(rows[0]["records"], json!([first[0]]));
+
+    // A change handler that reads the resident the change is about, then traps: the delivery
+    // fails (and is retried), and the read is on record anyway; the hand-over is not.
+    assert_eq!(host.client.post(host.url(&format!("/{A}/linkage/trap-after-reading"))).send().await.unwrap().status(), 200);
+    let mut moved = living.next().unwrap();
+    (moved[11], moved[12], moved[13]) = ("転出", "2026-11-20", "転出");
+    let head = audit_head(&host, &admin, A).await;
+    let report = json_of(import(&host, &admin, A, "residents", "utf-8", format!("{HEADER}{}\r\n", moved.join(",")).into_bytes()).await).await;
+    assert_eq!(report["changes"], 1, "{report}");
+    wait_audited_read(&host, &admin, head, moved[0]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let deliveries = json_of(host.send_as(&admin, reqwest::Method::GET, &format!("/api/v1/municipalities/{A}/linkage/deliveries"), None).await).await;
+        let linkage = deliveries.as_array().unwrap().iter().find(|d| d["module"] == "linkage" && d["feed"] == "changes").unwrap().clone();
+        if linkage["failures"].as_i64().unwrap() > 0 {
+            assert!(!linkage["last_error"].as_str().unwrap_or_default().is_empty(), "the failure says why: {linkage}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the trapping delivery was never counted: {linkage}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows: Vec<Value> = audit_rows(&host, &admin, A, "linkage").await.into_iter().filter(|r| r["position"].as_i64().unwrap() > head).collect();
+    assert!(rows.iter().any(|r| r["interface"] == "resident-registry.get" && r["caller_role"] == "platform"), "{rows:?}");
+    assert!(rows.iter().all(|r| r["interface"] != "change-handler.on-change"), "a failed delivery is not recorded as handed over: {rows:?}");
+}

@@ -5,6 +5,7 @@ use super::municipalities::parse_code;
 use super::auth::{Caller, refused};
 use super::problem::Problem;
 use crate::app::App;
+use crate::catalog::manifest::Manifest;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -37,14 +38,38 @@ pub async fn replace(
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     app.require_municipality(&code)?;
     let Json(settings) = body?;
+    // A subscribed module's settings are checked against the version it runs; a module
+    // loaded from a file for every municipality has no catalog manifest to check against.
+    let manifest = match app.db.subscription(code.as_str(), &module).await? {
+        Some(subscription) => app.db.version(&module, &subscription.version).await?.map(|v| v.manifest),
+        None => None,
+    };
+    check_settings(manifest.as_ref(), &settings, true)?;
+    app.set_module_config(&code, &module, settings).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Refuses empty keys and oversized values, and, against the module's manifest, settings
+/// it does not declare (when they are being given) and required settings that are missing;
+/// each refusal names the valid keys.
+pub fn check_settings(manifest: Option<&Manifest>, settings: &BTreeMap<String, String>, given: bool) -> Result<(), Problem> {
     if let Some((key, _)) = settings.iter().find(|(k, v)| k.is_empty() || v.len() > MAX_VALUE_BYTES) {
         return Err(Problem::unprocessable(
             "invalid-config",
             format!("config keys must not be empty and values are limited to {MAX_VALUE_BYTES} bytes (key `{key}`)"),
         ));
     }
-    app.set_module_config(&code, &module, settings).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let Some(manifest) = manifest else { return Ok(()) };
+    if given && let Some(unknown) = settings.keys().find(|k| !manifest.config.contains_key(*k)) {
+        let valid: Vec<&str> = manifest.config.keys().map(String::as_str).collect();
+        let valid = if valid.is_empty() { "none".to_string() } else { valid.join(", ") };
+        return Err(Problem::unprocessable("unknown-config", format!("`{}` {} has no setting `{unknown}`; its settings are: {valid}", manifest.id, manifest.version)));
+    }
+    let missing = manifest.missing_config(settings);
+    if !missing.is_empty() {
+        return Err(Problem::unprocessable("missing-config", format!("the module needs these settings: {}", missing.join(", "))));
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]

@@ -2,10 +2,12 @@
 //! roll back and suspend.
 
 use super::auth::{Caller, refused};
+use super::module_config::check_settings;
 use super::municipalities::parse_code;
 use super::problem::Problem;
 use crate::app::App;
 use crate::capabilities::Capability;
+use crate::catalog::manifest::Manifest;
 use crate::plugins::lifecycle::latest_approved;
 use crate::store::catalog::{Subscription, Transition, VersionStatus};
 use crate::store::kv::KvScope;
@@ -39,8 +41,10 @@ pub async fn list(State(app): State<Arc<App>>, Caller(who): Caller, Path(code): 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeRequest {
-    /// Capabilities granted; the module gets these ∩ what it requests.
-    grants: Vec<String>,
+    /// Capabilities granted, each one the module requests. Absent keeps an existing
+    /// subscription's grants; a new subscription to a module that requests any must say.
+    #[serde(default)]
+    grants: Option<Vec<String>>,
     /// Pin this version; absent or null follows the latest released version.
     #[serde(default)]
     version: Option<String>,
@@ -61,9 +65,6 @@ pub async fn subscribe(
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     app.require_municipality(&code)?;
     let Json(request) = body?;
-    if let Some(unknown) = request.grants.iter().find(|g| Capability::parse(g).is_none()) {
-        return Err(Problem::unprocessable("unknown-capability", format!("`{unknown}` is not a capability this platform grants")));
-    }
     if let Some(reason) = app.db.module_suspension(&module).await? {
         return Err(Problem::conflict("module-suspended", format!("module `{module}` is suspended by the operator: {reason}")));
     }
@@ -82,11 +83,9 @@ pub async fn subscribe(
         Some(config) => config.clone(),
         None => app.db.module_config(&code, &module).await?,
     };
-    let missing = manifest.missing_config(&settings);
-    if !missing.is_empty() {
-        return Err(Problem::unprocessable("missing-config", format!("the module needs these settings: {}", missing.join(", "))));
-    }
+    check_settings(Some(manifest), &settings, request.config.is_some())?;
     let existing = app.db.subscription(code.as_str(), &module).await?;
+    let grants = resolve_grants(&module, manifest, request.grants, existing.as_ref())?;
     let previous_version = match &existing {
         Some(e) if e.version != version => Some(e.version.clone()),
         Some(e) => e.previous_version.clone(),
@@ -100,7 +99,7 @@ pub async fn subscribe(
     let subscription = Subscription {
         lg_code: code.to_string(),
         module_id: module.clone(),
-        grants: request.grants,
+        grants,
         pinned: request.version.is_some(),
         version,
         previous_version,
@@ -113,6 +112,30 @@ pub async fn subscribe(
     app.announce(crate::replicas::Announcement::Routes { module: module.clone() }).await;
     tracing::info!(lg_code = %code, module, version = %subscription.version, grants = ?subscription.grants, by = %who.subject, "subscribed");
     Ok(Json(subscription))
+}
+
+/// The grants a subscribe stores: those asked for, each one the module requests; when none
+/// are asked for, the existing subscription's, or none for a module that requests none.
+fn resolve_grants(module: &str, manifest: &Manifest, asked: Option<Vec<String>>, existing: Option<&Subscription>) -> Result<Vec<String>, Problem> {
+    let requested: Vec<&str> = manifest.capabilities.iter().map(|c| c.name()).collect();
+    let listed = if requested.is_empty() { "none".to_string() } else { requested.join(", ") };
+    let Some(asked) = asked else {
+        return match existing {
+            Some(existing) => Ok(existing.grants.clone()),
+            None if requested.is_empty() => Ok(Vec::new()),
+            None => Err(Problem::unprocessable(
+                "grants-required",
+                format!("`{module}` requests {listed}: say which of them this municipality grants (`grants`, or `--grant` on the CLI; an empty list grants none)"),
+            )),
+        };
+    };
+    if let Some(unknown) = asked.iter().find(|g| Capability::parse(g).is_none()) {
+        return Err(Problem::unprocessable("unknown-capability", format!("`{unknown}` is not a capability this platform grants; `{module}` requests {listed}")));
+    }
+    if let Some(unrequested) = asked.iter().find(|g| !requested.contains(&g.as_str())) {
+        return Err(Problem::unprocessable("grant-not-requested", format!("`{module}` does not request `{unrequested}`; it requests {listed}")));
+    }
+    Ok(asked)
 }
 
 /// `DELETE /municipalities/{code}/subscriptions/{module}` (its admin): unplug. Requests in

@@ -287,7 +287,12 @@ impl Authenticator {
             match jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation) {
                 Ok(data) => return checked(key, data.claims),
                 Err(e) => {
-                    let message = format!("{e:?} (checked against {})", key.label);
+                    let why = match e.kind() {
+                        jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired".to_string(),
+                        jsonwebtoken::errors::ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_string(),
+                        _ => format!("{e:?}"),
+                    };
+                    let message = format!("{why} (checked against {})", key.label);
                     if reason.is_none() || claimed_issuer.as_deref() == Some(key.issuer.as_str()) {
                         reason = Some(message);
                     }
