@@ -479,17 +479,25 @@ struct ServerArg {
     server: String,
 }
 
+/// A command's output piped into `head` ends quietly when the reader goes, as other Unix
+/// tools do, instead of `println!` reporting a panic on the broken pipe. SIGPIPE itself
+/// stays ignored: the CLI writes to sockets too (with `writev`, which would raise it), and
+/// a peer that hangs up must be an error the transfer retries, not a silent death.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141); // what a shell reports for a reader that went away
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve(_)) {
-        // A command's output piped into `head` ends quietly when the reader goes, as other
-        // Unix tools do, instead of `println!` panicking on the broken pipe. (`serve` keeps
-        // Rust's default, so a client that hangs up is an error on its socket, not a signal.)
-        #[cfg(unix)]
-        // SAFETY: called before any thread is started; SIG_DFL is a valid disposition.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+        quiet_on_closed_stdout();
     }
     nukisashi::tls::install_crypto_provider();
     // `serve` reads its settings first: they say where telemetry goes.

@@ -353,11 +353,22 @@ async fn one_municipality_cannot_take_the_hosts_buffers() {
         let _ = s.write_all(&vec![b'x'; (4 << 20) - 1]).await;
         stalled.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // 千代田区's share is spent; 札幌市's uploads still go through.
-    let r = host.client.post(format!("{}/echo-body", host.origin(CHIYODA, "fault-fixture"))).body(vec![b'y'; 1 << 20]).send().await.unwrap();
-    assert_eq!(r.status(), 503);
-    assert!(r.text().await.unwrap().contains("body_buffer_per_municipality"));
+    // Once the host holds them, 千代田区's share is spent: a further upload is refused
+    // before its body is sent (asked with `Expect: 100-continue`, so the refusal can be
+    // read whole); 札幌市's uploads still go through.
+    let chiyoda = format!("fault-fixture--{CHIYODA}.localhost:{port}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, text) = declare_upload(port, &chiyoda, 1 << 20).await;
+        if status == 503 {
+            assert!(text.contains("body_buffer_per_municipality"), "{text}");
+            break;
+        }
+        assert_eq!(status, 100, "{text}");
+        assert!(Instant::now() < deadline, "千代田区's stalled uploads never spent its share");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(declare_upload(port, &format!("fault-fixture--{SAPPORO}.localhost:{port}"), 1 << 20).await.0, 100);
     let r = host.client.post(format!("{}/echo-body", host.origin(SAPPORO, "fault-fixture"))).body(vec![b'y'; 1 << 20]).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), (1 << 20).to_string());
     drop(stalled);
@@ -391,9 +402,50 @@ async fn one_municipality_cannot_take_the_hosts_buffers() {
     assert_eq!(answered.len(), 50);
     // A client that does not read is closed after the idle time; its answer's budget comes back.
     drop(unread);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = host.client.get(format!("{}/huge", host.origin(CHIYODA, "fault-fixture"))).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = host.client.get(format!("{}/huge", host.origin(CHIYODA, "fault-fixture"))).send().await.unwrap();
+        if r.status() == 200 {
+            assert_eq!(r.bytes().await.unwrap().len(), 4 << 20);
+            break;
+        }
+        assert_eq!(r.status(), 503, "only the response budget may refuse it meanwhile");
+        assert!(Instant::now() < deadline, "the budget of closed clients never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Declares a `len`-byte upload to `/echo-body` with `Expect: 100-continue` and sends none
+/// of it: the host asks for the body (100) or refuses at once. Returns the status and, for
+/// a refusal, its answer.
+async fn declare_upload(port: u16, host: &str, len: usize) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!("POST /echo-body HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len}\r\nexpect: 100-continue\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let (status, body_start, length) = loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.expect("the host answers").unwrap();
+        assert!(n > 0, "the host closed without answering: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            break (status, end + 4, length);
+        }
+    };
+    if status == 100 {
+        return (100, String::new());
+    }
+    while got.len() < body_start + length {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.expect("the host finishes its answer").unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    (status, String::from_utf8_lossy(&got[body_start..]).into_owned())
 }
 
 /// Rewrites the first resident of `code` as moved out, through an import; returns its 宛名番号.

@@ -548,3 +548,62 @@ async fn a_read_stays_in_the_audit_trail_when_the_client_leaves_or_the_handler_t
     assert!(rows.iter().any(|r| r["interface"] == "resident-registry.get" && r["caller_role"] == "platform"), "{rows:?}");
     assert!(rows.iter().all(|r| r["interface"] != "change-handler.on-change"), "a failed delivery is not recorded as handed over: {rows:?}");
 }
+
+/// Two imports of the same new residents at once, through two hosts on PostgreSQL (or one
+/// on SQLite): they run one after the other, so each resident is registered once and the
+/// feed has one change for each.
+async fn concurrent_imports_register_each_resident_once(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let first = spec(backend, dir.path(), true).await;
+    let one = first.start().unwrap();
+    let two = if backend == Backend::Postgres {
+        let second_dir = dir.path().join("second");
+        std::fs::create_dir_all(&second_dir).unwrap();
+        std::fs::copy(first.data_dir.join("jwt-secret"), second_dir.join("jwt-secret")).unwrap();
+        let second = HostSpec { data_dir: second_dir, database_url: first.database_url.clone(), plugins: Vec::new(), settings: String::new(), demo: false, env: Vec::new(), ca: None };
+        Some(second.start().unwrap())
+    } else {
+        None
+    };
+    let other = two.as_ref().unwrap_or(&one);
+    let admin = one.token("admin", Some(A));
+    let file: String = std::iter::once(HEADER.to_string())
+        .chain((0..200).map(|i| row(&format!("99{i:05}"), &format!("98{i:05}"), "並行\u{3000}太郎", "ヘイコウ　タロウ", "住民", "", "")))
+        .collect();
+    let (r1, r2) = tokio::join!(
+        import(&one, &admin, A, "residents", "utf-8", file.clone().into_bytes()),
+        import(other, &admin, A, "residents", "utf-8", file.clone().into_bytes()),
+    );
+    let (r1, r2) = (json_of(r1).await, json_of(r2).await);
+    let mut inserted = [r1["inserted"].as_u64().unwrap(), r2["inserted"].as_u64().unwrap()];
+    inserted.sort();
+    assert_eq!(inserted, [0, 200], "one import inserted them, the other found them: {r1} {r2}");
+    let (mut registered, mut after) = (BTreeMap::<String, u32>::new(), 0);
+    loop {
+        let page = json_of(one.send_as(&admin, reqwest::Method::GET, &format!("/api/v1/municipalities/{A}/linkage/changes?after={after}&limit=1000"), None).await).await;
+        let changes = page["changes"].as_array().unwrap();
+        if changes.is_empty() {
+            break;
+        }
+        for c in changes.iter().filter(|c| c["addressee_number"].as_str().unwrap().starts_with("99")) {
+            *registered.entry(c["addressee_number"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+        after = page["next"].as_i64().unwrap();
+    }
+    assert_eq!(registered.len(), 200);
+    assert!(registered.values().all(|n| *n == 1), "a resident registered twice: {:?}", registered.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn concurrent_imports_register_each_resident_once_on_sqlite() {
+    concurrent_imports_register_each_resident_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_imports_register_each_resident_once_on_two_postgres_hosts() {
+    if std::env::var("NUKISASHI_TEST_DATABASE_URL").is_err() {
+        eprintln!("skipped: needs PostgreSQL (cargo xtask test starts one)");
+        return;
+    }
+    concurrent_imports_register_each_resident_once(Backend::Postgres).await;
+}

@@ -180,7 +180,7 @@ async fn hosts(backend: Backend, dir: &Path) -> Vec<Host> {
             database_url: first.database_url.clone(),
             plugins: Vec::new(),
             settings: first.settings.clone(),
-            demo: first.demo,
+            demo: false,
             env: Vec::new(),
             ca: None,
         };
@@ -313,6 +313,12 @@ async fn racing_operators_leave_live_equal_to_database(backend: Backend) {
     // Subscribe vs release: 函館市 subscribes as a follower while 2.0.0 is approved.
     let hakodate = json!({"lg_code": "012025", "name": "函館市", "population": 240000});
     assert_eq!(a.send_as(&operator, Method::POST, "/api/v1/municipalities", Some(&hakodate)).await.status(), 201);
+    // A replica learns of a new municipality from the other's announcement.
+    let started = Instant::now();
+    while b.get("/api/v1/municipalities/012025").await.status() != 200 {
+        assert!(started.elapsed() < Duration::from_secs(5), "the other host never learned of 函館市");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     publish_version(a, dir.path(), &key, "2.0.0", "");
     let (subscribed, approve) = tokio::join!(
         put_subscription(b, "012025", json!({"grants": ["kv"]})),
@@ -320,6 +326,34 @@ async fn racing_operators_leave_live_equal_to_database(backend: Backend) {
     );
     assert_eq!((subscribed.status().as_u16(), approve.0), (200, 200), "{approve:?}");
     live_equals_database(&hosts, &[CHIYODA, SAPPORO, "012025"]).await;
+}
+
+/// Concurrent replacements of one module's config, through both hosts: each is whole, the
+/// last one wins, none merges with another or fails.
+async fn config_replacements_do_not_merge(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = hosts(backend, dir.path()).await;
+    let admin = hosts[0].token("admin", Some(CHIYODA));
+    let bodies: Vec<Value> = (0..8).map(|i| json!({"shared": format!("{i}"), format!("only-{i}"): "x"})).collect();
+    let path = format!("/api/v1/municipalities/{CHIYODA}/modules/anything/config");
+    let answers = futures::future::join_all(bodies.iter().enumerate().map(|(i, body)| hosts[i % hosts.len()].call(Some(&admin), Method::PUT, &path, Some(body.clone())))).await;
+    assert!(answers.iter().all(|(status, _)| *status == 204), "{answers:?}");
+    let (_, stored) = hosts[0].call(Some(&admin), Method::GET, &path, None).await;
+    assert!(bodies.contains(&stored), "the stored config is one whole replacement, not a merge: {stored}");
+}
+
+#[tokio::test]
+async fn config_replacements_do_not_merge_on_sqlite() {
+    config_replacements_do_not_merge(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_replacements_do_not_merge_on_two_postgres_replicas() {
+    if std::env::var("NUKISASHI_TEST_DATABASE_URL").is_err() {
+        eprintln!("skipped: needs PostgreSQL (cargo xtask test starts one)");
+        return;
+    }
+    config_replacements_do_not_merge(Backend::Postgres).await;
 }
 
 #[tokio::test]

@@ -191,11 +191,13 @@ pub struct NewChange {
 }
 
 impl LinkageWriter<'_> {
-    /// Makes sure the municipality's feed head exists. As the transaction's first
-    /// statement it is a write, so SQLite takes the write lock up front and the import
-    /// cannot lose a race to another writer half-way.
+    /// Makes sure the municipality's feed head exists, and locks it. As the transaction's
+    /// first statement it is a write, so SQLite takes the write lock up front and the import
+    /// cannot lose a race to another writer half-way; on PostgreSQL the `DO UPDATE` holds the
+    /// head's row lock to the end, so two imports of one municipality run one after the other
+    /// (each sees what the other wrote: no resident is "registered" twice).
     pub async fn begin(&mut self) -> Result<()> {
-        sqlx::query("INSERT INTO linkage_heads (lg_code, cursor) VALUES ($1, 0) ON CONFLICT (lg_code) DO NOTHING")
+        sqlx::query("INSERT INTO linkage_heads (lg_code, cursor) VALUES ($1, 0) ON CONFLICT (lg_code) DO UPDATE SET cursor = linkage_heads.cursor")
             .bind(self.lg_code)
             .execute(&mut *self.conn)
             .await?;

@@ -25,6 +25,10 @@ impl Db {
         settings: &BTreeMap<String, String>,
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
+        // Replacements of one municipality's config run one after the other: this write
+        // takes SQLite's write lock, and the municipality's row lock on PostgreSQL, before
+        // the delete (two replacements would otherwise merge, or collide on a key).
+        sqlx::query("UPDATE municipalities SET name = name WHERE lg_code = $1").bind(lg_code.as_str()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM module_config WHERE lg_code = $1 AND module_id = $2")
             .bind(lg_code.as_str())
             .bind(module_id)
