@@ -231,7 +231,7 @@ function moduleCard(code, m, subscription) {
   const config = Object.entries(m.config || {}).map(([key, field]) => h("label", {},
     `${key}${field.required ? " *" : ""} `, h("span", { class: "meta" }, field.description), h("br"),
     h("input", { name: `config:${key}`, value: field.default || "", required: field.required || false, "aria-label": key })));
-  const versionSelect = h("select", { name: "version" }, h("option", { value: "" }, t("latest", m.latest)), m.versions.map(v => h("option", { value: v }, t("pinTo", v))));
+  const versionSelect = h("select", { name: "version" }, h("option", { value: "" }, t("latest", m.latest)), m.versions.map(v => h("option", { value: v, selected: Boolean(subscription && subscription.pinned && subscription.version === v) }, t("pinTo", v))));
   const form = h("form", { onsubmit: e => {
     e.preventDefault();
     const f = e.target;
@@ -239,7 +239,8 @@ function moduleCard(code, m, subscription) {
       grants: [...f.querySelectorAll("input[name=grant]:checked")].map(x => x.value),
       config: Object.fromEntries([...f.querySelectorAll("input[name^='config:']")].map(x => [x.name.slice(7), x.value])),
     };
-    if (f.elements.version.value) body.version = f.elements.version.value;
+    // The form always says: a version pins it, "latest" follows (null).
+    body.version = f.elements.version.value || null;
     act(f.querySelector("button[type=submit]"), () => api("PUT", `/municipalities/${code}/subscriptions/${m.id}`, body), s => t("subscribed", m.id, s.version));
   } },
     h("fieldset", {}, h("legend", {}, t("grantLegend")), grants.length ? grants : h("p", { class: "meta" }, t("noCapabilities"))),

@@ -149,8 +149,10 @@ impl App {
 
     /// Replaces a module's settings; requests that start afterwards see the new ones.
     pub async fn set_module_config(&self, code: &LgCode, module: &str, settings: BTreeMap<String, String>) -> Result<()> {
+        let writing = self.configs.1.lock().await;
         self.db.replace_module_config(code, module, &settings).await?;
         self.configs.0.write().expect("config cache lock").insert((code.clone(), module.to_string()), Arc::new(settings));
+        drop(writing);
         self.announce(crate::replicas::Announcement::Config { lg_code: code.to_string(), module: module.to_string() }).await;
         Ok(())
     }
@@ -175,5 +177,7 @@ impl Tenants {
     }
 }
 
+/// Module settings by (municipality, module), and the lock that orders this host's
+/// replacements: the cache ends up with the settings the database committed last.
 #[derive(Default)]
-struct ConfigCache(RwLock<HashMap<(LgCode, String), Arc<BTreeMap<String, String>>>>);
+struct ConfigCache(RwLock<HashMap<(LgCode, String), Arc<BTreeMap<String, String>>>>, tokio::sync::Mutex<()>);

@@ -70,9 +70,13 @@ enum Command {
         /// Grant nothing (a module that requests capabilities then runs without them).
         #[arg(long, conflicts_with = "grants")]
         no_grants: bool,
-        /// Pin this version instead of following the latest.
+        /// Pin this version. Without --version or --follow an existing subscription keeps
+        /// its pin (or keeps following); a new one follows the latest.
         #[arg(long)]
         version: Option<String>,
+        /// Follow the latest released version (lifts a pin).
+        #[arg(long, conflicts_with = "version")]
+        follow: bool,
         /// Setting as key=value (repeatable); replaces the module's config when given.
         #[arg(long = "config")]
         config: Vec<String>,
@@ -561,10 +565,13 @@ async fn run(command: Command) -> Result<()> {
             println!("restored {} rows in {} tables from {}", restored.rows, restored.tables, file.display());
             Ok(())
         }
-        Command::Subscribe { lg_code, module, grants, no_grants, version, config, api } => {
+        Command::Subscribe { lg_code, module, grants, no_grants, version, follow, config, api } => {
             let config = if config.is_empty() { None } else { Some(key_values(&config)?) };
             let grants = if no_grants { Some(Vec::new()) } else { (!grants.is_empty()).then_some(grants) };
-            let mut body = serde_json::json!({ "version": version, "config": config });
+            let mut body = serde_json::json!({ "config": config });
+            if version.is_some() || follow {
+                body["version"] = serde_json::json!(version);
+            }
             if let Some(grants) = grants {
                 body["grants"] = serde_json::json!(grants);
             }

@@ -148,6 +148,9 @@ impl Transfers {
 
     /// Starts an upload of `length` bytes whose SHA-256 is `sha256`.
     pub fn create_upload(&self, length: u64, sha256: &str, created_by: &str) -> Result<Upload> {
+        if length == 0 {
+            bail!("an upload has at least one byte (an archive starts with its header line)");
+        }
         if length > MAX_UPLOAD_BYTES {
             bail!("an upload is limited to {MAX_UPLOAD_BYTES} bytes");
         }

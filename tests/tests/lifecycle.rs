@@ -333,3 +333,123 @@ async fn state_survives_restart_on_sqlite() {
 async fn state_survives_restart_on_postgres() {
     state_survives_restart(Backend::Postgres).await;
 }
+
+/// The versions the catalog lists for `guestbook`, with their status.
+async fn listed_versions(host: &Host) -> Vec<(String, String)> {
+    let operator = host.token("operator", None);
+    let r = host.send_as(&operator, Method::GET, "/api/v1/modules/guestbook/versions", None).await;
+    assert_eq!(r.status(), 200);
+    let view: Value = r.json().await.unwrap();
+    view["versions"].as_array().unwrap().iter().map(|v| (v["version"].as_str().unwrap().to_string(), v["status"].as_str().unwrap_or_default().to_string())).collect()
+}
+
+/// kill -9 while vendors publish: after the restart every acknowledged version is in the
+/// catalog, approved and served, and every version the catalog lists is whole (it loads
+/// and answers; none is quarantined).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_publishing_loses_no_acknowledged_version_and_shows_no_half_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, host) = start(Backend::Sqlite, dir.path()).await;
+    let key = vendor(&host, dir.path(), "acme", true).await;
+    let component = module("guestbook");
+    let (tx, mut acknowledged) = tokio::sync::mpsc::unbounded_channel();
+    let publishers: Vec<_> = (0..8)
+        .map(|i| {
+            let version = format!("1.{i}.0");
+            let (manifest, component, key, tx) = (manifest(dir.path(), "acme", "guestbook", &version, ""), component.clone(), key.clone(), tx.clone());
+            let token = host.token("vendor", Some("acme"));
+            let base = host.base.clone();
+            std::thread::spawn(move || {
+                let output = Command::new(binary())
+                    .args(["module", "publish", "--key"])
+                    .arg(&key)
+                    .arg("--manifest")
+                    .arg(&manifest)
+                    .arg("--component")
+                    .arg(&component)
+                    .args(["--server", &base])
+                    .env("NUKISASHI_TOKEN", token)
+                    .output()
+                    .unwrap();
+                if output.status.success() {
+                    let _ = tx.send(version);
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    // Killed as soon as two are acknowledged, with the others in flight.
+    let mut acked = vec![acknowledged.recv().await.expect("a publish succeeds"), acknowledged.recv().await.expect("two publishes succeed")];
+    host.kill();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    while let Ok(v) = acknowledged.try_recv() {
+        acked.push(v);
+    }
+    assert!(acked.len() < 8, "every publish finished before the kill: the test did not test a crash");
+
+    let host = spec.start().unwrap();
+    let listed = listed_versions(&host).await;
+    for version in &acked {
+        assert!(listed.iter().any(|(v, status)| v == version && status == "approved"), "acknowledged {version} is lost: {listed:?}");
+    }
+    let admin = host.token("admin", Some(CHIYODA));
+    for (version, status) in &listed {
+        assert_eq!(status, "approved", "{version} is half-written: {listed:?}\n{}", host.log());
+        let r = host.send_as(&admin, Method::PUT, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions/guestbook"), Some(&json!({"grants": ["kv"], "version": version}))).await;
+        assert_eq!(r.status(), 200, "{version}: {}", r.text().await.unwrap());
+        assert_eq!(served_by(&host, CHIYODA).await, format!("guestbook@{version}"));
+    }
+    assert!(!host.log().contains("quarantined"), "{}", host.log());
+}
+
+/// kill -9 while an operator swaps two municipalities back and forth: after the restart
+/// both are on the same version (a swap is one transaction), it is the last acknowledged
+/// swap's or the one in flight, and what serves is what the database says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_swap_leaves_routing_equal_to_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, host) = start(Backend::Sqlite, dir.path()).await;
+    let key = vendor(&host, dir.path(), "acme", true).await;
+    let component = module("guestbook");
+    ok(publish(&host, "acme", &key, &manifest(dir.path(), "acme", "guestbook", "1.0.0", ""), &component));
+    for code in [CHIYODA, SAPPORO] {
+        assert_eq!(subscribe(&host, code, json!({"grants": ["kv"]})).await.status(), 200);
+    }
+    for version in ["2.0.0", "3.0.0"] {
+        ok(publish(&host, "acme", &key, &manifest(dir.path(), "acme", "guestbook", version, ""), &component));
+    }
+    let operator = host.token("operator", None);
+    // Three versions in turn: a state left from an earlier swap is neither of the last two.
+    let (mut last_acknowledged, mut in_flight) = (None, String::new());
+    for i in 0..40 {
+        in_flight = ["1.0.0", "2.0.0", "3.0.0"][i % 3].to_string();
+        let body = json!({"version": in_flight, "lg_codes": [CHIYODA, SAPPORO]});
+        let swap = host.client.post(host.url("/api/v1/modules/guestbook/swap")).bearer_auth(&operator).json(&body).send();
+        if i == 25 {
+            // The host dies with the 26th swap sent: it commits whole or not at all. (The
+            // millisecond is where the fault lands, not a wait for anything.)
+            let swap = tokio::spawn(swap);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            host.kill();
+            let _ = swap.await;
+            break;
+        }
+        assert_eq!(swap.await.unwrap().status(), 200);
+        last_acknowledged = Some(in_flight.clone());
+    }
+
+    let host = spec.start().unwrap();
+    let admin = host.token("admin", Some(CHIYODA));
+    let mut versions = Vec::new();
+    for code in [CHIYODA, SAPPORO] {
+        let admin = if code == CHIYODA { admin.clone() } else { host.token("admin", Some(code)) };
+        let list: Vec<Value> = host.send_as(&admin, Method::GET, &format!("/api/v1/municipalities/{code}/subscriptions"), None).await.json().await.unwrap();
+        let version = list.iter().find(|s| s["module_id"] == "guestbook").unwrap()["version"].as_str().unwrap().to_string();
+        assert_eq!(served_by(&host, code).await, format!("guestbook@{version}"), "what serves is what the database says");
+        versions.push(version);
+    }
+    assert_eq!(versions[0], versions[1], "one swap moved both or neither");
+    assert!(Some(&versions[0]) == last_acknowledged.as_ref() || versions[0] == in_flight, "{versions:?} is neither the acknowledged swap nor the one in flight");
+}

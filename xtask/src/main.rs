@@ -105,10 +105,16 @@ fn test(extra: &[String]) -> Result<()> {
         c
     })?;
     let _postgres = throwaway_postgres()?;
+    // Only a run that includes the contract test needs schemathesis (and PyPI).
+    let selected: Vec<&String> = extra.windows(2).filter(|w| w[0] == "--test").map(|w| &w[1]).collect();
+    let schemathesis = if selected.is_empty() || selected.iter().any(|t| *t == "contract") { Some(install_schemathesis()?) } else { None };
     let mut c = cargo();
     c.args(["test", "--release"]);
     select_test_packages(&mut c);
     c.args(extra);
+    if let Some(program) = schemathesis {
+        c.env("NUKISASHI_SCHEMATHESIS", program);
+    }
     // Panics in tests are expected assertions; a backtrace for each only buries the message.
     if std::env::var_os("RUST_BACKTRACE").is_none_or(|v| v == "1") {
         c.env("RUST_BACKTRACE", "0");
@@ -164,6 +170,29 @@ fn install_wasmtime_cli() -> Result<()> {
         .arg("--root")
         .arg(&tools);
     status(c)
+}
+
+/// The schemathesis the contract test runs, pinned so every run checks the same way.
+const SCHEMATHESIS: &str = "4.32.5";
+
+/// Installs schemathesis into a virtual environment under target/tools once (it needs
+/// Python 3 with `venv`, as Debian's python3-venv has); returns the `st` program.
+fn install_schemathesis() -> Result<PathBuf> {
+    let venv = root().join("target/tools/schemathesis");
+    let program = venv.join("bin/st");
+    let installed = Command::new(&program).arg("--version").output();
+    if installed.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(SCHEMATHESIS)) {
+        return Ok(program);
+    }
+    eprintln!("xtask: installing schemathesis {SCHEMATHESIS} into {} for the contract test (once)", venv.display());
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut c = Command::new(&python);
+    c.args(["-m", "venv", "--clear"]).arg(&venv);
+    status(c).with_context(|| format!("the contract test needs Python 3 with venv (`{python}`; on Debian: apt-get install python3-venv)"))?;
+    let mut c = Command::new(venv.join("bin/pip"));
+    c.args(["install", "--quiet", "--disable-pip-version-check", &format!("schemathesis=={SCHEMATHESIS}")]);
+    status(c).context("installing schemathesis from PyPI failed")?;
+    Ok(program)
 }
 
 /// A throwaway PostgreSQL for the tests and benchmarks, unless NUKISASHI_TEST_DATABASE_URL

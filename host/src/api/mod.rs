@@ -128,3 +128,43 @@ async fn readyz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> ax
     }
     "ready".into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// `(METHOD, path)` of every route `api_v1` registers, read off its source: the
+    /// document cannot silently miss a route someone adds.
+    fn routed() -> BTreeSet<(String, String)> {
+        let source = include_str!("mod.rs");
+        let body = &source[source.find("fn api_v1()").unwrap()..];
+        let body = &body[..body.find("\n}\n").unwrap()];
+        let mut routes = BTreeSet::new();
+        for route in body.split(".route(").skip(1) {
+            let path = route.split('"').nth(1).unwrap().to_string();
+            for method in ["get", "post", "put", "patch", "delete"] {
+                if route.contains(&format!("{method}(")) {
+                    routes.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        routes
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes() {
+        let document: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys().filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str())) {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        let routed = routed();
+        assert!(routed.len() > 30, "the route scan found only {routed:?}");
+        let undocumented: Vec<_> = routed.difference(&documented).collect();
+        let unrouted: Vec<_> = documented.difference(&routed).collect();
+        assert!(undocumented.is_empty(), "routes missing from openapi.json: {undocumented:?}");
+        assert!(unrouted.is_empty(), "openapi.json documents routes that do not exist: {unrouted:?}");
+    }
+}

@@ -45,12 +45,18 @@ pub struct SubscribeRequest {
     /// subscription's grants; a new subscription to a module that requests any must say.
     #[serde(default)]
     grants: Option<Vec<String>>,
-    /// Pin this version; absent or null follows the latest released version.
-    #[serde(default)]
-    version: Option<String>,
+    /// A version pins it; `null` follows the latest released version; absent keeps what an
+    /// existing subscription does (its pin, or following), and follows for a new one.
+    #[serde(default, deserialize_with = "present")]
+    version: Option<Option<String>>,
     /// Replaces the municipality's config for the module when given.
     #[serde(default)]
     config: Option<BTreeMap<String, String>>,
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `PUT /municipalities/{code}/subscriptions/{module}` (its admin): subscribe, or change
@@ -69,9 +75,20 @@ pub async fn subscribe(
         return Err(Problem::conflict("module-suspended", format!("module `{module}` is suspended by the operator: {reason}")));
     }
     let versions = app.db.versions(Some(&module)).await?;
-    let version = match &request.version {
+    let existing = app.db.subscription(code.as_str(), &module).await?;
+    let pin = match &request.version {
+        Some(asked) => asked.clone(),
+        None => existing.as_ref().filter(|e| e.pinned && e.active).map(|e| e.version.clone()),
+    };
+    let version = match &pin {
         Some(pin) => match versions.iter().find(|v| &v.version == pin) {
             Some(v) if v.status == VersionStatus::Approved => pin.clone(),
+            Some(_) if request.version.is_none() => {
+                return Err(Problem::unprocessable(
+                    "version-not-approved",
+                    format!("{code} is pinned to {module} {pin}, which is no longer approved: pin another (`version`) or follow the latest (`version: null`)"),
+                ));
+            }
             Some(_) => return Err(Problem::unprocessable("version-not-approved", format!("{module} {pin} is not approved"))),
             None => return Err(Problem::not_found("unknown-version", format!("no version {module} {pin}"))),
         },
@@ -84,7 +101,6 @@ pub async fn subscribe(
         None => app.db.module_config(&code, &module).await?,
     };
     check_settings(Some(manifest), &settings, request.config.is_some())?;
-    let existing = app.db.subscription(code.as_str(), &module).await?;
     let grants = resolve_grants(&module, manifest, request.grants, existing.as_ref())?;
     let previous_version = match &existing {
         Some(e) if e.version != version => Some(e.version.clone()),
@@ -100,7 +116,7 @@ pub async fn subscribe(
         lg_code: code.to_string(),
         module_id: module.clone(),
         grants,
-        pinned: request.version.is_some(),
+        pinned: pin.is_some(),
         version,
         previous_version,
         active: true,

@@ -80,6 +80,7 @@ pub async fn download_export(State(app): State<Arc<App>>, Caller(who): Caller, P
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewUpload {
     length: u64,
     sha256: String,

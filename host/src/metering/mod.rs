@@ -179,6 +179,13 @@ pub async fn sample_storage(db: &Db) -> Result<()> {
 
 /// `[first day, first day of the next month)` for `YYYY-MM`.
 pub fn month_range(month: &str) -> Result<(String, String)> {
+    // Exactly the API's pattern `^[0-9]{4}-(0[1-9]|1[0-2])$`: chrono alone would also take
+    // `2026-1` or a signed year.
+    let b = month.as_bytes();
+    let well_formed = b.len() == 7 && b[4] == b'-' && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit) && matches!(&month[5..], "01" | "02" | "03" | "04" | "05" | "06" | "07" | "08" | "09" | "10" | "11" | "12");
+    if !well_formed {
+        anyhow::bail!("month `{month}` is not YYYY-MM");
+    }
     let first = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
         .map_err(|_| anyhow::anyhow!("month `{month}` is not YYYY-MM"))?;
     let next = first.checked_add_months(chrono::Months::new(1)).expect("a month later exists");
