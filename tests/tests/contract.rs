@@ -18,9 +18,11 @@ async fn the_api_answers_as_its_openapi_document_says() {
     let host = spec.start().unwrap();
     let operator = host.token("operator", None);
     let output = tokio::task::spawn_blocking({
-        let base = host.base.clone();
+        let (base, scratch) = (host.base.clone(), dir.path().to_path_buf());
         move || {
             Command::new(schemathesis)
+                // It keeps a cache of what it found in `.schemathesis/` of its directory.
+                .current_dir(scratch)
                 .arg("--config-file")
                 .arg(workspace_root().join("tests/schemathesis.toml"))
                 .arg("run")

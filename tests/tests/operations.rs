@@ -438,4 +438,15 @@ async fn a_version_that_cannot_load_is_quarantined_and_a_damaged_artifact_recomp
     assert!(view["quarantined"]["1.0.0"].as_str().is_some_and(|why| !why.is_empty()), "the reason is visible: {view}");
     let r = host.get(&format!("/{SAPPORO}/notices/")).await;
     assert!(r.headers().get("x-nukisashi-version").is_some_and(|v| v == "notices@1.0.0"), "the other module is served: {}", r.status());
+
+    // The operator moves 千代田区 to a version that loads: it is served, and the quarantine
+    // of the version nobody uses any more is over (not listed, no 503 for the module).
+    let fixed = manifest(dir.path(), "acme", "guestbook", "1.0.1", "");
+    ok(publish(&host, "acme", &key, &fixed, &module("linkage-fixture")));
+    ok(cli(&host, &operator, &["module", "approve", "guestbook", "1.0.1", "--no-release"]));
+    ok(cli(&host, &operator, &["module", "swap", "guestbook", "1.0.1", "--lg-code", CHIYODA]));
+    assert_eq!(served_by(&host, CHIYODA).await, Ok("guestbook@1.0.1".into()));
+    let view: Value = host.send_as(&operator, Method::GET, "/api/v1/modules/guestbook/versions", None).await.json().await.unwrap();
+    assert!(view["quarantined"].as_object().is_none_or(|q| q.is_empty()), "{view}");
+    assert_eq!(host.get(&format!("/{SAPPORO}/guestbook/")).await.status(), 404, "an unsubscribed municipality is told the module is not theirs");
 }

@@ -81,7 +81,7 @@ impl App {
         }
         self.live.apply(changes);
         *applied = Some(view.generation);
-        Ok(())
+        self.forget_unused_quarantines().await
     }
 
     /// Builds the whole table afresh from the database (and the modules loaded from
@@ -108,6 +108,18 @@ impl App {
         }
         self.live.replace(changes);
         *applied = Some(view.generation);
+        self.forget_unused_quarantines().await
+    }
+
+    /// Drops the quarantine of versions no active subscription uses any more (their
+    /// municipalities were swapped or rolled back away): the module's other
+    /// municipalities then get 404 again, and the operator's listing is current.
+    async fn forget_unused_quarantines(&self) -> Result<()> {
+        let modules: std::collections::BTreeSet<String> = self.routes.quarantined.lock().expect("quarantine").keys().map(|(m, _)| m.clone()).collect();
+        for module in modules {
+            let in_use: HashSet<String> = self.db.subscriptions(None, Some(&module)).await?.into_iter().filter(|s| s.active).map(|s| s.version).collect();
+            self.routes.quarantined.lock().expect("quarantine").retain(|(m, v), _| m != &module || in_use.contains(v));
+        }
         Ok(())
     }
 
