@@ -97,7 +97,19 @@ impl App {
         Ok(inserted)
     }
 
-    pub fn require_municipality(&self, code: &LgCode) -> Result<Arc<Municipality>, Problem> {
+    /// The registered municipality, or 404. A code this host does not know is looked up in
+    /// the database before it is refused: another host may have registered it a moment ago,
+    /// before its announcement arrived here (or the announcement was lost).
+    pub async fn require_municipality(&self, code: &LgCode) -> Result<Arc<Municipality>, Problem> {
+        if let Some(found) = self.tenants.get(code) {
+            return Ok(found);
+        }
+        if self.tenants.may_recheck() {
+            let all = self.db.list_municipalities().await?;
+            if all.iter().any(|m| &m.lg_code == code) {
+                self.tenants.replace(all);
+            }
+        }
         self.tenants
             .get(code)
             .ok_or_else(|| Problem::not_found("unknown-municipality", format!("no municipality {code} is registered")))
@@ -163,11 +175,28 @@ impl App {
     }
 }
 
-/// Registered municipalities, swapped whole on every change.
+/// Registered municipalities, swapped whole on every change; and when the database was
+/// last asked about a code missing here.
 #[derive(Default)]
-pub struct Tenants(ArcSwap<HashMap<LgCode, Arc<Municipality>>>);
+pub struct Tenants(ArcSwap<HashMap<LgCode, Arc<Municipality>>>, std::sync::Mutex<Option<std::time::Instant>>);
+
+/// How often requests for unknown codes may send this host to the database: they cannot
+/// turn a flood of made-up codes into a flood of queries.
+const TENANT_RECHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Tenants {
+    /// Whether a miss may be checked against the database now (at most once per
+    /// [`TENANT_RECHECK_EVERY`], across all codes).
+    fn may_recheck(&self) -> bool {
+        let mut last = self.1.lock().expect("tenant recheck");
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < TENANT_RECHECK_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
     pub fn get(&self, code: &LgCode) -> Option<Arc<Municipality>> {
         self.0.load().get(code).cloned()
     }

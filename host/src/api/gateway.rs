@@ -41,7 +41,7 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
     if !app.is_ready() {
         return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "starting", "Starting", "the host is starting; try again shortly").with_header(axum::http::header::RETRY_AFTER, "1"));
     }
-    let municipality = app.require_municipality(lg_code)?;
+    let municipality = app.require_municipality(lg_code).await?;
     let Some(routed) = app.live.resolve(module, lg_code) else {
         if app.routes.is_quarantined(module) || app.db.module_suspension(module).await?.is_some() {
             // The operator's reason is for the operators (the API has it), not for residents.

@@ -54,7 +54,7 @@ pub async fn import_file(
 ) -> Result<Json<ImportReport>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    app.require_municipality(&code)?;
+    app.require_municipality(&code).await?;
     let layout = layout(&layout_name)?;
     let encoding = encoding(&q)?;
     let limits = &app.governor.limits;
@@ -96,7 +96,7 @@ pub async fn export_file(
 ) -> Result<Response, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    app.require_municipality(&code)?;
+    app.require_municipality(&code).await?;
     let layout = layout(&layout_name)?;
     let encoding = encoding(&q)?;
     if let Err(unencodable) = export::check_encodable(&app.db, code.as_str(), layout, encoding).await? {
@@ -139,7 +139,7 @@ pub async fn changes(
 ) -> Result<Json<ChangePage>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    app.require_municipality(&code)?;
+    app.require_municipality(&code).await?;
     let after = q.after.unwrap_or(0).max(0);
     let changes = app.db.changes_since(code.as_str(), after, q.limit.unwrap_or(100).clamp(1, 1000)).await?;
     let next = changes.last().map(|c| c.cursor).unwrap_or(after);
@@ -161,7 +161,7 @@ pub struct Delivery {
 pub async fn deliveries(State(app): State<Arc<App>>, Caller(who): Caller, Path(code): Path<String>) -> Result<Json<Vec<Delivery>>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    app.require_municipality(&code)?;
+    app.require_municipality(&code).await?;
     let mut out = Vec::new();
     for (feed, name) in [(Feed::Changes, "changes"), (Feed::Events, "events")] {
         for (module, delivered, failures, last_error) in app.db.deliveries(feed, code.as_str()).await? {
@@ -181,7 +181,7 @@ pub async fn audit_trail(
 ) -> Result<Json<Vec<AuditRow>>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    app.require_municipality(&code)?;
+    app.require_municipality(&code).await?;
     if let Some(a) = &filter.addressee_number
         && (a.is_empty() || a.len() > 15 || !a.bytes().all(|b| b.is_ascii_digit()))
     {

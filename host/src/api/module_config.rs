@@ -24,7 +24,7 @@ pub async fn show(
 ) -> Result<Json<BTreeMap<String, String>>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    app.require_municipality(&code)?;
+    app.require_municipality(&code).await?;
     Ok(Json(app.db.module_config(&code, &module).await?))
 }
 
@@ -36,7 +36,7 @@ pub async fn replace(
 ) -> Result<StatusCode, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    app.require_municipality(&code)?;
+    app.require_municipality(&code).await?;
     let Json(settings) = body?;
     // A subscribed module's settings are checked against the version it runs; a module
     // loaded from a file for every municipality has no catalog manifest to check against.

@@ -27,10 +27,7 @@ pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<Municipality>>
 
 pub async fn show(State(app): State<Arc<App>>, Path(code): Path<String>) -> Result<Json<Municipality>, Problem> {
     let code = parse_code(&code)?;
-    match app.tenants.get(&code) {
-        Some(m) => Ok(Json(Municipality::clone(&m))),
-        None => Err(Problem::not_found("unknown-municipality", format!("no municipality {code} is registered"))),
-    }
+    Ok(Json(Municipality::clone(&*app.require_municipality(&code).await?)))
 }
 
 pub async fn create(

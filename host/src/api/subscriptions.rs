@@ -69,7 +69,7 @@ pub async fn subscribe(
 ) -> Result<Json<Subscription>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    app.require_municipality(&code)?;
+    app.require_municipality(&code).await?;
     let Json(request) = body?;
     if let Some(reason) = app.db.module_suspension(&module).await? {
         return Err(Problem::conflict("module-suspended", format!("module `{module}` is suspended by the operator: {reason}")));

@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 pub async fn create_export(State(app): State<Arc<App>>, Caller(who): Caller, Path(code): Path<String>) -> Result<(StatusCode, Json<Export>), Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    app.require_municipality(&code)?;
+    app.require_municipality(&code).await?;
     let span = tracing::info_span!("export", lg_code = %code, subject = %who.subject);
     let export = tracing::Instrument::instrument(app.transfers.create_export(&app.db, code.as_str()), span.clone()).await?;
     tracing::info!(parent: &span, id = %export.id, bytes = export.length, rows = export.rows, "municipality exported");

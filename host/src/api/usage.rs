@@ -67,10 +67,10 @@ pub async fn all(State(app): State<Arc<App>>, Caller(who): Caller, Query(q): Que
 }
 
 /// The municipality in the path, which the caller must administer and this host must have.
-fn administered(app: &App, who: &Principal, code: &str) -> Result<LgCode, Problem> {
+async fn administered(app: &App, who: &Principal, code: &str) -> Result<LgCode, Problem> {
     let code = parse_code(code)?;
     who.require_admin_of(&code).map_err(|e| refused(who, e))?;
-    app.require_municipality(&code)?;
+    app.require_municipality(&code).await?;
     Ok(code)
 }
 
@@ -81,7 +81,7 @@ pub async fn of_municipality(
     Path(code): Path<String>,
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<UsageReport>, Problem> {
-    let code = administered(&app, &who, &code)?;
+    let code = administered(&app, &who, &code).await?;
     let month = month_or_now(q.month)?;
     app.meter.flush(&app.db).await?;
     metering::sample_storage(&app.db).await?;
@@ -251,7 +251,7 @@ pub async fn of_municipality_cost(
     Path(code): Path<String>,
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<MunicipalityCost>, Problem> {
-    let code = administered(&app, &who, &code)?;
+    let code = administered(&app, &who, &code).await?;
     let month = month_or_now(q.month)?;
     let Some(policy) = policies::published(&app.db, &month).await? else {
         return Err(Problem::not_found("no-cost-policy", format!("the operator has not published a cost policy for {month} yet")));
