@@ -326,6 +326,21 @@ async fn a_module_origin_reaches_only_its_module() {
     assert_eq!(r.status, 200, "host names are case-insensitive");
     let r = raw_request(host.port(), "GET", &format!("{origin}/"), &format!("127.0.0.1:{}", host.port()), &[], b"").await;
     assert_eq!(r.status, 400, "a target and a Host header that disagree are refused");
+    // A tunnel, an echo or an invented method is the platform's to refuse, on both mounts.
+    for method in ["CONNECT", "TRACE", "PROPFIND"] {
+        // (CONNECT names an authority, so it only has the origin form.)
+        for on_origin in [true, false].into_iter().filter(|o| *o || method != "CONNECT") {
+            let target = if method == "CONNECT" && on_origin { format!("guestbook--{CHIYODA}.localhost:{}", host.port()) } else { "/".to_string() };
+            let r = if method == "CONNECT" && on_origin {
+                raw_request(host.port(), method, &target, &target, &[], b"").await
+            } else {
+                send(&host, method, "guestbook", &target, on_origin, None).await
+            };
+            assert_eq!(r.status, 405, "{method} (origin: {on_origin}): {r:?}");
+            assert_eq!(r.header("content-type"), Some("application/problem+json"), "{method}");
+            assert!(r.header("x-nukisashi-version").is_none(), "{method} reached the module");
+        }
+    }
 }
 
 #[tokio::test]

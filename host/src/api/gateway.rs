@@ -36,8 +36,21 @@ pub async fn serve(app: &App, target: Target, request: Request) -> Response {
     }
 }
 
+/// The methods modules are served with; CONNECT (a tunnel), TRACE (an echo of the request)
+/// and extension methods are the platform's to refuse, not a module's to interpret.
+const MODULE_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 async fn route(app: &App, target: &Target, request_id: &str, request: Request) -> Result<Response, Problem> {
     let Target { lg_code, module, path, mount } = target;
+    if !MODULE_METHODS.split(", ").any(|m| m == request.method().as_str()) {
+        return Err(Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("{} is not served to modules; use one of {MODULE_METHODS}", request.method()),
+        )
+        .with_header(axum::http::header::ALLOW, MODULE_METHODS));
+    }
     if !app.is_ready() {
         return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "starting", "Starting", "the host is starting; try again shortly").with_header(axum::http::header::RETRY_AFTER, "1"));
     }

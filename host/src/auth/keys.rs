@@ -287,11 +287,7 @@ impl Authenticator {
             match jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation) {
                 Ok(data) => return checked(key, data.claims),
                 Err(e) => {
-                    let why = match e.kind() {
-                        jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired".to_string(),
-                        jsonwebtoken::errors::ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_string(),
-                        _ => format!("{e:?}"),
-                    };
+                    let why = refusal_reason(e.kind());
                     let message = format!("{why} (checked against {})", key.label);
                     if reason.is_none() || claimed_issuer.as_deref() == Some(key.issuer.as_str()) {
                         reason = Some(message);
@@ -300,6 +296,26 @@ impl Authenticator {
             }
         }
         Err(AuthError::Invalid(reason.unwrap_or_default()))
+    }
+}
+
+/// Why a token failed verification, in a sentence a person can act on (no library
+/// internals); the names in parentheses are the stable ones the log is searched by.
+fn refusal_reason(kind: &jsonwebtoken::errors::ErrorKind) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match kind {
+        ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".into(),
+        ErrorKind::InvalidSignature => "the signature does not match (InvalidSignature)".into(),
+        ErrorKind::InvalidIssuer => "the token is from another issuer (InvalidIssuer)".into(),
+        ErrorKind::InvalidAudience => "the token is for another audience (InvalidAudience)".into(),
+        ErrorKind::InvalidSubject => "the token's subject is not accepted (InvalidSubject)".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no `{claim}` claim"),
+        ErrorKind::InvalidClaimFormat(claim) => format!("the token's `{claim}` claim is not in the expected format"),
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::MissingAlgorithm => "the token's algorithm is not the one this key uses".into(),
+        ErrorKind::Json(e) => format!("the token's claims are not the platform's: {e}"),
+        ErrorKind::Base64(_) | ErrorKind::Utf8(_) | ErrorKind::InvalidToken => "the token is not a well-formed JWT".into(),
+        _ => "the token cannot be verified".into(),
     }
 }
 
