@@ -91,7 +91,7 @@ async fn replicas_on_one_postgres_converge_and_fail_no_request() {
                             r.bytes().await.unwrap();
                             served += 1;
                         }
-                        Ok(r) => failed.push(format!("host {i}: {}", r.status())),
+                        Ok(r) => failed.push(format!("host {i}: {} {}", r.status(), r.text().await.unwrap_or_default())),
                         Err(e) => failed.push(format!("host {i}: {e}")),
                     }
                 }
@@ -143,7 +143,7 @@ async fn replicas_on_one_postgres_converge_and_fail_no_request() {
     let mut total = 0;
     for w in workers {
         let (served, failed) = w.await.unwrap();
-        assert!(failed.is_empty(), "failed requests: {failed:?}");
+        assert!(failed.is_empty(), "failed requests: {failed:?}\n--- r1 ---\n{}\n--- r2 ---\n{}\n--- r3 ---\n{}", r1.log(), r2.log(), r3.log());
         total += served;
     }
     assert!(total > 100, "only {total} requests were served");

@@ -34,17 +34,22 @@ impl Db {
     }
 
     /// What changed after `since` up to the current generation (everything for `None`).
-    /// The generation is read first: rows written later carry higher numbers and are left
-    /// for the next call, so the view is of one generation even without a snapshot.
+    /// The generation is read first. For a change set, rows written later carry higher
+    /// numbers and are left for the next call. A whole view (`None`) takes every row as it
+    /// is now, also those a change committed after the generation was read: leaving such a
+    /// row out would drop its route from the rebuilt table (a municipality answered 404
+    /// until the next converge). Applying that change again later is harmless: every
+    /// change sets what its row says.
     pub async fn routing_since(&self, since: Option<i64>) -> Result<RoutingView> {
         let generation = self.routing_generation().await?;
         let after = since.unwrap_or(-1);
+        let upto = if since.is_some() { generation } else { i64::MAX };
         let subscriptions = sqlx::query(&format!(
             "SELECT {} FROM subscriptions WHERE generation > $1 AND generation <= $2 ORDER BY lg_code, module_id",
             super::catalog::SUBSCRIPTION_COLUMNS
         ))
         .bind(after)
-        .bind(generation)
+        .bind(upto)
         .fetch_all(self.pool())
         .await?
         .into_iter()
@@ -52,7 +57,7 @@ impl Db {
         .collect::<Result<Vec<_>>>()?;
         let modules = sqlx::query("SELECT id, suspended_reason FROM modules WHERE generation > $1 AND generation <= $2")
             .bind(after)
-            .bind(generation)
+            .bind(upto)
             .fetch_all(self.pool())
             .await?
             .iter()
