@@ -52,6 +52,7 @@ pub async fn fresh_postgres_database() -> Result<String> {
 }
 
 /// How to start a test host.
+#[derive(Clone)]
 pub struct HostSpec {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
@@ -81,6 +82,14 @@ impl HostSpec {
             env: Vec::new(),
             ca: None,
         })
+    }
+
+    /// Another host on the same database (a replica) in `dir`, once this one has run (it
+    /// shares the token secret): same modules and settings, no demo seeding of its own.
+    pub fn replica(&self, dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::copy(self.data_dir.join("jwt-secret"), dir.join("jwt-secret")).expect("start the first host before its replica");
+        Self { data_dir: dir.to_path_buf(), demo: false, ..self.clone() }
     }
 
     pub fn settings(mut self, toml: &str) -> Self {

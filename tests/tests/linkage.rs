@@ -556,15 +556,7 @@ async fn concurrent_imports_register_each_resident_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let first = spec(backend, dir.path(), true).await;
     let one = first.start().unwrap();
-    let two = if backend == Backend::Postgres {
-        let second_dir = dir.path().join("second");
-        std::fs::create_dir_all(&second_dir).unwrap();
-        std::fs::copy(first.data_dir.join("jwt-secret"), second_dir.join("jwt-secret")).unwrap();
-        let second = HostSpec { data_dir: second_dir, database_url: first.database_url.clone(), plugins: Vec::new(), settings: String::new(), demo: false, env: Vec::new(), ca: None };
-        Some(second.start().unwrap())
-    } else {
-        None
-    };
+    let two = (backend == Backend::Postgres).then(|| first.replica(&dir.path().join("second")).start().unwrap());
     let other = two.as_ref().unwrap_or(&one);
     let admin = one.token("admin", Some(A));
     let file: String = std::iter::once(HEADER.to_string())
@@ -578,18 +570,7 @@ async fn concurrent_imports_register_each_resident_once(backend: Backend) {
     let mut inserted = [r1["inserted"].as_u64().unwrap(), r2["inserted"].as_u64().unwrap()];
     inserted.sort();
     assert_eq!(inserted, [0, 200], "one import inserted them, the other found them: {r1} {r2}");
-    let (mut registered, mut after) = (BTreeMap::<String, u32>::new(), 0);
-    loop {
-        let page = json_of(one.send_as(&admin, reqwest::Method::GET, &format!("/api/v1/municipalities/{A}/linkage/changes?after={after}&limit=1000"), None).await).await;
-        let changes = page["changes"].as_array().unwrap();
-        if changes.is_empty() {
-            break;
-        }
-        for c in changes.iter().filter(|c| c["addressee_number"].as_str().unwrap().starts_with("99")) {
-            *registered.entry(c["addressee_number"].as_str().unwrap().to_string()).or_default() += 1;
-        }
-        after = page["next"].as_i64().unwrap();
-    }
+    let registered = changes_by_resident(&one, &admin, "99").await;
     assert_eq!(registered.len(), 200);
     assert!(registered.values().all(|n| *n == 1), "a resident registered twice: {:?}", registered.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>());
 }
@@ -620,11 +601,7 @@ async fn tailing_the_audit_trail_skips_no_row_while_two_replicas_write_it() {
     let dir = tempfile::tempdir().unwrap();
     let first = spec(Backend::Postgres, dir.path(), true).await;
     let one = first.start().unwrap();
-    let second_dir = dir.path().join("second");
-    std::fs::create_dir_all(&second_dir).unwrap();
-    std::fs::copy(first.data_dir.join("jwt-secret"), second_dir.join("jwt-secret")).unwrap();
-    let second = HostSpec { data_dir: second_dir, database_url: first.database_url.clone(), plugins: first.plugins.clone(), settings: String::new(), demo: false, env: Vec::new(), ca: None };
-    let two = second.start().unwrap();
+    let two = first.replica(&dir.path().join("second")).start().unwrap();
     let admin = one.token("admin", Some(A));
     wait_delivered(&one, &admin, A, "linkage").await;
     let csv = String::from_utf8(export(&one, &admin, A, "residents", "utf-8").await).unwrap();
@@ -636,12 +613,20 @@ async fn tailing_the_audit_trail_skips_no_row_while_two_replicas_write_it() {
             page.as_array().unwrap().iter().map(|r| r["position"].as_i64().unwrap()).collect::<Vec<i64>>()
         }
     };
-    let mut head = 0;
-    loop {
-        let page = page_of(head).await;
-        let Some(last) = page.last() else { break };
-        head = *last;
-    }
+    // Every position after `after`, paging to the end.
+    let rest_of_trail = |after: i64| {
+        let page_of = &page_of;
+        async move {
+            let (mut all, mut after) = (Vec::new(), after);
+            loop {
+                let page = page_of(after).await;
+                let Some(last) = page.last() else { return all };
+                after = *last;
+                all.extend(page);
+            }
+        }
+    };
+    let head = rest_of_trail(0).await.last().copied().unwrap_or(0);
 
     // Writers: 240 reads through both replicas, 16 at a time.
     let writing = async {
@@ -684,33 +669,31 @@ async fn tailing_the_audit_trail_skips_no_row_while_two_replicas_write_it() {
     assert_eq!(seen, expected, "the tail skipped or repeated a position");
     assert!(seen.len() >= 240, "every read is on record: {} rows", seen.len());
     // And the trail as read afterwards is exactly what the tail saw.
-    let mut again = Vec::new();
-    let mut after = head;
-    loop {
-        let page = page_of(after).await;
-        let Some(last) = page.last() else { break };
-        after = *last;
-        again.extend(page);
-    }
-    assert_eq!(again, seen);
+    assert_eq!(rest_of_trail(head).await, seen);
 }
 
-/// Residents of municipality A whose 宛名番号 starts with `prefix`, and their changes.
-async fn crash_rows(host: &Host, admin: &str, prefix: &str) -> (usize, BTreeMap<String, u32>) {
-    let csv = String::from_utf8(export(host, admin, A, "residents", "utf-8").await).unwrap();
-    let residents = csv.lines().skip(1).filter(|l| l.starts_with(prefix)).count();
+/// How many changes municipality A's feed has for each resident whose 宛名番号 starts
+/// with `prefix`.
+async fn changes_by_resident(host: &Host, admin: &str, prefix: &str) -> BTreeMap<String, u32> {
     let (mut registered, mut after) = (BTreeMap::<String, u32>::new(), 0);
     loop {
         let page = json_of(host.send_as(admin, reqwest::Method::GET, &format!("/api/v1/municipalities/{A}/linkage/changes?after={after}&limit=1000"), None).await).await;
         let changes = page["changes"].as_array().unwrap();
         if changes.is_empty() {
-            return (residents, registered);
+            return registered;
         }
         for c in changes.iter().filter(|c| c["addressee_number"].as_str().unwrap().starts_with(prefix)) {
             *registered.entry(c["addressee_number"].as_str().unwrap().to_string()).or_default() += 1;
         }
         after = page["next"].as_i64().unwrap();
     }
+}
+
+/// Residents of municipality A whose 宛名番号 starts with `prefix`, and their changes.
+async fn crash_rows(host: &Host, admin: &str, prefix: &str) -> (usize, BTreeMap<String, u32>) {
+    let csv = String::from_utf8(export(host, admin, A, "residents", "utf-8").await).unwrap();
+    let residents = csv.lines().skip(1).filter(|l| l.starts_with(prefix)).count();
+    (residents, changes_by_resident(host, admin, prefix).await)
 }
 
 /// kill -9 while an import runs: after the restart the registry has all of the file or

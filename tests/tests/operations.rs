@@ -181,18 +181,7 @@ async fn hosts(backend: Backend, dir: &Path) -> Vec<Host> {
     let first = HostSpec::new(backend, &dir.join("h1"), &[]).await.unwrap().settings("[replicas]\nreconcile_ms = 500\n");
     let mut hosts = vec![first.start().unwrap()];
     if backend == Backend::Postgres {
-        let second_dir = dir.join("h2");
-        std::fs::create_dir_all(&second_dir).unwrap();
-        std::fs::copy(first.data_dir.join("jwt-secret"), second_dir.join("jwt-secret")).unwrap();
-        let second = HostSpec {
-            data_dir: second_dir,
-            database_url: first.database_url.clone(),
-            plugins: Vec::new(),
-            settings: first.settings.clone(),
-            demo: false,
-            env: Vec::new(),
-            ca: None,
-        };
+        let second = first.replica(&dir.join("h2"));
         hosts.push(second.start().unwrap());
     }
     hosts

@@ -36,13 +36,15 @@ pub async fn serve(app: &App, target: Target, request: Request) -> Response {
     }
 }
 
-/// The methods modules are served with; CONNECT (a tunnel), TRACE (an echo of the request)
-/// and extension methods are the platform's to refuse, not a module's to interpret.
+/// The methods modules are served with (the `Allow` of a refusal); CONNECT (a tunnel),
+/// TRACE (an echo of the request) and extension methods are the platform's to refuse, not
+/// a module's to interpret.
 const MODULE_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
 async fn route(app: &App, target: &Target, request_id: &str, request: Request) -> Result<Response, Problem> {
     let Target { lg_code, module, path, mount } = target;
-    if !MODULE_METHODS.split(", ").any(|m| m == request.method().as_str()) {
+    use axum::http::Method;
+    if !matches!(*request.method(), Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::OPTIONS) {
         return Err(Problem::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method-not-allowed",

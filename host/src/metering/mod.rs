@@ -182,7 +182,7 @@ pub fn month_range(month: &str) -> Result<(String, String)> {
     // Exactly the API's pattern `^[0-9]{4}-(0[1-9]|1[0-2])$`: chrono alone would also take
     // `2026-1` or a signed year.
     let b = month.as_bytes();
-    let well_formed = b.len() == 7 && b[4] == b'-' && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit) && matches!(&month[5..], "01" | "02" | "03" | "04" | "05" | "06" | "07" | "08" | "09" | "10" | "11" | "12");
+    let well_formed = b.len() == 7 && b[4] == b'-' && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit) && (1..=12).contains(&(u32::from(b[5] - b'0') * 10 + u32::from(b[6] - b'0')));
     if !well_formed {
         anyhow::bail!("month `{month}` is not YYYY-MM");
     }
