@@ -139,3 +139,16 @@ mod tests {
         assert!(msg.contains("check digit 7") && msg.contains("give 6"), "{msg}");
     }
 }
+
+impl utoipa::PartialSchema for LgCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9]{6}$"))
+            .description(Some("全国地方公共団体コード: five digits and a check digit"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for LgCode {}

@@ -121,7 +121,7 @@ async fn the_whole_lifecycle_over_http() {
     // The API describes itself.
     let openapi: Value = host.get("/api/v1/openapi.json").await.json().await.unwrap();
     for path in ["/modules", "/modules/{id}/swap", "/modules/{id}/rollback", "/municipalities/{lg_code}/subscriptions/{module}", "/catalog", "/municipalities/{lg_code}/linkage/{layout}/import", "/municipalities/{lg_code}/audit", "/municipalities/{lg_code}/cost", "/cost-policies/{month}"] {
-        assert!(openapi["paths"].get(path).is_some(), "{path} is documented");
+        assert!(openapi["paths"].get(format!("/api/v1{path}")).is_some(), "{path} is documented");
     }
 
     // Every decision was recorded with who and when.

@@ -12,6 +12,16 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
+/// A consistent online backup of the whole platform (NDJSON)
+///
+/// Every table read in one transaction (SQLite snapshot / PostgreSQL REPEATABLE READ) while traffic continues, with the host's token secret; ends with a row count and SHA-256 that `nukisashi restore` checks. Who: operators.
+#[utoipa::path(
+    get,
+    path = "/backup",
+    tag = "operations",
+    security(("bearer" = [])),
+    responses((status = 200, description = "the backup", content_type = "application/x-ndjson")),
+)]
 pub async fn backup(State(app): State<Arc<App>>, Caller(who): Caller) -> Result<Response, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     let dir = app.data_dir.join("backups");

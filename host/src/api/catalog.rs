@@ -1,6 +1,7 @@
 //! Vendors publish, operators review, municipalities browse the catalog.
 
 use super::auth::{Caller, refused};
+use super::openapi::{ModulePath, ModuleVersionPath, VendorPath};
 use super::problem::Problem;
 use crate::app::App;
 use crate::plugins::admission::{AdmissionError, Upload, admit};
@@ -14,17 +15,32 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tracing::Instrument;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVendor {
+    /// lower-case letters, digits and hyphens (not `xn--…`)
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,54}$")]
     id: String,
     name: String,
+    /// the Ed25519 public key, 32 bytes in base64 (`nukisashi vendor keygen` prints it)
+    #[schema(pattern = "^[A-Za-z0-9+/]{43}=$")]
     public_key: String,
     #[serde(default)]
     auto_approve: bool,
 }
 
-/// `POST /vendors` (operator): register a vendor and the key its uploads are signed with.
+// `POST /vendors` (operator): register a vendor and the key its uploads are signed with.
+/// Register a vendor and its Ed25519 public key
+///
+/// Who: operator.
+#[utoipa::path(
+    post,
+    path = "/vendors",
+    tag = "modules",
+    security(("bearer" = [])),
+    request_body = NewVendor,
+    responses((status = 201, description = "the vendor")),
+)]
 pub async fn register_vendor(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
@@ -44,7 +60,20 @@ pub async fn register_vendor(
     Ok((StatusCode::CREATED, Json(vendor)))
 }
 
-/// `POST /modules` (vendor): multipart with `manifest`, `component` and `signature`.
+// `POST /modules` (vendor): multipart with `manifest`, `component` and `signature`.
+/// Publish a signed version
+///
+/// Admission: size, manifest, vendor, signature, ownership, duplicate, component type-check and imports, health check; a refusal records nothing.
+///
+/// Who: vendor (for the manifest's vendor).
+#[utoipa::path(
+    post,
+    path = "/modules",
+    tag = "modules",
+    security(("bearer" = [])),
+    request_body(content = PublishForm, content_type = "multipart/form-data"),
+    responses((status = 201, description = "the version as recorded")),
+)]
 pub async fn publish(State(app): State<Arc<App>>, Caller(who): Caller, mut form: Multipart) -> Result<(StatusCode, Json<VersionRecord>), Problem> {
     let mut upload = Upload { manifest: Vec::new(), component: Vec::new(), signature: None };
     while let Some(field) = form.next_field().await.map_err(|e| Problem::bad_request("invalid-upload", format!("the upload is not valid multipart: {e}")))? {
@@ -107,8 +136,19 @@ fn quarantined(app: &App, module: &str) -> std::collections::BTreeMap<String, St
     app.routes.quarantined().into_iter().filter(|((m, _), _)| m == module).map(|((_, v), why)| (v, why)).collect()
 }
 
-/// `GET /modules/{id}/versions` (the owning vendor or an operator).
-pub async fn versions(State(app): State<Arc<App>>, Caller(who): Caller, Path(id): Path<String>) -> Result<Json<VersionsView>, Problem> {
+// `GET /modules/{id}/versions` (the owning vendor or an operator).
+/// Versions, reviews and suspension of a module
+///
+/// Who: its vendor or an operator.
+#[utoipa::path(
+    get,
+    path = "/modules/{id}/versions",
+    tag = "modules",
+    security(("bearer" = [])),
+    params(ModulePath),
+    responses((status = 200, description = "{versions, reviews, suspended, quarantined}")),
+)]
+pub async fn versions(State(app): State<Arc<App>>, Caller(who): Caller, Path(ModulePath { id }): Path<ModulePath>) -> Result<Json<VersionsView>, Problem> {
     let owner = app.db.module_owner(&id).await?.ok_or_else(|| Problem::not_found("unknown-module", format!("no module `{id}`")))?;
     who.require_vendor(&owner).map_err(|e| refused(&who, e))?;
     Ok(Json(VersionsView {
@@ -119,14 +159,24 @@ pub async fn versions(State(app): State<Arc<App>>, Caller(who): Caller, Path(id)
     }))
 }
 
-/// `GET /reviews` (operator): versions waiting for a decision.
+// `GET /reviews` (operator): versions waiting for a decision.
+/// Versions waiting for review
+///
+/// Who: operator.
+#[utoipa::path(
+    get,
+    path = "/reviews",
+    tag = "modules",
+    security(("bearer" = [])),
+    responses((status = 200, description = "the pending versions")),
+)]
 pub async fn pending(State(app): State<Arc<App>>, Caller(who): Caller) -> Result<Json<Vec<VersionRecord>>, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     let all = app.db.versions(None).await?;
     Ok(Json(all.into_iter().filter(|v| v.status == VersionStatus::Pending).collect()))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     #[serde(default)]
@@ -135,6 +185,23 @@ pub struct Decision {
     /// False keeps them where they are, for a staged rollout through `swap`.
     #[serde(default)]
     release: Option<bool>,
+}
+
+/// The parts of `POST /modules`, read from the multipart form by `publish` (it refuses
+/// other parts).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PublishForm {
+    /// TOML or JSON manifest
+    #[schema(min_length = 1)]
+    manifest: String,
+    /// the component
+    #[schema(value_type = String, format = Binary, min_length = 1)]
+    component: Vec<u8>,
+    /// base64 Ed25519 over `nukisashi-publish-v1\n<sha256(component)>\n<sha256(manifest)>\n`
+    #[schema(min_length = 1)]
+    signature: String,
 }
 
 #[derive(Serialize)]
@@ -147,14 +214,39 @@ pub struct VendorModule {
     quarantined: std::collections::BTreeMap<String, String>,
 }
 
-/// `GET /vendors/{id}/modules` (that vendor or an operator): every module the vendor
-/// owns, with all its versions, review decisions and suspension.
-pub async fn vendor_modules(State(app): State<Arc<App>>, Caller(who): Caller, Path(vendor): Path<String>) -> Result<Json<Vec<VendorModule>>, Problem> {
+// `GET /vendors/{id}/modules` (that vendor or an operator): every module the vendor
+// owns, with all its versions, review decisions and suspension.
+/// The vendor's modules with every version, review decision and suspension
+///
+/// What the console's vendor page shows.
+///
+/// Who: that vendor, or an operator.
+#[utoipa::path(
+    get,
+    path = "/vendors/{id}/modules",
+    tag = "modules",
+    security(("bearer" = [])),
+    params(VendorPath),
+    responses((status = 200, description = "[{id, versions, reviews, suspended, quarantined}]")),
+)]
+pub async fn vendor_modules(State(app): State<Arc<App>>, Caller(who): Caller, Path(VendorPath { id: vendor }): Path<VendorPath>) -> Result<Json<Vec<VendorModule>>, Problem> {
     who.require_vendor(&vendor).map_err(|e| refused(&who, e))?;
     Ok(Json(modules_with_versions(&app, Some(&vendor)).await?))
 }
 
-/// `GET /module-versions` (operator): every module in the catalog, whatever its state.
+// `GET /module-versions` (operator): every module in the catalog, whatever its state.
+/// Every module in the catalog with its versions, review decisions and suspension
+///
+/// What the console's operator page shows.
+///
+/// Who: operator.
+#[utoipa::path(
+    get,
+    path = "/module-versions",
+    tag = "modules",
+    security(("bearer" = [])),
+    responses((status = 200, description = "[{id, versions, reviews, suspended, quarantined}]")),
+)]
 pub async fn all_modules(State(app): State<Arc<App>>, Caller(who): Caller) -> Result<Json<Vec<VendorModule>>, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     Ok(Json(modules_with_versions(&app, None).await?))
@@ -177,11 +269,25 @@ async fn modules_with_versions(app: &App, vendor: Option<&str>) -> Result<Vec<Ve
     Ok(out)
 }
 
-/// `POST /modules/{id}/versions/{version}/approve` (operator).
+// `POST /modules/{id}/versions/{version}/approve` (operator).
+/// Approve
+///
+/// `release` (default true) moves subscribers that follow the latest version.
+///
+/// Who: operator.
+#[utoipa::path(
+    post,
+    path = "/modules/{id}/versions/{version}/approve",
+    tag = "modules",
+    security(("bearer" = [])),
+    params(ModuleVersionPath),
+    request_body(content = Option<Decision>, content_type = "application/json"),
+    responses((status = 200, description = "approved, with the municipalities moved")),
+)]
 pub async fn approve(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path((id, version)): Path<(String, String)>,
+    Path(ModuleVersionPath { id, version }): Path<ModuleVersionPath>,
     body: Option<Json<Decision>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
@@ -193,11 +299,23 @@ pub async fn approve(
     Ok(Json(serde_json::json!({ "module": id, "version": version, "status": "approved", "moved": moved })))
 }
 
-/// `POST /modules/{id}/versions/{version}/reject` (operator); a reason is required.
+// `POST /modules/{id}/versions/{version}/reject` (operator); a reason is required.
+/// Reject with a reason
+///
+/// Who: operator.
+#[utoipa::path(
+    post,
+    path = "/modules/{id}/versions/{version}/reject",
+    tag = "modules",
+    security(("bearer" = [])),
+    params(ModuleVersionPath),
+    request_body = Decision,
+    responses((status = 200, description = "rejected")),
+)]
 pub async fn reject(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path((id, version)): Path<(String, String)>,
+    Path(ModuleVersionPath { id, version }): Path<ModuleVersionPath>,
     body: Result<Json<Decision>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
@@ -251,8 +369,19 @@ pub struct CatalogEntry {
     versions: Vec<String>,
 }
 
-/// `GET /catalog?category=&q=` (any signed-in user): approved, unsuspended modules.
-pub async fn catalog(State(app): State<Arc<App>>, Caller(_): Caller, Query(query): Query<CatalogQuery>) -> Result<Json<Vec<CatalogEntry>>, Problem> {
+// `GET /catalog?category=&q=` (any signed-in user): approved, unsuspended modules.
+/// Approved modules
+///
+/// Who: any signed-in user.
+#[utoipa::path(
+    get,
+    path = "/catalog",
+    tag = "modules",
+    security(("bearer" = [])),
+    params(("category" = Option<String>, Query), ("q" = Option<String>, Query, description = "words to look for in names and descriptions")),
+    responses((status = 200, description = "the approved, unsuspended modules")),
+)]
+pub async fn catalog(State(app): State<Arc<App>>, Caller(_signed_in): Caller, Query(query): Query<CatalogQuery>) -> Result<Json<Vec<CatalogEntry>>, Problem> {
     let mut by_module: std::collections::BTreeMap<String, Vec<VersionRecord>> = Default::default();
     for v in app.db.versions(None).await? {
         if v.status == VersionStatus::Approved {

@@ -4,6 +4,7 @@
 
 use super::auth::{Caller, refused};
 use super::municipalities::parse_code;
+use super::openapi::{EncodingName, File, LayoutName, MunicipalityPath};
 use super::problem::Problem;
 use crate::app::App;
 use crate::linkage::audit::{self, AuditFilter, AuditRow};
@@ -40,10 +41,24 @@ fn layout(name: &str) -> Result<Layout, Problem> {
     }
 }
 
-/// `POST …/linkage/{layout}/import?encoding=`: the CSV file is the request body. It is
-/// spooled to disk first (the caller's authorization and the declared size are checked
-/// before a byte is read), then imported in one transaction: all good rows or nothing are
-/// written; the report lists rejected rows.
+// `POST …/linkage/{layout}/import?encoding=`: the CSV file is the request body. It is
+// spooled to disk first (the caller's authorization and the declared size are checked
+// before a byte is read), then imported in one transaction: all good rows or nothing are
+// written; the report lists rejected rows.
+/// Import a CSV file of the layout (streamed; all good rows or nothing)
+///
+/// The body is the file (text/csv). Bad rows are skipped and listed with line numbers; an equal row writes nothing; a header that is not the layout refuses the file (422); a broken upload rolls back.
+///
+/// Who: the municipality's admin or an operator.
+#[utoipa::path(
+    post,
+    path = "/municipalities/{lg_code}/linkage/{layout}/import",
+    tag = "linkage",
+    security(("bearer" = [])),
+    params(("lg_code" = String, Path, pattern = "^[0-9]{6}$", description = "全国地方公共団体コード with its check digit", example = "131016"), ("layout" = LayoutName, Path, description = "Which CSV layout (docs/LINKAGE.md)"), ("encoding" = Option<EncodingName>, Query, description = "utf-8 (default) or shift_jis")),
+    request_body(content = File, content_type = "text/csv"),
+    responses((status = 200, description = "the import report: rows, inserted, updated, unchanged, rejected_count, rejected[{line, reason}], changes")),
+)]
 pub async fn import_file(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
@@ -87,7 +102,20 @@ pub async fn import_file(
     }
 }
 
-/// `GET …/linkage/{layout}/export?encoding=`: the layout as CSV, streamed.
+// `GET …/linkage/{layout}/export?encoding=`: the layout as CSV, streamed.
+/// Export the layout as CSV (streamed)
+///
+/// 422 `unencodable` names the record Shift_JIS cannot carry (IVS).
+///
+/// Who: the municipality's admin or an operator.
+#[utoipa::path(
+    get,
+    path = "/municipalities/{lg_code}/linkage/{layout}/export",
+    tag = "linkage",
+    security(("bearer" = [])),
+    params(("lg_code" = String, Path, pattern = "^[0-9]{6}$", description = "全国地方公共団体コード with its check digit", example = "131016"), ("layout" = LayoutName, Path, description = "Which CSV layout (docs/LINKAGE.md)"), ("encoding" = Option<EncodingName>, Query, description = "utf-8 (default) or shift_jis")),
+    responses((status = 200, description = "the file", content_type = "text/csv")),
+)]
 pub async fn export_file(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
@@ -130,11 +158,22 @@ pub struct ChangePage {
     next: i64,
 }
 
-/// `GET …/linkage/changes?after=&limit=`: the change feed, as modules see it.
+// `GET …/linkage/changes?after=&limit=`: the change feed, as modules see it.
+/// The change feed after a cursor
+///
+/// Who: the municipality's admin or an operator.
+#[utoipa::path(
+    get,
+    path = "/municipalities/{lg_code}/linkage/changes",
+    tag = "linkage",
+    security(("bearer" = [])),
+    params(MunicipalityPath, ("after" = Option<i64>, Query, minimum = -9223372036854775808_i64, maximum = 9223372036854775807_i64, description = "changes after this cursor (the last one read)"), ("limit" = Option<u32>, Query, minimum = 0, maximum = 4294967295_u64, description = "rows per page: at most 1000 are returned (a larger limit means 1000, 0 means 1)")),
+    responses((status = 200, description = "{changes: [{cursor, kind, addressee_number, household_number, effective_date, reason}], next}")),
+)]
 pub async fn changes(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path(code): Path<String>,
+    Path(MunicipalityPath { lg_code: code }): Path<MunicipalityPath>,
     Query(q): Query<ChangesQuery>,
 ) -> Result<Json<ChangePage>, Problem> {
     let code = parse_code(&code)?;
@@ -156,9 +195,20 @@ pub struct Delivery {
     last_error: Option<String>,
 }
 
-/// `GET …/linkage/deliveries`: how far each module has been pushed the change feed and the
-/// event log, and why it is stuck if it is.
-pub async fn deliveries(State(app): State<Arc<App>>, Caller(who): Caller, Path(code): Path<String>) -> Result<Json<Vec<Delivery>>, Problem> {
+// `GET …/linkage/deliveries`: how far each module has been pushed the change feed and the
+// event log, and why it is stuck if it is.
+/// How far each module has been pushed the change feed
+///
+/// Who: the municipality's admin or an operator.
+#[utoipa::path(
+    get,
+    path = "/municipalities/{lg_code}/linkage/deliveries",
+    tag = "linkage",
+    security(("bearer" = [])),
+    params(MunicipalityPath),
+    responses((status = 200, description = "[{module, delivered, failures, last_error}]")),
+)]
+pub async fn deliveries(State(app): State<Arc<App>>, Caller(who): Caller, Path(MunicipalityPath { lg_code: code }): Path<MunicipalityPath>) -> Result<Json<Vec<Delivery>>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     app.require_municipality(&code).await?;
@@ -171,12 +221,25 @@ pub async fn deliveries(State(app): State<Arc<App>>, Caller(who): Caller, Path(c
     Ok(Json(out))
 }
 
-/// `GET …/audit?module=&addressee_number=&after=&limit=`: the municipality's audit trail of
-/// personal-data reads by modules, oldest first.
+// `GET …/audit?module=&addressee_number=&after=&limit=`: the municipality's audit trail of
+// personal-data reads by modules, oldest first.
+/// The audit trail of personal-data reads by modules (read-only)
+///
+/// Oldest first; page with `after` (the last row's `position`).
+///
+/// Who: the municipality's admin or an operator.
+#[utoipa::path(
+    get,
+    path = "/municipalities/{lg_code}/audit",
+    tag = "linkage",
+    security(("bearer" = [])),
+    params(MunicipalityPath, ("module" = Option<String>, Query), ("addressee_number" = Option<String>, Query, pattern = "^[0-9]{1,15}$"), ("after" = Option<i64>, Query, minimum = -9223372036854775808_i64, maximum = 9223372036854775807_i64, description = "rows after this position: the last row's `position` (gap-free per municipality, so a reader tailing the trail misses no row)"), ("limit" = Option<u32>, Query, minimum = 0, maximum = 4294967295_u64, description = "rows per page: at most 1000 are returned (a larger limit means 1000, 0 means 1)")),
+    responses((status = 200, description = "[{position, at, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records}]")),
+)]
 pub async fn audit_trail(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path(code): Path<String>,
+    Path(MunicipalityPath { lg_code: code }): Path<MunicipalityPath>,
     Query(filter): Query<AuditFilter>,
 ) -> Result<Json<Vec<AuditRow>>, Problem> {
     let code = parse_code(&code)?;

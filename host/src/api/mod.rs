@@ -13,21 +13,21 @@ mod module_config;
 pub(crate) mod municipalities;
 mod usage;
 pub mod problem;
+mod openapi;
 
 use crate::app::App;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::get;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Every route of the host. Requests meet the edge first (`edge::entry`): a module origin
 /// goes straight to its module; everything else is the platform origin, routed here, with
 /// the path form of modules as the fallback.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .nest("/api/v1", api_v1())
+    let (platform, _document) = platform_routes().split_for_parts();
+    platform
         .route("/console", get(console::redirect))
         .route("/console/", get(console::index))
         .route("/console/sign-in.json", get(console::sign_in_providers))
@@ -37,70 +37,77 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-fn api_v1() -> Router<Arc<App>> {
-    Router::new()
-        .route("/municipalities", get(municipalities::list).post(municipalities::create))
-        .route("/municipalities/{lg_code}", get(municipalities::show))
-        .route("/municipalities/{lg_code}/exports", post(transfers::create_export))
-        .route("/exports/{id}", get(transfers::download_export))
-        .route("/transfers", post(transfers::create_upload))
-        .route("/transfers/{id}", get(transfers::show_upload).patch(transfers::append))
-        .route("/transfers/{id}/import", post(transfers::import))
-        .route(
-            "/municipalities/{lg_code}/modules/{module}/config",
-            get(module_config::show).put(module_config::replace),
-        )
-        .route(
-            "/modules",
+/// The routes the OpenAPI document describes, each registered from its handler's
+/// `#[utoipa::path]` (the console's files are not part of the API; the path form of modules,
+/// the fallback, is described in `openapi::Skeleton`).
+fn platform_routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::with_openapi(openapi::Skeleton::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .nest("/api/v1", api_v1())
+}
+
+fn api_v1() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(municipalities::list, municipalities::create))
+        .routes(routes!(municipalities::show))
+        .routes(routes!(transfers::create_export))
+        .routes(routes!(transfers::download_export))
+        .routes(routes!(transfers::create_upload))
+        .routes(routes!(transfers::show_upload, transfers::append))
+        .routes(routes!(transfers::import))
+        .routes(routes!(module_config::show, module_config::replace))
+        .merge(
             // Uploads carry a component of up to 32 MiB; every other body keeps axum's 2 MB cap.
             // The transport cap is twice admission's limit so that a somewhat oversized upload
             // is read whole and refused with a 413 naming the limit, instead of the connection
             // being cut while the client is still sending.
-            get(module_config::list_modules).post(catalog::publish).layer(axum::extract::DefaultBodyLimit::max(
-                2 * crate::plugins::admission::MAX_COMPONENT_BYTES,
-            )),
+            OpenApiRouter::new()
+                .routes(routes!(module_config::list_modules, catalog::publish))
+                .layer(axum::extract::DefaultBodyLimit::max(2 * crate::plugins::admission::MAX_COMPONENT_BYTES)),
         )
-        .route("/modules/{id}/versions", get(catalog::versions))
-        .route("/modules/{id}/versions/{version}/approve", post(catalog::approve))
-        .route("/modules/{id}/versions/{version}/reject", post(catalog::reject))
-        .route("/modules/{id}/swap", post(subscriptions::swap))
-        .route("/modules/{id}/rollback", post(subscriptions::rollback))
-        .route("/modules/{id}/suspend", post(subscriptions::suspend))
-        .route("/modules/{id}/resume", post(subscriptions::resume))
-        .route("/vendors", post(catalog::register_vendor))
-        .route("/vendors/{id}/modules", get(catalog::vendor_modules))
-        .route("/module-versions", get(catalog::all_modules))
-        .route("/reviews", get(catalog::pending))
-        .route("/catalog", get(catalog::catalog))
-        .route("/municipalities/{lg_code}/subscriptions", get(subscriptions::list))
-        .route(
-            "/municipalities/{lg_code}/subscriptions/{module}",
-            axum::routing::put(subscriptions::subscribe).delete(subscriptions::unplug),
-        )
-        .route("/municipalities/{lg_code}/modules/{module}/export", get(subscriptions::export))
-        .route(
-            "/municipalities/{lg_code}/linkage/{layout}/import",
+        .routes(routes!(catalog::versions))
+        .routes(routes!(catalog::approve))
+        .routes(routes!(catalog::reject))
+        .routes(routes!(subscriptions::swap))
+        .routes(routes!(subscriptions::rollback))
+        .routes(routes!(subscriptions::suspend))
+        .routes(routes!(subscriptions::resume))
+        .routes(routes!(catalog::register_vendor))
+        .routes(routes!(catalog::vendor_modules))
+        .routes(routes!(catalog::all_modules))
+        .routes(routes!(catalog::pending))
+        .routes(routes!(catalog::catalog))
+        .routes(routes!(subscriptions::list))
+        .routes(routes!(subscriptions::subscribe, subscriptions::unplug))
+        .routes(routes!(subscriptions::export))
+        .merge(
             // Import files stream through; their size is not capped by the 2 MB body limit.
-            post(linkage::import_file).layer(axum::extract::DefaultBodyLimit::disable()),
+            OpenApiRouter::new().routes(routes!(linkage::import_file)).layer(axum::extract::DefaultBodyLimit::disable()),
         )
-        .route("/municipalities/{lg_code}/linkage/{layout}/export", get(linkage::export_file))
-        .route("/municipalities/{lg_code}/linkage/changes", get(linkage::changes))
-        .route("/municipalities/{lg_code}/linkage/deliveries", get(linkage::deliveries))
-        .route("/municipalities/{lg_code}/audit", get(linkage::audit_trail))
-        .route("/municipalities/{lg_code}/usage", get(usage::of_municipality))
-        .route("/usage", get(usage::all))
-        .route("/municipalities/{lg_code}/cost", get(usage::of_municipality_cost))
-        .route("/reports/cost", get(usage::cost_report))
-        .route("/cost-policies/{month}", axum::routing::put(usage::publish_policy))
-        .route("/backup", get(backup::backup))
-        .route("/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .routes(routes!(linkage::export_file))
+        .routes(routes!(linkage::changes))
+        .routes(routes!(linkage::deliveries))
+        .routes(routes!(linkage::audit_trail))
+        .routes(routes!(usage::of_municipality))
+        .routes(routes!(usage::all))
+        .routes(routes!(usage::of_municipality_cost))
+        .routes(routes!(usage::cost_report))
+        .routes(routes!(usage::publish_policy))
+        .routes(routes!(backup::backup))
+        .routes(routes!(openapi::serve))
 }
 
-/// The OpenAPI 3.1 description of `/api/v1`.
-const OPENAPI: &str = include_str!("openapi.json");
+/// `GET /healthz`: the process answers (also while it compiles its modules at start-up).
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "`ok`", content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
 
-/// Prometheus text exposition. Labels carry municipality codes and module ids, never
-/// personal data; keep the path on the operators' network like `/readyz`.
+/// `GET /metrics`: Prometheus text exposition. Labels carry municipality codes and module
+/// ids, never personal data; keep the path on the operators' network like `/readyz`.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4")))]
 async fn metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> axum::response::Response {
     use axum::response::IntoResponse;
     match app.metrics.prometheus_text() {
@@ -118,6 +125,7 @@ async fn metrics(axum::extract::State(app): axum::extract::State<Arc<App>>) -> a
 /// Ready once every admitted version is compiled and the routes are built, while the
 /// database answers. (`/healthz` answers as soon as the port is open, also while the host
 /// compiles at start-up.)
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "`ready`", content_type = "text/plain"), (status = 503, description = "compiling, or the database does not answer", body = problem::Problem, content_type = "application/problem+json")))]
 async fn readyz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> axum::response::Response {
     use axum::response::IntoResponse;
     if !app.is_ready() {
@@ -129,42 +137,80 @@ async fn readyz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> ax
     "ready".into_response()
 }
 
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
-    /// `(METHOD, path)` of every route `api_v1` registers, read off its source: the
-    /// document cannot silently miss a route someone adds.
-    fn routed() -> BTreeSet<(String, String)> {
-        let source = include_str!("mod.rs");
-        let body = &source[source.find("fn api_v1()").unwrap()..];
-        let body = &body[..body.find("\n}\n").unwrap()];
-        let mut routes = BTreeSet::new();
-        for route in body.split(".route(").skip(1) {
-            let path = route.split('"').nth(1).unwrap().to_string();
-            for method in ["get", "post", "put", "patch", "delete"] {
-                if route.contains(&format!("{method}(")) {
-                    routes.insert((method.to_uppercase(), path.clone()));
-                }
+    /// Every operation of the generated document, with its path.
+    fn operations(document: &serde_json::Value) -> Vec<(String, String, serde_json::Value)> {
+        let mut out = Vec::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                out.push((method.to_uppercase(), path.clone(), operation.clone()));
             }
         }
-        routes
+        out
+    }
+
+    fn collect_references(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(reference)) = map.get("$ref") {
+                    out.push(reference.clone());
+                }
+                map.values().for_each(|v| collect_references(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect_references(v, out)),
+            _ => {}
+        }
     }
 
     #[test]
-    fn the_openapi_document_describes_exactly_the_routes() {
-        let document: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
-        let mut documented = BTreeSet::new();
-        for (path, item) in document["paths"].as_object().unwrap() {
-            for method in item.as_object().unwrap().keys().filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str())) {
-                documented.insert((method.to_uppercase(), path.clone()));
-            }
+    fn every_route_is_documented_with_its_parameters_and_refusals() {
+        let document = serde_json::to_value(super::openapi::document()).unwrap();
+        let operations = operations(&document);
+        let routes: BTreeSet<_> = operations.iter().map(|(method, path, _)| format!("{method} {path}")).collect();
+        for expected in ["GET /healthz", "GET /metrics", "PATCH /api/v1/transfers/{id}", "GET /api/v1/openapi.json", "POST /{lg_code}/{module}/{rest}"] {
+            assert!(routes.contains(expected), "{expected} is missing from {routes:?}");
         }
-        let routed = routed();
-        assert!(routed.len() > 30, "the route scan found only {routed:?}");
-        let undocumented: Vec<_> = routed.difference(&documented).collect();
-        let unrouted: Vec<_> = documented.difference(&routed).collect();
-        assert!(undocumented.is_empty(), "routes missing from openapi.json: {undocumented:?}");
-        assert!(unrouted.is_empty(), "openapi.json documents routes that do not exist: {unrouted:?}");
+        assert!(operations.len() > 40, "only {routes:?}");
+        for (method, path, operation) in &operations {
+            let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+            let mut seen = BTreeSet::new();
+            for parameter in &parameters {
+                let key = (parameter["in"].as_str().unwrap().to_string(), parameter["name"].as_str().unwrap().to_string());
+                assert!(seen.insert(key.clone()), "{method} {path} declares {key:?} twice");
+            }
+            let in_path: BTreeSet<_> = path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).map(str::to_string).collect();
+            let declared: BTreeSet<_> = seen.iter().filter(|(place, _)| place == "path").map(|(_, name)| name.clone()).collect();
+            assert_eq!(in_path, declared, "{method} {path}: path parameters");
+            assert!(operation["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path} has no summary");
+            assert!(operation["responses"]["default"].is_object(), "{method} {path} does not say how it refuses");
+        }
+        let mut references = Vec::new();
+        collect_references(&document, &mut references);
+        for reference in references {
+            let pointer = reference.strip_prefix('#').unwrap();
+            assert!(document.pointer(pointer).is_some(), "{reference} does not resolve");
+        }
+        let problem = &document["components"]["schemas"]["Problem"];
+        let required: BTreeSet<_> = problem["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(required, BTreeSet::from(["type", "title", "status", "detail"]), "{problem}");
+    }
+
+    /// A JSON body the handler refuses unknown fields of says so, so a client generated from
+    /// the document cannot send one.
+    #[test]
+    fn json_bodies_are_closed_and_constrained_as_the_handlers_check_them() {
+        let document = serde_json::to_value(super::openapi::document()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        for name in ["NewMunicipality", "NewVendor", "SubscribeRequest", "SwapRequest", "SuspendRequest", "NewUpload", "Decision"] {
+            assert_eq!(schemas[name]["additionalProperties"], serde_json::json!(false), "{name}: {}", schemas[name]);
+        }
+        assert_eq!(schemas["NewVendor"]["properties"]["public_key"]["pattern"], "^[A-Za-z0-9+/]{43}=$");
+        assert_eq!(schemas["NewUpload"]["properties"]["length"]["minimum"], 1);
+        let subscribe = &schemas["SubscribeRequest"]["properties"]["version"];
+        assert!(subscribe.to_string().contains("null"), "version may be null to follow: {subscribe}");
     }
 }

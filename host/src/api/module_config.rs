@@ -3,6 +3,7 @@
 
 use super::municipalities::parse_code;
 use super::auth::{Caller, refused};
+use super::openapi::{MunicipalityModulePath};
 use super::problem::Problem;
 use crate::app::App;
 use crate::catalog::manifest::Manifest;
@@ -17,10 +18,21 @@ use std::sync::Arc;
 /// Longest config value accepted, in bytes.
 const MAX_VALUE_BYTES: usize = 16 * 1024;
 
+/// A municipality's settings for a module
+///
+/// Who: its admin or an operator.
+#[utoipa::path(
+    get,
+    path = "/municipalities/{lg_code}/modules/{module}/config",
+    tag = "subscriptions",
+    security(("bearer" = [])),
+    params(MunicipalityModulePath),
+    responses((status = 200, description = "the settings, key to value", body = BTreeMap<String, String>)),
+)]
 pub async fn show(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path((code, module)): Path<(String, String)>,
+    Path(MunicipalityModulePath { lg_code: code, module }): Path<MunicipalityModulePath>,
 ) -> Result<Json<BTreeMap<String, String>>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
@@ -28,10 +40,24 @@ pub async fn show(
     Ok(Json(app.db.module_config(&code, &module).await?))
 }
 
+/// Replace those settings
+///
+/// For a subscribed module the settings are checked against the version it runs: keys its manifest does not declare and missing required settings are refused (422, naming the valid keys).
+///
+/// Who: its admin or an operator.
+#[utoipa::path(
+    put,
+    path = "/municipalities/{lg_code}/modules/{module}/config",
+    tag = "subscriptions",
+    security(("bearer" = [])),
+    params(MunicipalityModulePath),
+    request_body = BTreeMap<String, String>,
+    responses((status = 204, description = "replaced")),
+)]
 pub async fn replace(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path((code, module)): Path<(String, String)>,
+    Path(MunicipalityModulePath { lg_code: code, module }): Path<MunicipalityModulePath>,
     body: Result<Json<BTreeMap<String, String>>, JsonRejection>,
 ) -> Result<StatusCode, Problem> {
     let code = parse_code(&code)?;
@@ -81,7 +107,14 @@ pub struct LiveModule {
     municipalities: BTreeMap<String, String>,
 }
 
-/// `GET /modules`: what is routed right now.
+// `GET /modules`: what is routed right now.
+/// What is routed now, per module and municipality
+#[utoipa::path(
+    get,
+    path = "/modules",
+    tag = "modules",
+    responses((status = 200, description = "the live routing table")),
+)]
 pub async fn list_modules(State(app): State<Arc<App>>) -> Json<Vec<LiveModule>> {
     Json(
         app.live

@@ -1,6 +1,7 @@
 //! `/api/v1/municipalities`: the tenants.
 
 use super::auth::{Caller, refused};
+use super::openapi::MunicipalityPath;
 use super::problem::Problem;
 use crate::app::App;
 use crate::lgcode::LgCode;
@@ -12,24 +13,34 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMunicipality {
+    /// 全国地方公共団体コード with its check digit (422 when the digit is wrong)
+    #[schema(pattern = "^[0-9]{6}$", example = "131016")]
     pub lg_code: String,
     pub name: String,
     #[serde(default)]
     pub population: i64,
 }
 
+/// List municipalities
+#[utoipa::path(get, path = "/municipalities", tag = "municipalities", responses((status = 200, body = Vec<Municipality>)))]
 pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Vec<Municipality>>, Problem> {
     Ok(Json(app.db.list_municipalities().await?))
 }
 
-pub async fn show(State(app): State<Arc<App>>, Path(code): Path<String>) -> Result<Json<Municipality>, Problem> {
+/// One municipality
+#[utoipa::path(get, path = "/municipalities/{lg_code}", tag = "municipalities", params(MunicipalityPath), responses((status = 200, body = Municipality)))]
+pub async fn show(State(app): State<Arc<App>>, Path(MunicipalityPath { lg_code: code }): Path<MunicipalityPath>) -> Result<Json<Municipality>, Problem> {
     let code = parse_code(&code)?;
     Ok(Json(Municipality::clone(&*app.require_municipality(&code).await?)))
 }
 
+/// Register a municipality
+///
+/// Who: operator.
+#[utoipa::path(post, path = "/municipalities", tag = "municipalities", security(("bearer" = [])), request_body = NewMunicipality, responses((status = 201, body = Municipality)))]
 pub async fn create(
     State(app): State<Arc<App>>,
     Caller(who): Caller,

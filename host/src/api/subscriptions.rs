@@ -4,7 +4,9 @@
 use super::auth::{Caller, refused};
 use super::module_config::check_settings;
 use super::municipalities::parse_code;
+use super::openapi::{ModulePath, MunicipalityModulePath, MunicipalityPath};
 use super::problem::Problem;
+use crate::lgcode::LgCode;
 use crate::app::App;
 use crate::capabilities::Capability;
 use crate::catalog::manifest::Manifest;
@@ -30,15 +32,28 @@ pub struct Listed {
     url: String,
 }
 
-/// `GET /municipalities/{code}/subscriptions` (its admin or an operator).
-pub async fn list(State(app): State<Arc<App>>, Caller(who): Caller, Path(code): Path<String>) -> Result<Json<Vec<Listed>>, Problem> {
+// `GET /municipalities/{code}/subscriptions` (its admin or an operator).
+/// Subscriptions
+///
+/// Each with `url`, the module's own origin for this municipality (modules are served on an origin of their own: `{module}--{lg_code}.{modules domain}`).
+///
+/// Who: its admin or an operator.
+#[utoipa::path(
+    get,
+    path = "/municipalities/{lg_code}/subscriptions",
+    tag = "subscriptions",
+    security(("bearer" = [])),
+    params(MunicipalityPath),
+    responses((status = 200, description = "the subscriptions")),
+)]
+pub async fn list(State(app): State<Arc<App>>, Caller(who): Caller, Path(MunicipalityPath { lg_code: code }): Path<MunicipalityPath>) -> Result<Json<Vec<Listed>>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     let subscriptions = app.db.subscriptions(Some(code.as_str()), None).await?;
     Ok(Json(subscriptions.into_iter().map(|s| Listed { url: format!("{}/", app.edge.origins.origin(&code, &s.module_id)), subscription: s }).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeRequest {
     /// Capabilities granted, each one the module requests. Absent keeps an existing
@@ -48,6 +63,7 @@ pub struct SubscribeRequest {
     /// A version pins it; `null` follows the latest released version; absent keeps what an
     /// existing subscription does (its pin, or following), and follows for a new one.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     version: Option<Option<String>>,
     /// Replaces the municipality's config for the module when given.
     #[serde(default)]
@@ -59,12 +75,26 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// `PUT /municipalities/{code}/subscriptions/{module}` (its admin): subscribe, or change
-/// grants, pin and config. Re-subscribing after an unplug finds the data as it was.
+// `PUT /municipalities/{code}/subscriptions/{module}` (its admin): subscribe, or change
+// grants, pin and config. Re-subscribing after an unplug finds the data as it was.
+/// Subscribe, or change grants, pin and config
+///
+/// The module gets (requested ∩ granted) capabilities. `grants` may name only capabilities the module requests; absent, an existing subscription keeps its grants (a new subscription to a module that requests any must give them). `version` pins; null follows the latest released version; absent, an existing subscription keeps its pin (or keeps following) and a new one follows. `config` keys must be declared by the manifest.
+///
+/// Who: its admin or an operator.
+#[utoipa::path(
+    put,
+    path = "/municipalities/{lg_code}/subscriptions/{module}",
+    tag = "subscriptions",
+    security(("bearer" = [])),
+    params(MunicipalityModulePath),
+    request_body = SubscribeRequest,
+    responses((status = 200, description = "the subscription")),
+)]
 pub async fn subscribe(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path((code, module)): Path<(String, String)>,
+    Path(MunicipalityModulePath { lg_code: code, module }): Path<MunicipalityModulePath>,
     body: Result<Json<SubscribeRequest>, JsonRejection>,
 ) -> Result<Json<Subscription>, Problem> {
     let code = parse_code(&code)?;
@@ -154,9 +184,20 @@ fn resolve_grants(module: &str, manifest: &Manifest, asked: Option<Vec<String>>,
     Ok(asked)
 }
 
-/// `DELETE /municipalities/{code}/subscriptions/{module}` (its admin): unplug. Requests in
-/// flight finish; later ones get 404; the module's data stays and can be exported.
-pub async fn unplug(State(app): State<Arc<App>>, Caller(who): Caller, Path((code, module)): Path<(String, String)>) -> Result<Json<serde_json::Value>, Problem> {
+// `DELETE /municipalities/{code}/subscriptions/{module}` (its admin): unplug. Requests in
+// flight finish; later ones get 404; the module's data stays and can be exported.
+/// Unplug (data kept, exportable)
+///
+/// Who: its admin or an operator.
+#[utoipa::path(
+    delete,
+    path = "/municipalities/{lg_code}/subscriptions/{module}",
+    tag = "subscriptions",
+    security(("bearer" = [])),
+    params(MunicipalityModulePath),
+    responses((status = 200, description = "unplugged")),
+)]
+pub async fn unplug(State(app): State<Arc<App>>, Caller(who): Caller, Path(MunicipalityModulePath { lg_code: code, module }): Path<MunicipalityModulePath>) -> Result<Json<serde_json::Value>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     if !app.db.set_subscription_active(code.as_str(), &module, false).await? {
@@ -168,10 +209,21 @@ pub async fn unplug(State(app): State<Arc<App>>, Caller(who): Caller, Path((code
     Ok(Json(serde_json::json!({ "lg_code": code, "module": module, "active": false })))
 }
 
-/// `GET /municipalities/{code}/modules/{module}/export` (its admin): the module's stored
-/// data for this municipality as JSON lines: `{"key": …, "value": …}` with the value as
-/// UTF-8 text when it is, otherwise `{"key": …, "value_base64": …}`.
-pub async fn export(State(app): State<Arc<App>>, Caller(who): Caller, Path((code, module)): Path<(String, String)>) -> Result<axum::response::Response, Problem> {
+// `GET /municipalities/{code}/modules/{module}/export` (its admin): the module's stored
+// data for this municipality as JSON lines: `{"key": …, "value": …}` with the value as
+// UTF-8 text when it is, otherwise `{"key": …, "value_base64": …}`.
+/// Export the module's stored data as JSON lines
+///
+/// Who: its admin or an operator.
+#[utoipa::path(
+    get,
+    path = "/municipalities/{lg_code}/modules/{module}/export",
+    tag = "subscriptions",
+    security(("bearer" = [])),
+    params(MunicipalityModulePath),
+    responses((status = 200, description = "JSON lines", content_type = "application/x-ndjson")),
+)]
+pub async fn export(State(app): State<Arc<App>>, Caller(who): Caller, Path(MunicipalityModulePath { lg_code: code, module }): Path<MunicipalityModulePath>) -> Result<axum::response::Response, Problem> {
     use axum::response::IntoResponse;
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
@@ -203,20 +255,35 @@ pub async fn export(State(app): State<Arc<App>>, Caller(who): Caller, Path((code
     Ok(([(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(stream)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwapRequest {
     version: String,
     /// Municipalities to move; absent moves every active subscriber that is not pinned.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<LgCode>>)]
     lg_codes: Option<Vec<String>>,
 }
 
-/// `POST /modules/{id}/swap` (operator): move municipalities to an approved version.
+// `POST /modules/{id}/swap` (operator): move municipalities to an approved version.
+/// Move municipalities to an approved version atomically
+///
+/// Without lg_codes: every active subscriber that is not pinned.
+///
+/// Who: operator.
+#[utoipa::path(
+    post,
+    path = "/modules/{id}/swap",
+    tag = "lifecycle",
+    security(("bearer" = [])),
+    params(ModulePath),
+    request_body = SwapRequest,
+    responses((status = 200, description = "the municipalities moved")),
+)]
 pub async fn swap(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path(module): Path<String>,
+    Path(ModulePath { id: module }): Path<ModulePath>,
     body: Result<Json<SwapRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
@@ -235,18 +302,33 @@ pub async fn swap(
     })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     #[serde(default)]
+    #[schema(value_type = Option<Vec<LgCode>>)]
     lg_codes: Option<Vec<String>>,
 }
 
-/// `POST /modules/{id}/rollback` (operator): back to the previous version, no recompile.
+// `POST /modules/{id}/rollback` (operator): back to the previous version, no recompile.
+/// Back to the previous version, no recompile
+///
+/// Nothing to roll back is 409.
+///
+/// Who: operator.
+#[utoipa::path(
+    post,
+    path = "/modules/{id}/rollback",
+    tag = "lifecycle",
+    security(("bearer" = [])),
+    params(ModulePath),
+    request_body(content = Option<RollbackRequest>, content_type = "application/json"),
+    responses((status = 200, description = "the municipalities moved back")),
+)]
 pub async fn rollback(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path(module): Path<String>,
+    Path(ModulePath { id: module }): Path<ModulePath>,
     body: Option<Json<RollbackRequest>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
@@ -280,17 +362,31 @@ async fn targets(app: &App, module: &str, lg_codes: Option<Vec<String>>) -> Resu
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendRequest {
+    /// why, for the vendor and the municipalities
+    #[schema(min_length = 1, pattern = "\\S")]
     reason: String,
 }
 
-/// `POST /modules/{id}/suspend` (operator): the kill switch.
+// `POST /modules/{id}/suspend` (operator): the kill switch.
+/// Kill switch: stop the module everywhere
+///
+/// Who: operator.
+#[utoipa::path(
+    post,
+    path = "/modules/{id}/suspend",
+    tag = "lifecycle",
+    security(("bearer" = [])),
+    params(ModulePath),
+    request_body = SuspendRequest,
+    responses((status = 200, description = "suspended")),
+)]
 pub async fn suspend(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path(module): Path<String>,
+    Path(ModulePath { id: module }): Path<ModulePath>,
     body: Result<Json<SuspendRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
@@ -305,8 +401,19 @@ pub async fn suspend(
     }
 }
 
-/// `POST /modules/{id}/resume` (operator).
-pub async fn resume(State(app): State<Arc<App>>, Caller(who): Caller, Path(module): Path<String>) -> Result<Json<serde_json::Value>, Problem> {
+// `POST /modules/{id}/resume` (operator).
+/// Lift a suspension
+///
+/// Who: operator.
+#[utoipa::path(
+    post,
+    path = "/modules/{id}/resume",
+    tag = "lifecycle",
+    security(("bearer" = [])),
+    params(ModulePath),
+    responses((status = 200, description = "resumed")),
+)]
+pub async fn resume(State(app): State<Arc<App>>, Caller(who): Caller, Path(ModulePath { id: module }): Path<ModulePath>) -> Result<Json<serde_json::Value>, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     match app.suspend(&module, None).await? {
         Transition::Done => Ok(Json(serde_json::json!({ "module": module, "suspended": null }))),

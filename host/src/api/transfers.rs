@@ -8,6 +8,7 @@
 
 use super::auth::{Caller, refused};
 use super::municipalities::parse_code;
+use super::openapi::{File, MunicipalityPath, TransferPath};
 use super::problem::Problem;
 use crate::app::App;
 use crate::transfers::{AppendError, Export, Upload};
@@ -22,8 +23,19 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-/// `POST /municipalities/{code}/exports` (its admins, operators).
-pub async fn create_export(State(app): State<Arc<App>>, Caller(who): Caller, Path(code): Path<String>) -> Result<(StatusCode, Json<Export>), Problem> {
+// `POST /municipalities/{code}/exports` (its admins, operators).
+/// Prepare a municipality's archive for another host
+///
+/// Everything keyed by its code plus the catalog entries its subscriptions need, from one snapshot, in the backup's NDJSON format. Who: its admins, operators.
+#[utoipa::path(
+    post,
+    path = "/municipalities/{lg_code}/exports",
+    tag = "transfers",
+    security(("bearer" = [])),
+    params(MunicipalityPath),
+    responses((status = 201, description = "{id, lg_code, length, sha256, rows, created_at}")),
+)]
+pub async fn create_export(State(app): State<Arc<App>>, Caller(who): Caller, Path(MunicipalityPath { lg_code: code }): Path<MunicipalityPath>) -> Result<(StatusCode, Json<Export>), Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     app.require_municipality(&code).await?;
@@ -55,9 +67,20 @@ fn range_start(headers: &HeaderMap, length: u64) -> Result<u64, Problem> {
     Ok(start)
 }
 
-/// `GET /exports/{id}` (admins of the municipality, operators): the file, from the
-/// requested byte on.
-pub async fn download_export(State(app): State<Arc<App>>, Caller(who): Caller, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, Problem> {
+// `GET /exports/{id}` (admins of the municipality, operators): the file, from the
+// requested byte on.
+/// Download a prepared archive
+///
+/// Supports `Range: bytes=N-` (206 with Content-Range) so a broken download resumes; `Repr-Digest` carries the SHA-256. Kept 7 days. Who: the municipality's admins, operators.
+#[utoipa::path(
+    get,
+    path = "/exports/{id}",
+    tag = "transfers",
+    security(("bearer" = [])),
+    params(TransferPath, ("Range" = Option<String>, Header, pattern = "^bytes=[0-9]{1,18}-$", description = "`bytes=N-`: the rest of the archive from byte N")),
+    responses((status = 200, description = "the archive", content_type = "application/x-ndjson"), (status = 206, description = "the archive from the requested byte", content_type = "application/x-ndjson")),
+)]
+pub async fn download_export(State(app): State<Arc<App>>, Caller(who): Caller, Path(TransferPath { id }): Path<TransferPath>, headers: HeaderMap) -> Result<Response, Problem> {
     let (export, path) = app.transfers.export(&id)?.ok_or_else(|| Problem::not_found("unknown-export", format!("no export {id} on this host (exports are kept for 7 days)")))?;
     who.require_admin_of(&parse_code(&export.lg_code)?).map_err(|e| refused(&who, e))?;
     let start = range_start(&headers, export.length)?;
@@ -79,10 +102,14 @@ pub async fn download_export(State(app): State<Arc<App>>, Caller(who): Caller, P
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUpload {
+    /// the archive's size in bytes
+    #[schema(minimum = 1, maximum = 68719476736_u64)]
     length: u64,
+    /// the archive's SHA-256, hex
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     sha256: String,
 }
 
@@ -90,7 +117,18 @@ fn offset_headers(upload: &Upload) -> [(&'static str, String); 2] {
     [("upload-offset", upload.offset.to_string()), ("upload-length", upload.length.to_string())]
 }
 
-/// `POST /transfers` (operators).
+// `POST /transfers` (operators).
+/// Start a resumable upload
+///
+/// Answers with the upload, `Location`, `Upload-Offset` 0. Who: operators.
+#[utoipa::path(
+    post,
+    path = "/transfers",
+    tag = "transfers",
+    security(("bearer" = [])),
+    request_body = NewUpload,
+    responses((status = 201, description = "{id, length, sha256, offset}")),
+)]
 pub async fn create_upload(State(app): State<Arc<App>>, Caller(who): Caller, body: Result<Json<NewUpload>, JsonRejection>) -> Result<Response, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     let Json(body) = body?;
@@ -103,8 +141,19 @@ fn unknown(id: &str) -> Problem {
     Problem::not_found("unknown-transfer", format!("no upload {id} on this host (unfinished uploads are kept for 7 days)"))
 }
 
-/// `GET`/`HEAD /transfers/{id}` (operators): where the upload stands.
-pub async fn show_upload(State(app): State<Arc<App>>, Caller(who): Caller, Path(id): Path<String>) -> Result<Response, Problem> {
+// `GET`/`HEAD /transfers/{id}` (operators): where the upload stands.
+/// Where an upload stands
+///
+/// `Upload-Offset` and `Upload-Length` headers and the upload as JSON (HEAD gives the headers). Who: operators.
+#[utoipa::path(
+    get,
+    path = "/transfers/{id}",
+    tag = "transfers",
+    security(("bearer" = [])),
+    params(TransferPath),
+    responses((status = 200, description = "{id, length, sha256, offset}")),
+)]
+pub async fn show_upload(State(app): State<Arc<App>>, Caller(who): Caller, Path(TransferPath { id }): Path<TransferPath>) -> Result<Response, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     let upload = app.transfers.upload(&id)?.ok_or_else(|| unknown(&id))?;
     Ok((offset_headers(&upload), Json(upload)).into_response())
@@ -120,8 +169,20 @@ fn append_problem(id: &str, e: AppendError) -> Problem {
     }
 }
 
-/// `PATCH /transfers/{id}` (operators): appends the body at `Upload-Offset`.
-pub async fn append(State(app): State<Arc<App>>, Caller(who): Caller, Path(id): Path<String>, request: Request) -> Result<Response, Problem> {
+// `PATCH /transfers/{id}` (operators): appends the body at `Upload-Offset`.
+/// Append a chunk
+///
+/// `Upload-Offset` must be where the upload stands (409 otherwise); every byte that arrives is kept, so a broken chunk moves the upload on. Who: operators.
+#[utoipa::path(
+    patch,
+    path = "/transfers/{id}",
+    tag = "transfers",
+    security(("bearer" = [])),
+    params(TransferPath, ("Upload-Offset" = u64, Header, minimum = 0, maximum = 9223372036854775807_i64, description = "the byte position this chunk starts at: where the upload stands")),
+    request_body(content = File, content_type = "application/octet-stream"),
+    responses((status = 204, description = "new `Upload-Offset`")),
+)]
+pub async fn append(State(app): State<Arc<App>>, Caller(who): Caller, Path(TransferPath { id }): Path<TransferPath>, request: Request) -> Result<Response, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     let offset = request
         .headers()
@@ -134,9 +195,20 @@ pub async fn append(State(app): State<Arc<App>>, Caller(who): Caller, Path(id): 
     Ok((StatusCode::NO_CONTENT, [("upload-offset", at.to_string())]).into_response())
 }
 
-/// `POST /transfers/{id}/import` (operators): imports a complete, verified municipality
-/// export and starts serving it.
-pub async fn import(State(app): State<Arc<App>>, Caller(who): Caller, Path(id): Path<String>) -> Result<Response, Problem> {
+// `POST /transfers/{id}/import` (operators): imports a complete, verified municipality
+// export and starts serving it.
+/// Import a complete upload as a municipality
+///
+/// Only if the file's SHA-256 matches the declared one and the archive is intact; one transaction; refused if the municipality is registered here. Who: operators.
+#[utoipa::path(
+    post,
+    path = "/transfers/{id}/import",
+    tag = "transfers",
+    security(("bearer" = [])),
+    params(TransferPath),
+    responses((status = 201, description = "{lg_code, rows, kept}")),
+)]
+pub async fn import(State(app): State<Arc<App>>, Caller(who): Caller, Path(TransferPath { id }): Path<TransferPath>) -> Result<Response, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     let span = tracing::info_span!("import", transfer = %id, subject = %who.subject);
     // Hashing the file and parsing it run on a blocking thread.

@@ -5,6 +5,7 @@
 
 use super::auth::{Caller, refused};
 use super::municipalities::parse_code;
+use super::openapi::{Measure, MunicipalityPath, ReportFormat};
 use super::problem::Problem;
 use crate::app::App;
 use crate::auth::Principal;
@@ -57,7 +58,18 @@ pub struct ModuleStorage {
     events_per_minute_limit: u32,
 }
 
-/// Every municipality's usage (operators).
+// Every municipality's usage (operators).
+/// Usage per municipality, module and day, and storage bytes
+///
+/// Who: operators.
+#[utoipa::path(
+    get,
+    path = "/usage",
+    tag = "usage",
+    security(("bearer" = [])),
+    params(("month" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", description = "YYYY-MM (default: this month, Japan time)")),
+    responses((status = 200, description = "{month, rows: [{lg_code, module_id, day, requests, errors, cpu_ms, peak_memory_bytes, storage_bytes}], storage_bytes}")),
+)]
 pub async fn all(State(app): State<Arc<App>>, Caller(who): Caller, Query(q): Query<MonthQuery>) -> Result<Json<UsageReport>, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     let month = month_or_now(q.month)?;
@@ -74,11 +86,22 @@ async fn administered(app: &App, who: &Principal, code: &str) -> Result<LgCode, 
     Ok(code)
 }
 
-/// One municipality's usage (its admins, operators).
+// One municipality's usage (its admins, operators).
+/// One municipality's usage
+///
+/// Who: the municipality's admin or an operator.
+#[utoipa::path(
+    get,
+    path = "/municipalities/{lg_code}/usage",
+    tag = "usage",
+    security(("bearer" = [])),
+    params(MunicipalityPath, ("month" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", description = "YYYY-MM (default: this month, Japan time)")),
+    responses((status = 200, description = "as /usage, for one municipality")),
+)]
 pub async fn of_municipality(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path(code): Path<String>,
+    Path(MunicipalityPath { lg_code: code }): Path<MunicipalityPath>,
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<UsageReport>, Problem> {
     let code = administered(&app, &who, &code).await?;
@@ -132,18 +155,23 @@ pub struct CostQuery {
 }
 
 /// The operator's split policy as given in a query string or a JSON body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PolicyInput {
     /// The month's platform cost, in yen.
     #[serde(deserialize_with = "number")]
+    #[schema(minimum = 0)]
     total: i64,
     #[serde(default, deserialize_with = "number")]
+    #[schema(maximum = 4294967295_u64)]
     fixed: u32,
     #[serde(default, deserialize_with = "number")]
+    #[schema(maximum = 4294967295_u64)]
     population: u32,
     #[serde(default, deserialize_with = "number")]
+    #[schema(maximum = 4294967295_u64)]
     usage: u32,
     /// `requests` (default) or `cpu-time`.
+    #[schema(value_type = Option<Measure>)]
     measure: Option<String>,
 }
 
@@ -208,7 +236,18 @@ pub struct CostReport {
     total: i64,
 }
 
-/// The month's cost split among every registered municipality (operators).
+// The month's cost split among every registered municipality (operators).
+/// The month's platform cost split among the municipalities
+///
+/// A fixed share evenly, a share by population and a share by usage, with the given weights; integer yen adding up exactly to total (largest remainder). Who: operators.
+#[utoipa::path(
+    get,
+    path = "/reports/cost",
+    tag = "usage",
+    security(("bearer" = [])),
+    params(("month" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", description = "YYYY-MM (default: this month, Japan time)"), ("total" = i64, Query, minimum = 0, maximum = 9223372036854775807_i64, description = "the month's cost in yen"), ("fixed" = Option<u32>, Query, minimum = 0, maximum = 4294967295_u64, description = "weight of the even share"), ("population" = Option<u32>, Query, minimum = 0, maximum = 4294967295_u64, description = "weight of the population share"), ("usage" = Option<u32>, Query, minimum = 0, maximum = 4294967295_u64, description = "weight of the usage share"), ("measure" = Option<Measure>, Query), ("format" = Option<ReportFormat>, Query)),
+    responses((status = 200, description = "{month, policy, measure, shares: [{lg_code, name, population, usage, fixed, by_population, by_usage, amount}], total}, or CSV")),
+)]
 pub async fn cost_report(State(app): State<Arc<App>>, Caller(who): Caller, Query(q): Query<CostQuery>) -> Result<Response, Problem> {
     who.require_operator().map_err(|e| refused(&who, e))?;
     let month = month_or_now(q.month)?;
@@ -221,7 +260,19 @@ pub async fn cost_report(State(app): State<Arc<App>>, Caller(who): Caller, Query
     Ok(Json(CostReport { month, policy, measure, shares, total }).into_response())
 }
 
-/// Publishes the month's policy so every municipality sees its own share (operators).
+// Publishes the month's policy so every municipality sees its own share (operators).
+/// Publish the month's cost policy to the municipalities
+///
+/// Stores the month's total and weights (the same as the cost report's) so each municipality can read its own share at /municipalities/{lg_code}/cost. Publishing again replaces the policy. Who: operators.
+#[utoipa::path(
+    put,
+    path = "/cost-policies/{month}",
+    tag = "usage",
+    security(("bearer" = [])),
+    params(("month" = String, Path, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")),
+    request_body = PolicyInput,
+    responses((status = 200, description = "{month, total, fixed_weight, population_weight, usage_weight, measure, published_at}")),
+)]
 pub async fn publish_policy(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
@@ -244,11 +295,22 @@ pub struct MunicipalityCost {
     municipalities: usize,
 }
 
-/// One municipality's share under the month's published policy (its admins, operators).
+// One municipality's share under the month's published policy (its admins, operators).
+/// The municipality's own share under the month's published policy
+///
+/// Its fixed, population and usage shares, computed from the published policy and the month's usage so far (the usage share changes until the month ends). 404 no-cost-policy when nothing is published for the month. Who: the municipality's admins, operators.
+#[utoipa::path(
+    get,
+    path = "/municipalities/{lg_code}/cost",
+    tag = "usage",
+    security(("bearer" = [])),
+    params(MunicipalityPath, ("month" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", description = "YYYY-MM (default: this month, Japan time)")),
+    responses((status = 200, description = "{policy, share: {lg_code, name, population, usage, fixed, by_population, by_usage, amount}, municipalities}")),
+)]
 pub async fn of_municipality_cost(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
-    Path(code): Path<String>,
+    Path(MunicipalityPath { lg_code: code }): Path<MunicipalityPath>,
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<MunicipalityCost>, Problem> {
     let code = administered(&app, &who, &code).await?;

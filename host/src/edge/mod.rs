@@ -146,6 +146,20 @@ async fn route(app: &Arc<App>, request: Request, next: Next) -> Response {
 }
 
 /// The platform router's fallback: the path form of modules, or 404.
+#[utoipa::path(
+    method(get, post, put, patch, delete),
+    path = "/{lg_code}/{module}/{rest}",
+    tag = "modules",
+    summary = "A module, in the path form",
+    description = "What the module answers, or a refusal by the edge (problem+json). A browser's \
+        navigation is redirected (307) to the module's own origin, `{module}--{lg_code}.{modules domain}`.",
+    params(
+        ("lg_code" = String, Path, pattern = "^[0-9]{6}$", description = "全国地方公共団体コード with its check digit", example = "131016"),
+        ("module" = String, Path, pattern = "^[a-z0-9][a-z0-9-]{0,54}$", example = "furusato-tax"),
+        ("rest" = String, Path, pattern = "^[A-Za-z0-9._~-]*$", description = "the module's own path (one segment here; any path in practice)"),
+    ),
+    responses((status = "default", description = "the module's answer, or the edge's refusal as problem+json"))
+)]
 pub async fn path_form(State(app): State<Arc<App>>, request: Request) -> Response {
     let (lg_code, module, path) = match parse_path_form(request.uri().path()) {
         Ok(Some(parts)) => parts,
