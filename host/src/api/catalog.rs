@@ -29,7 +29,6 @@ pub struct NewVendor {
     auto_approve: bool,
 }
 
-// `POST /vendors` (operator): register a vendor and the key its uploads are signed with.
 /// Register a vendor and its Ed25519 public key
 ///
 /// Who: operator.
@@ -60,7 +59,6 @@ pub async fn register_vendor(
     Ok((StatusCode::CREATED, Json(vendor)))
 }
 
-// `POST /modules` (vendor): multipart with `manifest`, `component` and `signature`.
 /// Publish a signed version
 ///
 /// Admission: size, manifest, vendor, signature, ownership, duplicate, component type-check and imports, health check; a refusal records nothing.
@@ -136,7 +134,6 @@ fn quarantined(app: &App, module: &str) -> std::collections::BTreeMap<String, St
     app.routes.quarantined().into_iter().filter(|((m, _), _)| m == module).map(|((_, v), why)| (v, why)).collect()
 }
 
-// `GET /modules/{id}/versions` (the owning vendor or an operator).
 /// Versions, reviews and suspension of a module
 ///
 /// Who: its vendor or an operator.
@@ -159,7 +156,6 @@ pub async fn versions(State(app): State<Arc<App>>, Caller(who): Caller, Path(Mod
     }))
 }
 
-// `GET /reviews` (operator): versions waiting for a decision.
 /// Versions waiting for review
 ///
 /// Who: operator.
@@ -234,7 +230,6 @@ pub async fn vendor_modules(State(app): State<Arc<App>>, Caller(who): Caller, Pa
     Ok(Json(modules_with_versions(&app, Some(&vendor)).await?))
 }
 
-// `GET /module-versions` (operator): every module in the catalog, whatever its state.
 /// Every module in the catalog with its versions, review decisions and suspension
 ///
 /// What the console's operator page shows.
@@ -269,7 +264,6 @@ async fn modules_with_versions(app: &App, vendor: Option<&str>) -> Result<Vec<Ve
     Ok(out)
 }
 
-// `POST /modules/{id}/versions/{version}/approve` (operator).
 /// Approve
 ///
 /// `release` (default true) moves subscribers that follow the latest version.
@@ -299,7 +293,6 @@ pub async fn approve(
     Ok(Json(serde_json::json!({ "module": id, "version": version, "status": "approved", "moved": moved })))
 }
 
-// `POST /modules/{id}/versions/{version}/reject` (operator); a reason is required.
 /// Reject with a reason
 ///
 /// Who: operator.
@@ -369,7 +362,6 @@ pub struct CatalogEntry {
     versions: Vec<String>,
 }
 
-// `GET /catalog?category=&q=` (any signed-in user): approved, unsuspended modules.
 /// Approved modules
 ///
 /// Who: any signed-in user.

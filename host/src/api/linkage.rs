@@ -102,7 +102,6 @@ pub async fn import_file(
     }
 }
 
-// `GET …/linkage/{layout}/export?encoding=`: the layout as CSV, streamed.
 /// Export the layout as CSV (streamed)
 ///
 /// 422 `unencodable` names the record Shift_JIS cannot carry (IVS).
@@ -158,7 +157,6 @@ pub struct ChangePage {
     next: i64,
 }
 
-// `GET …/linkage/changes?after=&limit=`: the change feed, as modules see it.
 /// The change feed after a cursor
 ///
 /// Who: the municipality's admin or an operator.

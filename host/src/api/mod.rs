@@ -137,7 +137,6 @@ async fn readyz(axum::extract::State(app): axum::extract::State<Arc<App>>) -> ax
     "ready".into_response()
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

@@ -107,7 +107,6 @@ pub struct LiveModule {
     municipalities: BTreeMap<String, String>,
 }
 
-// `GET /modules`: what is routed right now.
 /// What is routed now, per module and municipality
 #[utoipa::path(
     get,

@@ -1,8 +1,8 @@
 //! The OpenAPI document, generated from the code. Each handler declares its route,
 //! parameters, body and responses in `#[utoipa::path]` next to its signature, with schemas
-//! derived from the very types it deserialises; `super::router` registers the routes from
-//! those same declarations (`utoipa_axum::routes!`), so a route cannot exist undocumented
-//! and the document cannot describe a route that does not exist. Shared here: the path
+//! derived from the very types it deserialises; `super::platform_routes` registers the routes
+//! from those same declarations (`utoipa_axum::routes!`), so an API route cannot exist
+//! undocumented (the path form is documented on the fallback handler itself). Shared here: the path
 //! parameters, the refusal every operation can answer, and the bearer scheme.
 
 use serde::Deserialize;

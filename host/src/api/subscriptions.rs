@@ -32,7 +32,6 @@ pub struct Listed {
     url: String,
 }
 
-// `GET /municipalities/{code}/subscriptions` (its admin or an operator).
 /// Subscriptions
 ///
 /// Each with `url`, the module's own origin for this municipality (modules are served on an origin of their own: `{module}--{lg_code}.{modules domain}`).
@@ -265,7 +264,6 @@ pub struct SwapRequest {
     lg_codes: Option<Vec<String>>,
 }
 
-// `POST /modules/{id}/swap` (operator): move municipalities to an approved version.
 /// Move municipalities to an approved version atomically
 ///
 /// Without lg_codes: every active subscriber that is not pinned.
@@ -310,7 +308,6 @@ pub struct RollbackRequest {
     lg_codes: Option<Vec<String>>,
 }
 
-// `POST /modules/{id}/rollback` (operator): back to the previous version, no recompile.
 /// Back to the previous version, no recompile
 ///
 /// Nothing to roll back is 409.
@@ -370,7 +367,6 @@ pub struct SuspendRequest {
     reason: String,
 }
 
-// `POST /modules/{id}/suspend` (operator): the kill switch.
 /// Kill switch: stop the module everywhere
 ///
 /// Who: operator.
@@ -401,7 +397,6 @@ pub async fn suspend(
     }
 }
 
-// `POST /modules/{id}/resume` (operator).
 /// Lift a suspension
 ///
 /// Who: operator.

@@ -23,7 +23,6 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-// `POST /municipalities/{code}/exports` (its admins, operators).
 /// Prepare a municipality's archive for another host
 ///
 /// Everything keyed by its code plus the catalog entries its subscriptions need, from one snapshot, in the backup's NDJSON format. Who: its admins, operators.
@@ -117,7 +116,6 @@ fn offset_headers(upload: &Upload) -> [(&'static str, String); 2] {
     [("upload-offset", upload.offset.to_string()), ("upload-length", upload.length.to_string())]
 }
 
-// `POST /transfers` (operators).
 /// Start a resumable upload
 ///
 /// Answers with the upload, `Location`, `Upload-Offset` 0. Who: operators.
@@ -141,7 +139,6 @@ fn unknown(id: &str) -> Problem {
     Problem::not_found("unknown-transfer", format!("no upload {id} on this host (unfinished uploads are kept for 7 days)"))
 }
 
-// `GET`/`HEAD /transfers/{id}` (operators): where the upload stands.
 /// Where an upload stands
 ///
 /// `Upload-Offset` and `Upload-Length` headers and the upload as JSON (HEAD gives the headers). Who: operators.
@@ -169,7 +166,6 @@ fn append_problem(id: &str, e: AppendError) -> Problem {
     }
 }
 
-// `PATCH /transfers/{id}` (operators): appends the body at `Upload-Offset`.
 /// Append a chunk
 ///
 /// `Upload-Offset` must be where the upload stands (409 otherwise); every byte that arrives is kept, so a broken chunk moves the upload on. Who: operators.
