@@ -25,6 +25,8 @@ pub struct App {
     /// The route controller's state: applied generation, quarantined versions.
     pub routes: crate::plugins::routes::Routes,
     pub auth: Authenticator,
+    /// Browser sign-in: the identity providers and the session lifetimes.
+    pub sign_in: crate::signin::SignIn,
     /// The host's addresses: the platform origin and every module's own origin.
     pub edge: crate::edge::Edge,
     /// Every limit and queue (`governor`).
@@ -51,6 +53,7 @@ impl App {
         db: Db,
         runtime: Runtime,
         auth: Authenticator,
+        sign_in: crate::signin::SignIn,
         edge: crate::edge::Edge,
         governor: Arc<crate::governor::Governor>,
         data_dir: std::path::PathBuf,
@@ -70,6 +73,7 @@ impl App {
             versions: VersionCache::default(),
             routes: Default::default(),
             auth,
+            sign_in,
             edge,
             governor,
             file_routes: Default::default(),

@@ -23,6 +23,7 @@ pub mod replicas;
 pub mod runtime;
 pub mod server;
 pub mod settings;
+pub mod signin;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -654,6 +654,7 @@ fn serve_settings(args: &ServeArgs) -> Result<Settings> {
 }
 
 async fn serve(demo: bool, settings: Settings) -> Result<()> {
+    let settings = Settings { demo, ..settings };
     let app = nukisashi::server::open(&settings).await?;
     // After the modules are routed, before the host says it is ready: the demo's data.
     let seeding = {
@@ -747,6 +748,7 @@ fn token(cmd: TokenCommand) -> Result<()> {
         aud: nukisashi::auth::LOCAL_AUDIENCE.into(),
         exp: 0,
         iat: 0,
+        nonce: None,
     };
     println!("{}", nukisashi::auth::mint(&data_dir, claims, ttl_hours * 3600)?);
     Ok(())

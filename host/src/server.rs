@@ -27,12 +27,13 @@ pub async fn open(settings: &Settings) -> Result<Arc<App>> {
     let db = Db::open(settings.database_url.as_deref(), &settings.data_dir).await?;
     let runtime = Runtime::new(settings)?;
     let auth = Authenticator::new(&settings.data_dir, &settings.auth)?;
+    let sign_in = crate::signin::SignIn::new(settings)?;
     let metrics = crate::telemetry::Metrics::new(&settings.telemetry)?;
     let edge = crate::edge::Edge::new(settings)?;
     settings.limits.check()?;
     let governor = Arc::new(crate::governor::Governor::new(&settings.limits));
     metrics.observe_governor(&governor);
-    Ok(Arc::new(App::new(db, runtime, auth, edge, governor, settings.data_dir.clone(), metrics).await?))
+    Ok(Arc::new(App::new(db, runtime, auth, sign_in, edge, governor, settings.data_dir.clone(), metrics).await?))
 }
 
 /// Loads the module files, compiles every admitted version in the catalog (those published

@@ -33,6 +33,11 @@ pub struct Settings {
     pub replicas: Replicas,
     /// Origins: where module pages and the platform are served (`edge`).
     pub edge: crate::edge::EdgeSettings,
+    /// Browser sessions (`signin`).
+    pub sign_in: crate::signin::SignInSettings,
+    /// Started with `--demo`: demo data, and the demo identity provider on loopback.
+    #[serde(skip)]
+    pub demo: bool,
 }
 
 /// Several hosts on one PostgreSQL database (`replicas`).
@@ -64,6 +69,8 @@ impl Default for Settings {
             tls: None,
             replicas: Replicas::default(),
             edge: Default::default(),
+            sign_in: Default::default(),
+            demo: false,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod idp;
+pub mod web;
 
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};
@@ -176,6 +177,17 @@ impl reqwest::dns::Resolve for LoopbackNames {
             Ok(addrs)
         })
     }
+}
+
+/// An HTTP client that resolves `*.localhost` to loopback and follows no redirects.
+pub fn client_without_redirects() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .dns_resolver(std::sync::Arc::new(LoopbackNames))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
 }
 
 fn client(ca: Option<&Path>) -> reqwest::Client {

@@ -88,10 +88,16 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
         request_id,
         http.status_code = tracing::field::Empty,
     );
-    let principal = app.optional_principal(request.headers()).map_err(|e| e.into_problem())?;
+    // A bearer token, else (on the module's own origin) the browser's sign-in session.
+    let principal = match app.optional_principal(request.headers()).map_err(|e| e.into_problem())? {
+        Some(p) => Some(p),
+        None if *mount == Mount::Origin => crate::signin::session_principal(app, target, request.method(), request.headers()).await?,
+        None => None,
+    };
     if level != AccessLevel::Public {
         match &principal {
-            None => return Err(AuthError::Missing.into_problem()),
+            // A browser is sent to sign in (and back); an API client gets the 401.
+            None => return crate::signin::send_to_sign_in(app, target, request).await?.ok_or_else(|| AuthError::Missing.into_problem()),
             Some(p) if !p.may_use(level, lg_code) => {
                 let e = AuthError::Forbidden(format!("this route needs {level:?} access to municipality {lg_code}"));
                 tracing::warn!(parent: &span, subject = %p.subject, reason = %e, "refused module route");
@@ -186,7 +192,7 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
 
 /// The request with its body read whole, within `[limits] request_body_bytes` and
 /// `[limits.connections] body_read_ms`; the buffer is released when the body is.
-async fn read_body(app: &App, lg_code: &crate::lgcode::LgCode, request: Request) -> Result<Request, Problem> {
+pub(crate) async fn read_body(app: &App, lg_code: &crate::lgcode::LgCode, request: Request) -> Result<Request, Problem> {
     let (parts, body) = request.into_parts();
     let declared = parts.headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let limits = &app.governor.limits;

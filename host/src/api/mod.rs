@@ -32,6 +32,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/console/", get(console::index))
         .route("/console/sign-in.json", get(console::sign_in_providers))
         .route("/console/{file}", get(console::file))
+        .merge(crate::signin::routes())
         .fallback(crate::edge::path_form)
         .layer(axum::middleware::from_fn_with_state(app.clone(), crate::edge::entry))
         .with_state(app)

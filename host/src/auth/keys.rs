@@ -48,6 +48,9 @@ pub struct Provider {
     pub jwks_file: Option<PathBuf>,
     /// Offer "sign in with this provider" in the web console.
     pub sign_in: Option<SignIn>,
+    /// Sign residents and staff in with this provider in the browser, on the pages of every
+    /// module of the municipalities in `lg_codes` (OpenID Connect; `crate::signin`).
+    pub browser: Option<crate::signin::oidc::BrowserSettings>,
 }
 
 /// How the web console signs users in through a provider: OAuth 2.0 authorization code
@@ -109,6 +112,9 @@ pub struct Claims {
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
+    /// An ID token's answer to the sign-in request's `nonce`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 struct Key {
@@ -122,14 +128,14 @@ struct Key {
 
 /// A provider's allowance, checked against every token it signs.
 #[derive(Debug, Clone)]
-struct Assertions {
+pub(crate) struct Assertions {
     roles: Vec<Role>,
     lg_codes: Vec<LgCode>,
     vendors: Vec<String>,
 }
 
 impl Assertions {
-    fn of(provider: &Provider) -> Result<Self> {
+    pub(crate) fn of(provider: &Provider) -> Result<Self> {
         let issuer = &provider.issuer;
         if provider.roles.is_empty() {
             anyhow::bail!("identity provider {issuer}: `roles` is empty; list the roles its tokens may carry");
@@ -208,7 +214,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
 
-fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {
+pub(crate) fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation {
     let mut v = Validation::new(algorithm);
     v.set_issuer(&[issuer]);
     v.set_audience(&[audience]);
@@ -216,6 +222,35 @@ fn validation(algorithm: Algorithm, issuer: &str, audience: &str) -> Validation 
     v.validate_nbf = true;
     v.leeway = LEEWAY_SECONDS;
     v
+}
+
+fn provider_algorithm(provider: &Provider) -> Result<Algorithm> {
+    match provider.algorithm.as_str() {
+        "RS256" => Ok(Algorithm::RS256),
+        "ES256" => Ok(Algorithm::ES256),
+        other => anyhow::bail!("identity provider {}: algorithm {other} is not supported (use RS256 or ES256)", provider.issuer),
+    }
+}
+
+/// The provider's keys from its `pem_file` and `jwks_file`.
+pub fn provider_keys(provider: &Provider) -> Result<Vec<DecodingKey>> {
+    let algorithm = provider_algorithm(provider)?;
+    let mut decoding = Vec::new();
+    if let Some(pem) = &provider.pem_file {
+        let bytes = std::fs::read(pem).with_context(|| format!("cannot read {}", pem.display()))?;
+        decoding.push(match algorithm {
+            Algorithm::RS256 => DecodingKey::from_rsa_pem(&bytes)?,
+            _ => DecodingKey::from_ec_pem(&bytes)?,
+        });
+    }
+    if let Some(jwks) = &provider.jwks_file {
+        let text = std::fs::read_to_string(jwks).with_context(|| format!("cannot read {}", jwks.display()))?;
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).with_context(|| format!("{} is not a JWKS document", jwks.display()))?;
+        for jwk in &set.keys {
+            decoding.push(DecodingKey::from_jwk(jwk)?);
+        }
+    }
+    Ok(decoding)
 }
 
 impl Authenticator {
@@ -236,28 +271,10 @@ impl Authenticator {
             if let Some(sign_in) = &provider.sign_in {
                 sign_in.check(&provider.issuer)?;
             }
-            let algorithm = match provider.algorithm.as_str() {
-                "RS256" => Algorithm::RS256,
-                "ES256" => Algorithm::ES256,
-                other => anyhow::bail!("identity provider {}: algorithm {other} is not supported (use RS256 or ES256)", provider.issuer),
-            };
-            let mut decoding = Vec::new();
-            if let Some(pem) = &provider.pem_file {
-                let bytes = std::fs::read(pem).with_context(|| format!("cannot read {}", pem.display()))?;
-                decoding.push(match algorithm {
-                    Algorithm::RS256 => DecodingKey::from_rsa_pem(&bytes)?,
-                    _ => DecodingKey::from_ec_pem(&bytes)?,
-                });
-            }
-            if let Some(jwks) = &provider.jwks_file {
-                let text = std::fs::read_to_string(jwks).with_context(|| format!("cannot read {}", jwks.display()))?;
-                let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).with_context(|| format!("{} is not a JWKS document", jwks.display()))?;
-                for jwk in &set.keys {
-                    decoding.push(DecodingKey::from_jwk(jwk)?);
-                }
-            }
-            if decoding.is_empty() {
-                anyhow::bail!("identity provider {} has neither pem_file nor jwks_file", provider.issuer);
+            let algorithm = provider_algorithm(provider)?;
+            let decoding = provider_keys(provider)?;
+            if decoding.is_empty() && provider.browser.is_none() {
+                anyhow::bail!("identity provider {} has neither pem_file nor jwks_file (nor browser sign-in, whose keys may come from discovery)", provider.issuer);
             }
             for key in decoding {
                 keys.push(Key {
@@ -301,7 +318,7 @@ impl Authenticator {
 
 /// Why a token failed verification, in a sentence a person can act on (no library
 /// internals); the names in parentheses are the stable ones the log is searched by.
-fn refusal_reason(kind: &jsonwebtoken::errors::ErrorKind) -> String {
+pub(crate) fn refusal_reason(kind: &jsonwebtoken::errors::ErrorKind) -> String {
     use jsonwebtoken::errors::ErrorKind;
     match kind {
         ErrorKind::ExpiredSignature => "the token has expired".into(),
@@ -330,14 +347,21 @@ fn claimed_issuer(token: &str) -> Option<String> {
 /// The claims of a token `key` verified, checked against what its issuer may assert and
 /// against the clock.
 fn checked(key: &Key, claims: Claims) -> Result<Principal, AuthError> {
+    verified_principal(key.may_assert.as_ref(), &key.issuer, &key.label, claims)
+}
+
+/// The principal of claims whose signature, issuer and audience were verified: checked
+/// against the clock and against what the issuer may assert. Bearer tokens and the ID
+/// tokens of browser sign-in both end here.
+pub(crate) fn verified_principal(may_assert: Option<&Assertions>, issuer: &str, label: &str, claims: Claims) -> Result<Principal, AuthError> {
     let now = chrono::Utc::now().timestamp();
     if claims.iat > now + LEEWAY_SECONDS as i64 {
-        return Err(AuthError::Invalid(format!("the token is issued in the future (iat {}, now {now}; checked against {})", claims.iat, key.label)));
+        return Err(AuthError::Invalid(format!("the token is issued in the future (iat {}, now {now}; checked against {label})", claims.iat)));
     }
-    if let Some(why) = key.may_assert.as_ref().and_then(|a| a.exceeded_by(&claims)) {
-        return Err(AuthError::Invalid(format!("{why} (issuer {})", key.issuer)));
+    if let Some(why) = may_assert.and_then(|a| a.exceeded_by(&claims)) {
+        return Err(AuthError::Invalid(format!("{why} (issuer {issuer})")));
     }
-    principal(claims, &key.issuer)
+    principal(claims, issuer)
 }
 
 fn principal(claims: Claims, issuer: &str) -> Result<Principal, AuthError> {

@@ -10,8 +10,9 @@
 mod keys;
 mod policy;
 
-pub use keys::{AuthSettings, Authenticator, Claims, LOCAL_AUDIENCE, LOCAL_ISSUER, Provider, SignIn, local_secret, mint, write_private};
+pub use keys::{AuthSettings, Authenticator, Claims, LOCAL_AUDIENCE, LOCAL_ISSUER, Provider, SignIn, local_secret, mint, provider_keys, write_private};
 pub use policy::{AccessLevel, Principal, Role};
+pub(crate) use keys::{Assertions, refusal_reason, validation, verified_principal};
 
 use crate::api::problem::Problem;
 use axum::http::StatusCode;

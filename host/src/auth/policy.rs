@@ -19,8 +19,8 @@ pub enum Role {
     Resident,
 }
 
-/// A verified caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A verified caller (kept as JSON in a browser session).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub subject: String,
     pub role: Role,

@@ -47,11 +47,15 @@ pub struct EdgeSettings {
     /// Health and metrics answer on any name (probes use addresses). Default: the loopback
     /// names when listening on loopback, any name that is not a module's otherwise.
     pub platform_hosts: Option<Vec<String>>,
+    /// How browsers reach the platform origin (sign-in pages, the console), e.g.
+    /// `https://platform.example.lg.jp`. Default: `http://localhost:<listening port>`
+    /// (`https` with `[tls]`).
+    pub platform_url: Option<String>,
 }
 
 impl Default for EdgeSettings {
     fn default() -> Self {
-        Self { modules_url: None, path_form: true, platform_hosts: None }
+        Self { modules_url: None, path_form: true, platform_hosts: None, platform_url: None }
     }
 }
 
@@ -77,7 +81,7 @@ impl Edge {
                 Vec::new()
             }
         };
-        Ok(Self { origins: ModuleOrigins::new(edge.modules_url.as_deref(), settings.tls.is_some())?, path_form: edge.path_form, platform_hosts })
+        Ok(Self { origins: ModuleOrigins::new(edge.modules_url.as_deref(), edge.platform_url.as_deref(), settings.tls.is_some())?, path_form: edge.path_form, platform_hosts })
     }
 
     /// Whether the platform answers `path` on host `name`.
@@ -114,8 +118,9 @@ pub struct Target {
     pub mount: Mount,
 }
 
-/// Marks a response as a module's own answer, which the platform's problem mapping leaves
-/// alone (a module's 404 page is the module's business).
+/// Marks a response as already being what the client should see: a module's own answer (a
+/// module's 404 page is the module's business) or a page sign-in shows people. The
+/// platform's problem mapping leaves it alone.
 #[derive(Debug, Clone, Copy)]
 pub struct ModuleAnswer;
 
@@ -130,6 +135,9 @@ pub async fn entry(State(app): State<Arc<App>>, request: Request, next: Next) ->
 async fn route(app: &Arc<App>, request: Request, next: Next) -> Response {
     match app.edge.origins.destination(request.uri(), request.headers()) {
         Err(problem) => problem.into_response(),
+        Ok(Destination::Module { lg_code, module }) if request.uri().path().starts_with(crate::signin::RESERVED_PREFIX) => {
+            crate::signin::module_origin(app, lg_code, module, request).await
+        }
         Ok(Destination::Module { lg_code, module }) => match ModulePath::parse(request.uri().path()) {
             Ok(path) => crate::api::gateway::serve(app, Target { lg_code, module, path, mount: Mount::Origin }, request).await,
             Err(e) => refused_path(e).into_response(),

@@ -37,14 +37,26 @@ pub struct ModuleOrigins {
     port: AtomicU16,
     /// Whether `port` was configured (and so is not this host's listening port).
     port_configured: bool,
+    /// `[edge] platform_url`, e.g. `https://platform.example.lg.jp`.
+    platform: Option<String>,
 }
 
 impl ModuleOrigins {
     /// From `[edge] modules_url` (e.g. `https://modules.example.lg.jp`), or
     /// `http(s)://localhost:<listening port>` when it is not set.
-    pub fn new(modules_url: Option<&str>, tls: bool) -> anyhow::Result<Self> {
+    pub fn new(modules_url: Option<&str>, platform_url: Option<&str>, tls: bool) -> anyhow::Result<Self> {
+        let platform = match platform_url {
+            Some(configured) => {
+                let url = url::Url::parse(configured).map_err(|e| anyhow::anyhow!("[edge] platform_url `{configured}` is not a URL: {e}"))?;
+                if !matches!(url.scheme(), "http" | "https") || url.path() != "/" || url.query().is_some() || url.host_str().is_none() {
+                    anyhow::bail!("[edge] platform_url `{configured}` must be http(s)://host[:port] with nothing after it");
+                }
+                Some(url.origin().ascii_serialization())
+            }
+            None => None,
+        };
         let Some(configured) = modules_url else {
-            return Ok(Self { scheme: if tls { "https" } else { "http" }.into(), domain: "localhost".into(), port: AtomicU16::new(0), port_configured: false });
+            return Ok(Self { scheme: if tls { "https" } else { "http" }.into(), domain: "localhost".into(), port: AtomicU16::new(0), port_configured: false, platform });
         };
         let url = url::Url::parse(configured).map_err(|e| anyhow::anyhow!("[edge] modules_url `{configured}` is not a URL: {e}"))?;
         let domain = match url.host() {
@@ -55,7 +67,28 @@ impl ModuleOrigins {
             anyhow::bail!("[edge] modules_url `{configured}` must be http(s)://domain[:port] with nothing after it");
         }
         // No port in the URL: the scheme's default, left out of module URLs (0).
-        Ok(Self { scheme: url.scheme().into(), domain, port: AtomicU16::new(url.port().unwrap_or(0)), port_configured: true })
+        Ok(Self { scheme: url.scheme().into(), domain, port: AtomicU16::new(url.port().unwrap_or(0)), port_configured: true, platform })
+    }
+
+    /// How browsers reach the platform (sign-in, the console): `[edge] platform_url`, or
+    /// `{scheme}://localhost:<port>` when it is not set.
+    pub fn platform_origin(&self) -> String {
+        match &self.platform {
+            Some(configured) => configured.clone(),
+            None => format!("{}://localhost{}", self.scheme, self.port_suffix()),
+        }
+    }
+
+    /// Whether module origins are https (their cookies are then `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
+    }
+
+    /// `:port` in URLs, or nothing for the scheme's default.
+    fn port_suffix(&self) -> String {
+        let port = self.port.load(Ordering::Relaxed);
+        let default_port = matches!((self.scheme.as_str(), port), ("http", 80) | ("https", 443) | (_, 0));
+        if default_port { String::new() } else { format!(":{port}") }
     }
 
     /// Tells the origins the port this host listens on (used when none was configured).
@@ -67,10 +100,7 @@ impl ModuleOrigins {
 
     /// The origin of `module` at `lg_code`, e.g. `http://guestbook--131016.localhost:8080`.
     pub fn origin(&self, lg_code: &LgCode, module: &str) -> String {
-        let port = self.port.load(Ordering::Relaxed);
-        let default_port = matches!((self.scheme.as_str(), port), ("http", 80) | ("https", 443) | (_, 0));
-        let port = if default_port { String::new() } else { format!(":{port}") };
-        format!("{}://{module}--{lg_code}.{}{port}", self.scheme, self.domain)
+        format!("{}://{module}--{lg_code}.{}{}", self.scheme, self.domain, self.port_suffix())
     }
 
     /// Which origin a request is addressed to, from its URI's authority (HTTP/2, or an
@@ -167,7 +197,7 @@ mod tests {
 
     #[test]
     fn module_origins_are_recognised_and_built() {
-        let origins = ModuleOrigins::new(None, false).unwrap();
+        let origins = ModuleOrigins::new(None, None, false).unwrap();
         origins.listening_on(8080);
         let chiyoda = LgCode::parse("131016").unwrap();
         assert_eq!(origins.origin(&chiyoda, "furusato-tax"), "http://furusato-tax--131016.localhost:8080");
@@ -188,19 +218,19 @@ mod tests {
 
     #[test]
     fn a_configured_modules_url_sets_scheme_domain_and_port() {
-        let origins = ModuleOrigins::new(Some("https://Modules.Example.lg.jp"), false).unwrap();
+        let origins = ModuleOrigins::new(Some("https://Modules.Example.lg.jp"), None, false).unwrap();
         origins.listening_on(8080);
         let chiyoda = LgCode::parse("131016").unwrap();
         assert_eq!(origins.origin(&chiyoda, "guestbook"), "https://guestbook--131016.modules.example.lg.jp");
         assert!(matches!(destination(&origins, "guestbook--131016.modules.example.lg.jp").unwrap(), Destination::Module { .. }));
         assert_eq!(destination(&origins, "guestbook--131016.localhost").unwrap(), Destination::Platform(Some("guestbook--131016.localhost".into())));
-        assert!(ModuleOrigins::new(Some("https://10.0.0.1"), false).is_err());
-        assert!(ModuleOrigins::new(Some("https://modules.example.lg.jp/x"), false).is_err());
+        assert!(ModuleOrigins::new(Some("https://10.0.0.1"), None, false).is_err());
+        assert!(ModuleOrigins::new(Some("https://modules.example.lg.jp/x"), None, false).is_err());
     }
 
     #[test]
     fn the_target_and_the_host_header_must_agree() {
-        let origins = ModuleOrigins::new(None, false).unwrap();
+        let origins = ModuleOrigins::new(None, None, false).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
         let uri: Uri = "http://guestbook--131016.localhost:8080/".parse().unwrap();

@@ -60,6 +60,11 @@ pub fn mark_module_answer(response: &mut Response<Body>) {
     response.extensions_mut().insert(ModuleAnswer);
 }
 
+/// Marks a page for people (sign-in's) so [`as_problem`] passes it through.
+pub fn mark_page(response: &mut Response<Body>) {
+    response.extensions_mut().insert(ModuleAnswer);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,10 +22,12 @@ use std::io::{BufRead, Write};
 /// Tables other tables refer to come first; the rest follow by name.
 const FIRST: &[&str] = &["municipalities", "vendors", "modules", "components", "module_versions"];
 
+/// Every table, in restore order. Browser sessions (`sign_in_*`) are left out: they are
+/// not data to keep, and after a restore people sign in again.
 pub(super) async fn tables(conn: &mut AnyConnection, backend: Backend) -> Result<Vec<String>> {
     let sql = match backend {
-        Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name",
-        Backend::Postgres => "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() AND tablename NOT LIKE '_sqlx%' ORDER BY tablename",
+        Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' AND name NOT LIKE 'sign_in_%' ORDER BY name",
+        Backend::Postgres => "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() AND tablename NOT LIKE '_sqlx%' AND tablename NOT LIKE 'sign_in_%' ORDER BY tablename",
     };
     let mut names: Vec<String> = sqlx::query(sql).fetch_all(&mut *conn).await?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
     names.sort_by_key(|n| (FIRST.iter().position(|f| f == n).unwrap_or(FIRST.len()), n.clone()));

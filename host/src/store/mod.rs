@@ -15,6 +15,7 @@ pub mod module_config;
 pub mod municipalities;
 pub mod municipality_archive;
 pub mod routing;
+pub mod sign_in;
 mod placeholders;
 
 use anyhow::{Context, Result};

@@ -1,0 +1,603 @@
+//! Browser sign-in at the edge: once per municipality, for every module of it. See
+//! "Browser sign-in" in docs/ARCHITECTURE.md.
+//!
+//! Each module is its own origin, so no one cookie can serve them all. The municipality's
+//! session lives on the platform origin (cookie `nukisashi_signin`, path `/signin/{lg_code}/`);
+//! each module origin gets a cookie of its own (`nukisashi_session`), which the database maps
+//! to (session, origin) and which is good on that origin only. Every cookie is HttpOnly,
+//! SameSite=Lax, host-only, and Secure under https; the database keeps only their SHA-256.
+//!
+//! 1. A browser asking a signed-in route with no session is sent (303) to
+//!    `{module origin}/.nukisashi/signin?return_to=` (a form it posted is kept, see step 5),
+//!    which sets the origin's pending-sign-in cookie and sends it on to
+//!    `{platform}/signin/{lg_code}/`.
+//! 2. There, a valid platform session gets a one-time handoff code (60 s) to the module
+//!    origin at once. Otherwise the host runs the authorization-code flow with PKCE, `state`
+//!    and `nonce` against the municipality's provider ([`oidc`]), bound to the browser by a
+//!    flow cookie; the callback takes the flow row (single use), exchanges the code
+//!    server-side and verifies the ID token.
+//! 3. `{module origin}/.nukisashi/session?code=` takes the handoff code (single use, bound to
+//!    that origin and to the pending-sign-in cookie of the browser that started, so nobody can
+//!    sign another browser in as themselves), sets the origin's cookie and returns to the page.
+//! 4. The gateway then finds the principal from the cookie ([`session_principal`]); modules
+//!    see only the verified claims through `identity`, never a cookie or a token. A
+//!    state-changing request with a session cookie must come from the module's own origin
+//!    (`Origin`, or `Sec-Fetch-Site: same-origin`), on top of SameSite=Lax.
+//! 5. A form posted before sign-in (urlencoded, bounded) is kept for ten minutes and posted
+//!    again from the module origin after sign-in, by the browser that posted it.
+//! 6. `POST {module origin}/.nukisashi/signout` deletes the session: every origin and every
+//!    replica refuse its cookies from then on. Sessions end after `[sign_in] idle_seconds`
+//!    without a request and `absolute_seconds` after sign-in.
+
+pub mod demo_idp;
+pub mod oidc;
+pub mod pages;
+
+use crate::api::problem::Problem;
+use crate::app::App;
+use crate::auth::Principal;
+use crate::edge::Target;
+use crate::lgcode::LgCode;
+use crate::store::sign_in::{Flow, Handoff, Replay};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use oidc::OidcProvider;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// `[sign_in]` in the settings file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignInSettings {
+    /// A session ends after this long without a request (30 minutes).
+    pub idle_seconds: i64,
+    /// … and this long after sign-in, however busy (8 hours: a working day).
+    pub absolute_seconds: i64,
+}
+
+impl Default for SignInSettings {
+    fn default() -> Self {
+        Self { idle_seconds: 30 * 60, absolute_seconds: 8 * 3600 }
+    }
+}
+
+/// The platform origin's session cookie (path `/signin/{lg_code}/`).
+const PLATFORM_COOKIE: &str = "nukisashi_signin";
+/// The cookie that binds a flow to the browser that started it (path `/signin/{lg_code}/`).
+const FLOW_COOKIE: &str = "nukisashi_flow";
+/// A module origin's session cookie.
+const ORIGIN_COOKIE: &str = "nukisashi_session";
+/// A module origin's pending-sign-in cookie (path `/.nukisashi/`).
+const PENDING_COOKIE: &str = "nukisashi_pending";
+/// Where sign-in lives on module origins; modules never see these paths.
+pub const RESERVED_PREFIX: &str = "/.nukisashi/";
+
+/// How long a flow may take at the provider.
+const FLOW_SECONDS: i64 = 600;
+/// How long a handoff code is good for.
+const HANDOFF_SECONDS: i64 = 60;
+/// How long a form posted before sign-in is kept.
+const REPLAY_SECONDS: i64 = 600;
+/// The largest form kept for after sign-in.
+const REPLAY_BYTES: usize = 16 * 1024;
+/// Flows open at once per municipality, and forms kept per module origin: what anonymous
+/// clients can make the database hold.
+const OPEN_FLOWS: i64 = 10_000;
+const WAITING_REPLAYS: i64 = 1_000;
+/// The idle clock is written at most this often.
+const TOUCH_SECONDS: i64 = 60;
+
+/// The identity providers browsers sign in with, and the session lifetimes.
+pub struct SignIn {
+    providers: Vec<OidcProvider>,
+    settings: SignInSettings,
+    /// The development provider, with `--demo` on loopback only.
+    pub demo: Option<demo_idp::DemoIdp>,
+}
+
+impl SignIn {
+    pub fn new(settings: &crate::settings::Settings) -> anyhow::Result<Self> {
+        let mut providers = Vec::new();
+        for provider in &settings.auth.providers {
+            if let Some(browser) = &provider.browser {
+                providers.push(OidcProvider::from_settings(provider, browser, crate::auth::provider_keys(provider)?)?);
+            }
+        }
+        let demo = match (settings.demo, settings.listen.ip().is_loopback()) {
+            (true, true) => {
+                let demo = demo_idp::DemoIdp::new(&settings.data_dir)?;
+                providers.push(demo.provider()?);
+                Some(demo)
+            }
+            (true, false) => {
+                tracing::warn!("the demo identity provider is only offered on loopback; listening on {} it is off", settings.listen);
+                None
+            }
+            _ => None,
+        };
+        let s = &settings.sign_in;
+        if s.idle_seconds < 60 || s.absolute_seconds < s.idle_seconds {
+            anyhow::bail!("[sign_in] idle_seconds must be at least 60 and absolute_seconds at least idle_seconds");
+        }
+        Ok(Self { providers, settings: s.clone(), demo })
+    }
+
+    fn offered_at(&self, lg_code: &LgCode) -> Vec<(usize, &OidcProvider)> {
+        self.providers.iter().enumerate().filter(|(_, p)| p.lg_codes.contains(lg_code)).collect()
+    }
+
+    fn by_issuer(&self, issuer: &str) -> Option<&OidcProvider> {
+        self.providers.iter().find(|p| p.issuer == issuer)
+    }
+
+    /// Whether a session seen at `now` is still good.
+    fn alive(&self, last_seen: i64, expires_at: i64, now: i64) -> bool {
+        now <= expires_at && now - last_seen <= self.settings.idle_seconds
+    }
+}
+
+/// A random secret for a cookie, a state, a nonce or a code: 256 bits, URL-safe.
+pub fn secret() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's randomness");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What the database keeps of a secret.
+fn digest(secret: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The value of cookie `name` the request carries (the first, if several).
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A `Set-Cookie` for the platform's cookies: host-only, HttpOnly, SameSite=Lax, Secure
+/// under https; `max_age` 0 deletes it, `None` makes it last as long as the browser session.
+fn set_cookie(name: &str, value: &str, path: &str, secure: bool, max_age: Option<i64>) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let max_age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
+    HeaderValue::from_str(&format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax{secure}{max_age}")).expect("cookie values are URL-safe base64")
+}
+
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(location) => {
+            let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(_) => pages::refusal(StatusCode::BAD_REQUEST, "戻り先のアドレスが正しくありません。", "はじめのページからやり直してください。", None),
+    }
+}
+
+/// `{module}--{lg_code}`: how the database names a module origin.
+fn origin_key(lg_code: &LgCode, module: &str) -> String {
+    format!("{module}--{lg_code}")
+}
+
+fn platform_is_https(app: &App) -> bool {
+    app.edge.origins.platform_origin().starts_with("https://")
+}
+
+fn internal(e: anyhow::Error) -> Response {
+    tracing::error!(error = %format!("{e:#}"), "sign-in failed on the database");
+    pages::refusal(StatusCode::SERVICE_UNAVAILABLE, "ただいまログインを受け付けられません。", "しばらくしてからもう一度お試しください。", None)
+}
+
+// ---- the gateway's part -------------------------------------------------------------
+
+/// Why a session-authenticated request was refused before the module saw it.
+fn cross_site(origin: &str) -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "cross-site-request",
+        "Cross-site request",
+        format!("a signed-in browser may change data only from the module's own pages ({origin}); this request came from elsewhere"),
+    )
+}
+
+/// The principal of the module origin's session cookie, if it is valid here. A
+/// state-changing request that carries it must come from the module's own origin.
+pub async fn session_principal(app: &App, target: &Target, method: &Method, headers: &HeaderMap) -> Result<Option<Principal>, Problem> {
+    let Some(value) = cookie(headers, ORIGIN_COOKIE) else { return Ok(None) };
+    let Some(session) = app.db.origin_session(&digest(&value), &origin_key(&target.lg_code, &target.module)).await? else {
+        return Ok(None);
+    };
+    let now = now();
+    if !app.sign_in.alive(session.last_seen, session.expires_at, now) {
+        return Ok(None);
+    }
+    if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let origin = app.edge.origins.origin(&target.lg_code, &target.module);
+        let same_origin = match headers.get(header::ORIGIN) {
+            Some(sent) => sent.as_bytes() == origin.as_bytes(),
+            None => headers.get("sec-fetch-site").is_some_and(|v| v == "same-origin"),
+        };
+        if !same_origin {
+            return Err(cross_site(&origin));
+        }
+    }
+    if now - session.last_seen >= TOUCH_SECONDS {
+        app.db.touch_sign_in_session(&session.id_hash, now).await?;
+    }
+    Ok(Some(session.principal))
+}
+
+/// A browser is asking a signed-in route without a session: where to send it, with a form
+/// it posted kept for after sign-in. `None` for API clients (they get 401 problem+json).
+pub async fn send_to_sign_in(app: &App, target: &Target, request: Request) -> Result<Option<Response>, Problem> {
+    let wants_html = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
+    if target.mount != crate::edge::Mount::Origin || !wants_html {
+        return Ok(None);
+    }
+    let path = match request.uri().query() {
+        Some(q) => format!("{}?{q}", target.path.as_str()),
+        None => target.path.as_str().to_string(),
+    };
+    match *request.method() {
+        Method::GET | Method::HEAD => Ok(Some(see_other(&signin_link(&path)))),
+        Method::POST => {
+            let is_form = request.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+            if !is_form {
+                return Ok(None);
+            }
+            let origin = origin_key(&target.lg_code, &target.module);
+            let secure = app.edge.origins.is_https();
+            let pending = cookie(request.headers(), PENDING_COOKIE).filter(|v| v.len() == 43).unwrap_or_else(secret);
+            let request = crate::api::gateway::read_body(app, &target.lg_code, request).await?;
+            let body = axum::body::to_bytes(request.into_body(), REPLAY_BYTES + 1).await.unwrap_or_default();
+            let now = now();
+            if body.len() > REPLAY_BYTES || app.db.waiting_sign_in_replays(&origin, now).await? >= WAITING_REPLAYS {
+                // Too much to keep: sign in first, then send it again.
+                return Ok(Some(see_other(&signin_link(&path))));
+            }
+            let Ok(body) = String::from_utf8(body.to_vec()) else { return Err(Problem::bad_request("invalid-form", "the form is not UTF-8")) };
+            let id = secret();
+            let replay = Replay { binding: digest(&pending), origin, path, body, expires_at: now + REPLAY_SECONDS };
+            app.db.insert_sign_in_replay(&digest(&id), &replay).await?;
+            let mut response = see_other(&signin_link(&format!("{RESERVED_PREFIX}replay?id={id}")));
+            response.headers_mut().append(header::SET_COOKIE, set_cookie(PENDING_COOKIE, &pending, RESERVED_PREFIX, secure, Some(FLOW_SECONDS)));
+            Ok(Some(response))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The module origin's own link that starts sign-in and comes back to `return_to` (a path).
+pub fn signin_link(return_to: &str) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("return_to", return_to).finish();
+    format!("{RESERVED_PREFIX}signin?{query}")
+}
+
+// ---- the module origin's part (`/.nukisashi/…`) -------------------------------------------
+
+/// Serves the reserved paths on a module origin.
+pub async fn module_origin(app: &Arc<App>, lg_code: LgCode, module: String, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    let params: std::collections::HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let result = match (request.method().clone(), path.strip_prefix(RESERVED_PREFIX).unwrap_or("")) {
+        (Method::GET, "signin") => Ok(begin_at_origin(app, &lg_code, &module, request.headers(), params.get("return_to").map(String::as_str))),
+        (Method::GET, "session") => arrive(app, &lg_code, &module, request.headers(), params.get("code").map(String::as_str).unwrap_or("")).await,
+        (Method::GET, "replay") => replay(app, &lg_code, &module, request.headers(), params.get("id").map(String::as_str).unwrap_or("")).await,
+        (Method::POST, "signout") => sign_out(app, &lg_code, &module, request.headers()).await,
+        _ => Ok(pages::refusal(StatusCode::NOT_FOUND, "このアドレスはありません。", "もとのページに戻ってください。", Some("/"))),
+    };
+    result.unwrap_or_else(internal)
+}
+
+/// `/.nukisashi/signin?return_to=/path`: marks this browser as the one signing in (the
+/// pending cookie), then on to the platform's sign-in for the municipality.
+fn begin_at_origin(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMap, return_to: Option<&str>) -> Response {
+    let return_to = return_to.filter(|p| is_local_path(p)).unwrap_or("/");
+    let pending = cookie(headers, PENDING_COOKIE).filter(|v| v.len() == 43).unwrap_or_else(secret);
+    let origin = app.edge.origins.origin(lg_code, module);
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("return_to", &format!("{origin}{return_to}"))
+        .append_pair("binding", &digest(&pending))
+        .finish();
+    let mut response = see_other(&format!("{}/signin/{lg_code}/?{query}", app.edge.origins.platform_origin()));
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(PENDING_COOKIE, &pending, RESERVED_PREFIX, app.edge.origins.is_https(), Some(FLOW_SECONDS)));
+    response
+}
+
+/// A path on this origin (not `//host`, not a scheme, no backslashes or controls).
+fn is_local_path(path: &str) -> bool {
+    path.starts_with('/') && !path.starts_with("//") && !path.bytes().any(|b| b == b'\\' || b.is_ascii_control()) && path.len() <= 2048
+}
+
+/// `/.nukisashi/session?code=`: the handoff from the platform origin.
+async fn arrive(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMap, code: &str) -> anyhow::Result<Response> {
+    let again = || pages::refusal(StatusCode::BAD_REQUEST, "このログインは無効か、期限が切れています。", "もう一度ログインしてください。", Some("/"));
+    let Some(handoff) = app.db.take_sign_in_handoff(&digest(code)).await? else { return Ok(again()) };
+    let origin = origin_key(lg_code, module);
+    let pending = cookie(headers, PENDING_COOKIE).map(|p| digest(&p));
+    if handoff.origin != origin || handoff.expires_at < now() || pending.as_deref() != Some(handoff.binding.as_str()) {
+        tracing::warn!(origin, "a sign-in handoff was refused: another origin, expired, or not the browser that started it");
+        return Ok(again());
+    }
+    let value = secret();
+    app.db.insert_sign_in_origin(&digest(&value), &handoff.session_hash, &origin).await?;
+    let mut response = see_other(&handoff.return_path);
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(ORIGIN_COOKIE, &value, "/", app.edge.origins.is_https(), None));
+    Ok(response)
+}
+
+/// `/.nukisashi/replay?id=`: the form this browser posted before signing in, posted again
+/// from this origin (by script, or by the person pressing the button).
+async fn replay(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMap, id: &str) -> anyhow::Result<Response> {
+    let Some(replay) = app.db.take_sign_in_replay(&digest(id)).await? else {
+        return Ok(pages::refusal(StatusCode::NOT_FOUND, "送信しようとした内容は見つかりませんでした（期限切れか、送信済みです）。", "お手数ですが、もう一度入力してください。", Some("/")));
+    };
+    let pending = cookie(headers, PENDING_COOKIE).map(|p| digest(&p));
+    if replay.origin != origin_key(lg_code, module) || replay.expires_at < now() || pending.as_deref() != Some(replay.binding.as_str()) {
+        return Ok(pages::refusal(StatusCode::BAD_REQUEST, "送信しようとした内容は、このブラウザーのものではないか、期限が切れています。", "もう一度入力してください。", Some("/")));
+    }
+    let fields: String = url::form_urlencoded::parse(replay.body.as_bytes())
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", pages::escape(&k), pages::escape(&v)))
+        .collect();
+    let body = format!(
+        "<p>ログインしました。入力された内容を送信します。</p><form id=\"replay\" method=\"post\" action=\"{}\">{fields}<button type=\"submit\">送信を続ける</button></form>",
+        pages::escape(&replay.path)
+    );
+    Ok(pages::page_with_script(StatusCode::OK, "送信を続けます", &body, Some("document.getElementById('replay').submit();")))
+}
+
+/// `POST /.nukisashi/signout`: ends the session everywhere.
+async fn sign_out(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMap) -> anyhow::Result<Response> {
+    let origin = app.edge.origins.origin(lg_code, module);
+    if headers.get(header::ORIGIN).is_some_and(|o| o.as_bytes() != origin.as_bytes()) {
+        return Ok(cross_site(&origin).into_response());
+    }
+    if let Some(value) = cookie(headers, ORIGIN_COOKIE) {
+        if let Some(session) = app.db.origin_session(&digest(&value), &origin_key(lg_code, module)).await? {
+            app.db.end_sign_in_session(&session.id_hash).await?;
+            tracing::info!(lg_code = %lg_code, subject = %session.principal.subject, "signed out");
+        }
+    }
+    let mut response = pages::page(
+        StatusCode::OK,
+        "ログアウトしました",
+        "<p>ログアウトしました。この自治体のすべてのサービスからログアウトしています。</p><p><a href=\"/\">はじめのページへ</a></p>",
+    );
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(ORIGIN_COOKIE, "", "/", app.edge.origins.is_https(), Some(0)));
+    Ok(response)
+}
+
+// ---- the platform origin's part (`/signin/{lg_code}/…`) --------------------------------
+
+/// The sign-in routes on the platform origin (and the demo provider's, when it runs).
+pub fn routes() -> axum::Router<Arc<App>> {
+    use axum::routing::get;
+    let router = axum::Router::new().route("/signin/{lg_code}/", get(begin)).route("/signin/{lg_code}/callback", get(callback));
+    router.merge(demo_idp::routes())
+}
+
+#[derive(Deserialize)]
+pub struct BeginQuery {
+    return_to: Option<String>,
+    binding: Option<String>,
+    provider: Option<usize>,
+}
+
+/// `GET /signin/{lg_code}/?return_to=&binding=`: hand the platform session to the module
+/// origin, or start signing in with the municipality's provider.
+async fn begin(State(app): State<Arc<App>>, Path(lg_code): Path<String>, Query(q): Query<BeginQuery>, headers: HeaderMap) -> Response {
+    let Ok(lg_code) = LgCode::parse(&lg_code) else {
+        return pages::refusal(StatusCode::NOT_FOUND, "この自治体コードは正しくありません。", "アドレスを確かめてください。", None);
+    };
+    if app.require_municipality(&lg_code).await.is_err() {
+        return pages::refusal(StatusCode::NOT_FOUND, "この自治体はこの基盤に登録されていません。", "アドレスを確かめてください。", None);
+    }
+    let Some((module, return_path)) = q.return_to.as_deref().and_then(|r| module_return(&app, &lg_code, r)) else {
+        return pages::refusal(StatusCode::BAD_REQUEST, "ログイン後の戻り先が、この自治体のサービスではありません。", "サービスのページにある「ログイン」から始めてください。", None);
+    };
+    let Some(binding) = q.binding.filter(|b| b.len() == 64 && b.bytes().all(|c| c.is_ascii_hexdigit())) else {
+        return pages::refusal(StatusCode::BAD_REQUEST, "ログインの手続きが途中から始まっています。", "サービスのページにある「ログイン」から始めてください。", None);
+    };
+    let back = format!("{}{return_path}", app.edge.origins.origin(&lg_code, &module));
+    match begin_inner(&app, &lg_code, &module, &return_path, &binding, q.provider, &headers).await {
+        Ok(response) => response,
+        Err(why) => {
+            tracing::warn!(lg_code = %lg_code, reason = %why, "sign-in could not start");
+            pages::refusal(StatusCode::BAD_GATEWAY, "認証サービスにつながりませんでした。", "しばらくしてからもう一度お試しください。", Some(&back))
+        }
+    }
+}
+
+async fn begin_inner(app: &App, lg_code: &LgCode, module: &str, return_path: &str, binding: &str, chosen: Option<usize>, headers: &HeaderMap) -> Result<Response, String> {
+    let db = |e: anyhow::Error| format!("{e:#}");
+    let now = now();
+    // Signed in at this municipality already: straight back, with a handoff code.
+    if let Some(value) = cookie(headers, PLATFORM_COOKIE) {
+        if let Some(session) = app.db.sign_in_session(&digest(&value), lg_code.as_str()).await.map_err(db)? {
+            if app.sign_in.alive(session.last_seen, session.expires_at, now) {
+                return handoff(app, lg_code, module, &session.id_hash, return_path, binding).await.map_err(db);
+            }
+        }
+    }
+    let offered = app.sign_in.offered_at(lg_code);
+    let provider = match (offered.as_slice(), chosen) {
+        ([], _) => {
+            return Ok(pages::refusal(StatusCode::SERVICE_UNAVAILABLE, "この自治体では、まだブラウザーでのログインを利用できません。", "自治体の窓口にお問い合わせください。", None));
+        }
+        ([(_, only)], None) => *only,
+        (_, Some(index)) => match offered.iter().find(|(i, _)| *i == index) {
+            Some((_, p)) => *p,
+            None => return Ok(pages::refusal(StatusCode::BAD_REQUEST, "選ばれた認証サービスは、この自治体では使えません。", "一覧から選び直してください。", None)),
+        },
+        (several, None) => return Ok(choose_provider(app, lg_code, module, return_path, binding, several)),
+    };
+    app.db.forget_expired_sign_ins(now, now - app.sign_in.settings.idle_seconds).await.map_err(db)?;
+    if app.db.open_sign_in_flows(lg_code.as_str(), now).await.map_err(db)? >= OPEN_FLOWS {
+        return Err(format!("{OPEN_FLOWS} sign-ins are open at once at {lg_code}"));
+    }
+    let platform = app.edge.origins.platform_origin();
+    let endpoints = provider.endpoints(&platform).await?;
+    let (state, nonce, verifier, browser) = (secret(), secret(), secret(), secret());
+    let redirect_uri = format!("{platform}/signin/{lg_code}/callback");
+    let location = provider.authorization_url(&endpoints, &redirect_uri, &state, &nonce, &verifier)?;
+    let flow = Flow {
+        state_hash: digest(&state),
+        browser_hash: digest(&browser),
+        lg_code: lg_code.to_string(),
+        provider: provider.issuer.clone(),
+        nonce,
+        code_verifier: verifier,
+        return_origin: origin_key(lg_code, module),
+        return_path: return_path.to_string(),
+        binding: binding.to_string(),
+        expires_at: now + FLOW_SECONDS,
+    };
+    app.db.insert_sign_in_flow(&flow).await.map_err(db)?;
+    let mut response = see_other(&location);
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(FLOW_COOKIE, &browser, &format!("/signin/{lg_code}/"), platform_is_https(app), Some(FLOW_SECONDS)));
+    Ok(response)
+}
+
+/// The module and path of a `return_to` URL on one of `lg_code`'s module origins.
+fn module_return(app: &App, lg_code: &LgCode, return_to: &str) -> Option<(String, String)> {
+    let url = url::Url::parse(return_to).ok()?;
+    let host = url.host_str()?;
+    let label = host.split('.').next()?;
+    let (module, code) = label.rsplit_once("--")?;
+    if code != lg_code.as_str() || !crate::is_valid_module_id(module) {
+        return None;
+    }
+    if url.origin().ascii_serialization() != app.edge.origins.origin(lg_code, module) {
+        return None;
+    }
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    is_local_path(&path).then(|| (module.to_string(), path))
+}
+
+fn choose_provider(app: &App, lg_code: &LgCode, module: &str, return_path: &str, binding: &str, offered: &[(usize, &OidcProvider)]) -> Response {
+    let return_to = format!("{}{return_path}", app.edge.origins.origin(lg_code, module));
+    let items: String = offered
+        .iter()
+        .map(|(i, p)| {
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", &return_to)
+                .append_pair("binding", binding)
+                .append_pair("provider", &i.to_string())
+                .finish();
+            format!("<li><a href=\"/signin/{lg_code}/?{}\">{}</a></li>", pages::escape(&query), pages::escape(&p.name))
+        })
+        .collect();
+    let name = app.tenants.get(lg_code).map(|m| m.name.clone()).unwrap_or_default();
+    pages::page(StatusCode::OK, &format!("{name} ログイン"), &format!("<p>ログインに使うサービスを選んでください。</p><ul>{items}</ul>"))
+}
+
+/// Makes a one-time code that carries `session_hash` to the module origin, and sends the
+/// browser there.
+async fn handoff(app: &App, lg_code: &LgCode, module: &str, session_hash: &str, return_path: &str, binding: &str) -> anyhow::Result<Response> {
+    let code = secret();
+    let origin = origin_key(lg_code, module);
+    let handoff = Handoff { session_hash: session_hash.to_string(), origin, return_path: return_path.to_string(), binding: binding.to_string(), expires_at: now() + HANDOFF_SECONDS };
+    app.db.insert_sign_in_handoff(&digest(&code), &handoff).await?;
+    Ok(see_other(&format!("{}{RESERVED_PREFIX}session?code={code}", app.edge.origins.origin(lg_code, module))))
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /signin/{lg_code}/callback?code=&state=`: the provider's answer.
+async fn callback(State(app): State<Arc<App>>, Path(lg_code): Path<String>, Query(q): Query<CallbackQuery>, headers: HeaderMap) -> Response {
+    let again = |what: &str| pages::refusal(StatusCode::BAD_REQUEST, what, "サービスのページから、もう一度ログインしてください。", None);
+    let Ok(lg_code) = LgCode::parse(&lg_code) else { return again("この自治体コードは正しくありません。") };
+    let Some(state) = q.state else { return again("認証サービスからの応答に state がありません。") };
+    let flow = match app.db.take_sign_in_flow(&digest(&state)).await {
+        Ok(Some(flow)) => flow,
+        Ok(None) => {
+            tracing::warn!(lg_code = %lg_code, "sign-in callback with an unknown or used state refused");
+            return again("このログインは無効か、すでに使われています。");
+        }
+        Err(e) => return internal(e),
+    };
+    let browser = cookie(&headers, FLOW_COOKIE).map(|b| digest(&b));
+    if flow.lg_code != lg_code.as_str() || flow.expires_at < now() || browser.as_deref() != Some(flow.browser_hash.as_str()) {
+        tracing::warn!(lg_code = %lg_code, "sign-in callback refused: another municipality, expired, or not the browser that started it");
+        return again("このログインは、このブラウザーで始めたものではないか、期限が切れています。");
+    }
+    let module = flow.return_origin.rsplit_once("--").map(|(m, _)| m.to_string()).unwrap_or_default();
+    let back = format!("{}{}", app.edge.origins.origin(&lg_code, &module), flow.return_path);
+    if let Some(error) = q.error {
+        tracing::info!(lg_code = %lg_code, error, "the identity provider ended the sign-in");
+        return pages::refusal(StatusCode::BAD_REQUEST, "ログインは完了しませんでした（取り消されたか、認証サービスが断りました）。", "もう一度お試しください。", Some(&back));
+    }
+    let Some(provider) = app.sign_in.by_issuer(&flow.provider) else { return again("この認証サービスは、いまは使えません。") };
+    let platform = app.edge.origins.platform_origin();
+    let redirect_uri = format!("{platform}/signin/{lg_code}/callback");
+    let principal = async {
+        let endpoints = provider.endpoints(&platform).await?;
+        provider.finish(&endpoints, q.code.as_deref().unwrap_or(""), &redirect_uri, &flow.code_verifier, &flow.nonce).await
+    };
+    let principal = match principal.await {
+        Ok(p) => p,
+        Err(why) => {
+            tracing::warn!(lg_code = %lg_code, issuer = %provider.issuer, reason = %why, "sign-in refused");
+            return pages::refusal(StatusCode::BAD_REQUEST, "認証サービスからの応答を確認できませんでした。", "もう一度ログインしてください。", Some(&back));
+        }
+    };
+    let signed_in = async {
+        let value = secret();
+        let now = now();
+        app.db.insert_sign_in_session(&digest(&value), lg_code.as_str(), &principal, now, now + app.sign_in.settings.absolute_seconds).await?;
+        let mut response = handoff(&app, &lg_code, &module, &digest(&value), &flow.return_path, &flow.binding).await?;
+        let path = format!("/signin/{lg_code}/");
+        let secure = platform_is_https(&app);
+        response.headers_mut().append(header::SET_COOKIE, set_cookie(PLATFORM_COOKIE, &value, &path, secure, None));
+        response.headers_mut().append(header::SET_COOKIE, set_cookie(FLOW_COOKIE, "", &path, secure, Some(0)));
+        anyhow::Ok(response)
+    };
+    tracing::info!(lg_code = %lg_code, subject = %principal.subject, role = ?principal.role, "signed in");
+    signed_in.await.unwrap_or_else(internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_paths_stay_on_the_origin() {
+        assert!(is_local_path("/donations?x=1"));
+        assert!(!is_local_path("//evil.example/"));
+        assert!(!is_local_path("/\\evil.example"));
+        assert!(!is_local_path("https://evil.example/"));
+        assert!(!is_local_path("/a\nb"));
+    }
+
+    #[test]
+    fn cookies_are_read_by_exact_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("nukisashi_session_x=1; nukisashi_session=abc; other=2"));
+        assert_eq!(cookie(&headers, ORIGIN_COOKIE).as_deref(), Some("abc"));
+        assert_eq!(cookie(&headers, "missing"), None);
+        let set = set_cookie(ORIGIN_COOKIE, "v", "/", true, Some(0));
+        assert_eq!(set, "nukisashi_session=v; Path=/; HttpOnly; SameSite=Lax; Secure; Max-Age=0");
+    }
+}
+

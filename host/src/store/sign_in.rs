@@ -1,0 +1,235 @@
+//! Browser sign-in state (`crate::signin`): flows in progress, sessions, the cookies a
+//! session has on module origins, one-time handoff codes and forms waiting to be posted
+//! again. Every secret is stored as its SHA-256 only; everything single-use is taken with
+//! `DELETE … RETURNING`, so two replicas cannot both use it.
+
+use super::Db;
+use crate::auth::Principal;
+use anyhow::Result;
+use sqlx::Row;
+
+/// An authorization-code flow the host started.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub state_hash: String,
+    pub browser_hash: String,
+    pub lg_code: String,
+    pub provider: String,
+    pub nonce: String,
+    pub code_verifier: String,
+    pub return_origin: String,
+    pub return_path: String,
+    pub binding: String,
+    pub expires_at: i64,
+}
+
+/// A session, as a module origin's cookie finds it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id_hash: String,
+    pub principal: Principal,
+    pub last_seen: i64,
+    pub expires_at: i64,
+}
+
+/// What a handoff code carries to the module origin.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    pub session_hash: String,
+    pub origin: String,
+    pub return_path: String,
+    pub binding: String,
+    pub expires_at: i64,
+}
+
+/// A form posted before sign-in.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub binding: String,
+    pub origin: String,
+    pub path: String,
+    pub body: String,
+    pub expires_at: i64,
+}
+
+impl Db {
+    /// How many flows are open at `lg_code` (the bound on what unfinished sign-ins may hold).
+    pub async fn open_sign_in_flows(&self, lg_code: &str, now: i64) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM sign_in_flows WHERE lg_code = $1 AND expires_at >= $2").bind(lg_code).bind(now).fetch_one(self.pool()).await?.try_get(0)?)
+    }
+
+    pub async fn insert_sign_in_flow(&self, f: &Flow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sign_in_flows (state_hash, browser_hash, lg_code, provider, nonce, code_verifier, return_origin, return_path, binding, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&f.state_hash)
+        .bind(&f.browser_hash)
+        .bind(&f.lg_code)
+        .bind(&f.provider)
+        .bind(&f.nonce)
+        .bind(&f.code_verifier)
+        .bind(&f.return_origin)
+        .bind(&f.return_path)
+        .bind(&f.binding)
+        .bind(f.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the flow with this state: a second callback with it finds nothing.
+    pub async fn take_sign_in_flow(&self, state_hash: &str) -> Result<Option<Flow>> {
+        let row = sqlx::query(
+            "DELETE FROM sign_in_flows WHERE state_hash = $1
+             RETURNING state_hash, browser_hash, lg_code, provider, nonce, code_verifier, return_origin, return_path, binding, expires_at",
+        )
+        .bind(state_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(Flow {
+                state_hash: r.try_get(0)?,
+                browser_hash: r.try_get(1)?,
+                lg_code: r.try_get(2)?,
+                provider: r.try_get(3)?,
+                nonce: r.try_get(4)?,
+                code_verifier: r.try_get(5)?,
+                return_origin: r.try_get(6)?,
+                return_path: r.try_get(7)?,
+                binding: r.try_get(8)?,
+                expires_at: r.try_get(9)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn insert_sign_in_session(&self, id_hash: &str, lg_code: &str, principal: &Principal, now: i64, expires_at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO sign_in_sessions (id_hash, lg_code, subject, principal, created_at, last_seen, expires_at) VALUES ($1, $2, $3, $4, $5, $5, $6)")
+            .bind(id_hash)
+            .bind(lg_code)
+            .bind(&principal.subject)
+            .bind(serde_json::to_string(principal)?)
+            .bind(now)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The session of the platform origin's cookie at `lg_code`.
+    pub async fn sign_in_session(&self, id_hash: &str, lg_code: &str) -> Result<Option<Session>> {
+        let row = sqlx::query("SELECT id_hash, principal, last_seen, expires_at FROM sign_in_sessions WHERE id_hash = $1 AND lg_code = $2")
+            .bind(id_hash)
+            .bind(lg_code)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| session_from(&r)).transpose()
+    }
+
+    /// The session of a module origin's cookie, only on the origin it was made for.
+    pub async fn origin_session(&self, cookie_hash: &str, origin: &str) -> Result<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT s.id_hash, s.principal, s.last_seen, s.expires_at FROM sign_in_origins o
+             JOIN sign_in_sessions s ON s.id_hash = o.session_hash
+             WHERE o.cookie_hash = $1 AND o.origin = $2",
+        )
+        .bind(cookie_hash)
+        .bind(origin)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| session_from(&r)).transpose()
+    }
+
+    /// Records activity for the idle expiry.
+    pub async fn touch_sign_in_session(&self, id_hash: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sign_in_sessions SET last_seen = $2 WHERE id_hash = $1").bind(id_hash).bind(now).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Ends a session everywhere: its row, its module-origin cookies, its handoff codes.
+    pub async fn end_sign_in_session(&self, id_hash: &str) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM sign_in_origins WHERE session_hash = $1").bind(id_hash).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sign_in_handoffs WHERE session_hash = $1").bind(id_hash).execute(&mut *tx).await?;
+        let ended = sqlx::query("DELETE FROM sign_in_sessions WHERE id_hash = $1").bind(id_hash).execute(&mut *tx).await?.rows_affected() > 0;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    pub async fn insert_sign_in_handoff(&self, code_hash: &str, h: &Handoff) -> Result<()> {
+        sqlx::query("INSERT INTO sign_in_handoffs (code_hash, session_hash, origin, return_path, binding, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(code_hash)
+            .bind(&h.session_hash)
+            .bind(&h.origin)
+            .bind(&h.return_path)
+            .bind(&h.binding)
+            .bind(h.expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn take_sign_in_handoff(&self, code_hash: &str) -> Result<Option<Handoff>> {
+        let row = sqlx::query("DELETE FROM sign_in_handoffs WHERE code_hash = $1 RETURNING session_hash, origin, return_path, binding, expires_at")
+            .bind(code_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok(Handoff { session_hash: r.try_get(0)?, origin: r.try_get(1)?, return_path: r.try_get(2)?, binding: r.try_get(3)?, expires_at: r.try_get(4)? }))
+            .transpose()
+    }
+
+    pub async fn insert_sign_in_origin(&self, cookie_hash: &str, session_hash: &str, origin: &str) -> Result<()> {
+        sqlx::query("INSERT INTO sign_in_origins (cookie_hash, session_hash, origin) VALUES ($1, $2, $3)")
+            .bind(cookie_hash)
+            .bind(session_hash)
+            .bind(origin)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// How many posted forms wait at `origin`.
+    pub async fn waiting_sign_in_replays(&self, origin: &str, now: i64) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM sign_in_replays WHERE origin = $1 AND expires_at >= $2").bind(origin).bind(now).fetch_one(self.pool()).await?.try_get(0)?)
+    }
+
+    pub async fn insert_sign_in_replay(&self, id_hash: &str, r: &Replay) -> Result<()> {
+        sqlx::query("INSERT INTO sign_in_replays (id_hash, binding, origin, path, body, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(id_hash)
+            .bind(&r.binding)
+            .bind(&r.origin)
+            .bind(&r.path)
+            .bind(&r.body)
+            .bind(r.expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn take_sign_in_replay(&self, id_hash: &str) -> Result<Option<Replay>> {
+        let row = sqlx::query("DELETE FROM sign_in_replays WHERE id_hash = $1 RETURNING binding, origin, path, body, expires_at")
+            .bind(id_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok(Replay { binding: r.try_get(0)?, origin: r.try_get(1)?, path: r.try_get(2)?, body: r.try_get(3)?, expires_at: r.try_get(4)? })).transpose()
+    }
+
+    /// Drops what has expired: flows, handoffs and replays past their time, sessions past
+    /// their absolute expiry or idle since `idle_before`, and those sessions' cookies.
+    pub async fn forget_expired_sign_ins(&self, now: i64, idle_before: i64) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for table in ["sign_in_flows", "sign_in_handoffs", "sign_in_replays"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1")).bind(now).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM sign_in_sessions WHERE expires_at < $1 OR last_seen < $2").bind(now).bind(idle_before).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sign_in_origins WHERE session_hash NOT IN (SELECT id_hash FROM sign_in_sessions)").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn session_from(r: &sqlx::any::AnyRow) -> Result<Session> {
+    let principal: String = r.try_get(1)?;
+    Ok(Session { id_hash: r.try_get(0)?, principal: serde_json::from_str(&principal)?, last_seen: r.try_get(2)?, expires_at: r.try_get(3)? })
+}
