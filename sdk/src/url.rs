@@ -56,6 +56,19 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 /// Parses `a=1&b=%E3%81%82` into decoded pairs, in order.
+/// Percent-encodes a query value: every byte outside `A–Z a–z 0–9 - . _ ~ /`.
+pub(crate) fn encode_component(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for b in input.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub(crate) fn parse_pairs(input: &str) -> Vec<(String, String)> {
     input
         .split('&')
@@ -77,6 +90,12 @@ mod tests {
         assert_eq!(decode("%E3%81%82+b", false), "あ+b");
         assert_eq!(decode("100%", false), "100%");
         assert_eq!(decode("%zz", false), "%zz");
+    }
+
+    #[test]
+    fn encodes_what_a_query_value_cannot_hold() {
+        assert_eq!(encode_component("/donations?year=2026&x=千"), "/donations%3Fyear%3D2026%26x%3D%E5%8D%83");
+        assert_eq!(decode(&encode_component("/a b?c=d&e"), false), "/a b?c=d&e");
     }
 
     #[test]

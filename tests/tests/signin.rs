@@ -80,6 +80,10 @@ async fn a_resident_signs_in_once_for_every_module_and_signing_out_ends_it_on_ev
     assert_eq!(api.status(), 401);
     assert!(api.headers()["content-type"].to_str().unwrap().starts_with("application/problem+json"));
 
+    // Pages offer sign-in to a visitor, coming back to the same page.
+    let catalogue = web.open(&furusato(&host, "/")).await;
+    assert!(catalogue.body.contains("<a href=\"/.nukisashi/signin?return_to=/\">ログイン</a>"), "{}", catalogue.body);
+
     // A browser is sent to sign in, and back to the page it asked for.
     let page = sign_in_and_open(&web, &furusato(&host, "/donations/mine")).await;
     assert_eq!((page.status, page.url.as_str()), (200, furusato(&host, "/donations/mine").as_str()), "{page:?}");
@@ -90,6 +94,9 @@ async fn a_resident_signs_in_once_for_every_module_and_signing_out_ends_it_on_ev
         assert!(authorize.contains(part), "{part} in {authorize}");
     }
     assert!(page.hops.iter().all(|h| !h.contains("id_token") && !h.contains("access_token")), "tokens never travel through the browser");
+
+    let catalogue = web.open(&furusato(&host, "/")).await;
+    assert!(catalogue.body.contains("千代田 一郎 さん") && catalogue.body.contains("ログアウト"), "{}", catalogue.body);
 
     // Another module of the municipality: no second trip to the provider.
     let e_application = format!("{}/applications/mine", host.origin(CHIYODA, "e-application"));
@@ -217,17 +224,30 @@ async fn expired_sessions_and_cross_site_posts_are_refused_and_a_posted_form_sur
     assert_eq!(again.status, 404);
 
     // A cross-site form post with the session cookie (SameSite aside), and one without any
-    // Origin: refused before the module sees them.
-    for headers in [vec![("origin", "http://evil.localhost:1")], vec![]] {
-        let mut all = vec![("accept", "text/html")];
-        all.extend(headers);
+    // Origin: refused before the module sees them; a browser is told in Japanese.
+    for headers in [vec![("origin", "http://evil.localhost:1")], vec![("origin", "null")], vec![]] {
+        let mut all = vec![("accept", "application/json")];
+        all.extend(headers.clone());
         let r = web.send(reqwest::Method::POST, &furusato(&host, "/donations"), Some(&form), &all).await;
         assert_eq!(r.status(), 403);
         let problem: Value = r.json().await.unwrap();
         assert_eq!(problem["type"], "urn:nukisashi:problem:cross-site-request");
+        let mut all = vec![("accept", "text/html")];
+        all.extend(headers);
+        let r = web.send(reqwest::Method::POST, &furusato(&host, "/donations"), Some(&form), &all).await;
+        assert_eq!(r.status(), 403);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("lang=\"ja\"") && page.contains("この操作はできません"), "{page}");
     }
     let donations: Value = serde_json::from_str(&web.open(&mine).await.body).unwrap();
     assert_eq!(donations.as_array().map(Vec::len), Some(1), "nothing was donated cross-site");
+
+    // The platform's other refusals reach a browser as Japanese pages too.
+    let missing = web.open(&format!("{}/", host.origin(CHIYODA, "no-such-module"))).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.content_type.starts_with("text/html") && missing.body.contains("ページが見つかりません"), "{missing:?}");
+    let api = web.send(reqwest::Method::GET, &format!("{}/", host.origin(CHIYODA, "no-such-module")), None, &[("accept", "application/json")]).await;
+    assert!(api.headers()["content-type"].to_str().unwrap().starts_with("application/problem+json"));
 
     // Idle for longer than allowed, and past the absolute expiry: signed out.
     let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", host.data_dir.join("nukisashi.db").display())).await.unwrap();

@@ -25,15 +25,17 @@ use tracing::Instrument;
 /// Serves one request the edge resolved; every answer carries its request id.
 pub async fn serve(app: &App, target: Target, request: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    match route(app, &target, &request_id, request).await {
-        Ok(mut response) => {
-            if let Ok(id) = HeaderValue::from_str(&request_id) {
-                response.headers_mut().insert("x-request-id", id);
-            }
-            response
-        }
-        Err(problem) => problem.with_request_id(&request_id).into_response(),
+    // A person in a browser on the module's origin gets the refusal as a Japanese page.
+    let for_a_person = target.mount == Mount::Origin && crate::edge::pages::wants_html(request.headers());
+    let mut response = match route(app, &target, &request_id, request).await {
+        Ok(response) => response,
+        Err(problem) if for_a_person => crate::edge::pages::problem_page(&problem, &request_id),
+        Err(problem) => return problem.with_request_id(&request_id).into_response(),
+    };
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", id);
     }
+    response
 }
 
 /// The methods modules are served with (the `Allow` of a refusal); CONNECT (a tunnel),

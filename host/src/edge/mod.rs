@@ -13,6 +13,7 @@
 
 pub mod headers;
 pub mod origin;
+pub mod pages;
 pub mod path;
 pub mod problems;
 

@@ -7,7 +7,7 @@
 //! demo client), not bearer tokens for the API.
 
 use super::oidc::OidcProvider;
-use super::pages::{self, escape};
+use crate::edge::pages::{self, escape};
 use crate::app::App;
 use crate::auth::{Claims, Provider, Role};
 use crate::lgcode::LgCode;

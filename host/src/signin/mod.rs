@@ -31,7 +31,6 @@
 
 pub mod demo_idp;
 pub mod oidc;
-pub mod pages;
 
 use crate::api::problem::Problem;
 use crate::app::App;
@@ -42,6 +41,7 @@ use crate::store::sign_in::{Flow, Handoff, Replay};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use crate::edge::pages;
 use oidc::OidcProvider;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -242,8 +242,7 @@ pub async fn session_principal(app: &App, target: &Target, method: &Method, head
 /// A browser is asking a signed-in route without a session: where to send it, with a form
 /// it posted kept for after sign-in. `None` for API clients (they get 401 problem+json).
 pub async fn send_to_sign_in(app: &App, target: &Target, request: Request) -> Result<Option<Response>, Problem> {
-    let wants_html = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
-    if target.mount != crate::edge::Mount::Origin || !wants_html {
+    if target.mount != crate::edge::Mount::Origin || !pages::wants_html(request.headers()) {
         return Ok(None);
     }
     let path = match request.uri().query() {

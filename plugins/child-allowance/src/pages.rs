@@ -5,14 +5,15 @@ use crate::{all_claims, next_payment_month, payment_run, ClaimState};
 use nukisashi_sdk::escape_html as h;
 use nukisashi_sdk::prelude::*;
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
+const STYLE: &str = "nav.account{text-align:right;margin-bottom:.5rem}form.signout{display:inline}body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #767676;padding:.3rem .5rem;text-align:left}.num{text-align:right}\
 label{display:block;margin-top:.5rem}input,button{font-size:1rem;padding:.3rem}button{background:#0b57d0;color:#fff;border:0;border-radius:4px;padding:.4rem 1rem}";
 
-fn layout(title: &str, body: &str) -> Response {
+fn layout(req: &Request, title: &str, body: &str) -> Response {
     Response::html(format!(
-        "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
-        h(title)
+        "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>{account}<main>{body}</main></body></html>",
+        h(title),
+        account = identity::account_bar(req)
     ))
 }
 
@@ -51,10 +52,10 @@ pub fn home(req: &Request) -> Result<Response> {
         s = yen(rules::STANDARD),
         t = yen(rules::THIRD_OR_LATER),
     );
-    Ok(layout(&format!("{town} 児童手当"), &body))
+    Ok(layout(req, &format!("{town} 児童手当"), &body))
 }
 
-pub fn staff(_req: &Request) -> Result<Response> {
+pub fn staff(req: &Request) -> Result<Response> {
     let town = context::municipality().name;
     let payment: Month = next_payment_month();
     let run = payment_run(payment)?;
@@ -81,5 +82,5 @@ pub fn staff(_req: &Request) -> Result<Response> {
         n = run.recipients,
         total = yen(run.total),
     );
-    Ok(layout("児童手当 管理", &body))
+    Ok(layout(req, "児童手当 管理", &body))
 }

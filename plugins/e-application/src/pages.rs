@@ -6,15 +6,16 @@ use nukisashi_sdk::escape_html as h;
 use nukisashi_sdk::prelude::*;
 use nukisashi_sdk::registry::Resident;
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
+const STYLE: &str = "nav.account{text-align:right;margin-bottom:.5rem}form.signout{display:inline}body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #767676;padding:.3rem .5rem;text-align:left}\
 label{display:block;margin-top:.6rem;font-weight:600}input,select,button{font-size:1rem;padding:.3rem}.req{color:#a50e0e}\
 button{background:#0b57d0;color:#fff;border:0;border-radius:4px;padding:.4rem 1rem}.note{color:#444}";
 
-fn layout(title: &str, body: &str) -> Response {
+fn layout(req: &Request, title: &str, body: &str) -> Response {
     Response::html(format!(
-        "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
-        h(title)
+        "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>{account}<main>{body}</main></body></html>",
+        h(title),
+        account = identity::account_bar(req)
     ))
 }
 
@@ -32,7 +33,7 @@ pub fn home(req: &Request) -> Result<Response> {
         h(&config::get_or("phone", "")),
         town = h(&town)
     );
-    Ok(layout(&format!("{town} 電子申請"), &body))
+    Ok(layout(req, &format!("{town} 電子申請"), &body))
 }
 
 /// What the registry says about the signed-in resident, when it may be asked (the resident
@@ -88,7 +89,7 @@ pub fn form_page(req: &Request) -> Result<Response> {
         h(&form.description),
         h(&form.id)
     );
-    Ok(layout(&form.title, &body))
+    Ok(layout(req, &form.title, &body))
 }
 
 pub fn staff(req: &Request) -> Result<Response> {
@@ -113,5 +114,5 @@ pub fn staff(req: &Request) -> Result<Response> {
         "<h1>電子申請 処理一覧</h1><p>未完了 {open}件</p><table><thead><tr><th scope=\"col\">受付番号</th><th scope=\"col\">手続</th><th scope=\"col\">申請日</th><th scope=\"col\">申請者</th><th scope=\"col\">状態</th></tr></thead><tbody>{rows}</tbody></table>\
          <p class=\"note\">状態の変更は <code>{base}/staff/applications/{{受付番号}}/status</code> へ。</p>"
     );
-    Ok(layout("電子申請 処理一覧", &body))
+    Ok(layout(req, "電子申請 処理一覧", &body))
 }

@@ -7,7 +7,7 @@ use crate::{offered_gifts, purposes, report, rules, visible_donation};
 use nukisashi_sdk::escape_html as h;
 use nukisashi_sdk::prelude::*;
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
+const STYLE: &str = "nav.account{text-align:right;margin-bottom:.5rem}form.signout{display:inline}body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #767676;padding:.3rem .5rem;text-align:left}\
 label{display:block;margin-top:.5rem}input,select,button{font-size:1rem;padding:.3rem}button{background:#0b57d0;color:#fff;border:0;border-radius:4px;padding:.4rem 1rem}\
 .warn{color:#a50e0e}.num{text-align:right}@media print{nav,form,.noprint{display:none}}";
@@ -16,11 +16,12 @@ fn town() -> String {
     context::municipality().name
 }
 
-fn layout(title: &str, body: &str) -> Response {
+fn layout(req: &Request, title: &str, body: &str) -> Response {
     Response::html(format!(
         "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
-        title = h(title)
+         <title>{title}</title><style>{STYLE}</style></head><body>{account}<main>{body}</main></body></html>",
+        title = h(title),
+        account = identity::account_bar(req)
     ))
 }
 
@@ -77,7 +78,7 @@ pub fn catalogue(req: &Request) -> Result<Response> {
         town = h(&town()),
         contact = contact()
     );
-    Ok(layout(&format!("{} ふるさと納税", town()), &body))
+    Ok(layout(req, &format!("{} ふるさと納税", town()), &body))
 }
 
 pub fn simulator(req: &Request) -> Result<Response> {
@@ -112,7 +113,7 @@ pub fn simulator(req: &Request) -> Result<Response> {
          <p><button type=\"submit\">試算する</button></p></form>{result}<p><a href=\"{base}/\">返礼品一覧へ戻る</a></p>",
         q("total_income"), q("social_insurance"), q("dependents"), q("specific_dependents"), q("elderly_dependents"), q("donation")
     );
-    Ok(layout("控除上限額シミュレーション", &body))
+    Ok(layout(req, "控除上限額シミュレーション", &body))
 }
 
 /// 寄附金受領証明書: donor, municipality (name from context; address, contact and issuer
@@ -147,7 +148,7 @@ pub fn receipt(req: &Request) -> Result<Response> {
         issuer = h(&issuer),
         contact = contact(),
     );
-    Ok(layout(&format!("寄附金受領証明書 {}", d.receipt_number), &body))
+    Ok(layout(req, &format!("寄附金受領証明書 {}", d.receipt_number), &body))
 }
 
 pub fn staff(req: &Request) -> Result<Response> {
@@ -182,7 +183,7 @@ pub fn staff(req: &Request) -> Result<Response> {
         ratio = r.cost_ratio_permille / 10,
         ratio_frac = r.cost_ratio_permille % 10,
     );
-    Ok(layout("ふるさと納税 管理", &body))
+    Ok(layout(req, "ふるさと納税 管理", &body))
 }
 
 #[cfg(test)]
