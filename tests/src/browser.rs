@@ -76,7 +76,11 @@ impl Browser {
     pub async fn wait_for_text(&self, text: &str) -> Result<String> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let body = self.client.find(Locator::Css("body")).await?.text().await?;
+            // Mid-navigation there may be no document yet: that is "not yet", not a failure.
+            let body = match self.client.find(Locator::Css("body")).await {
+                Ok(body) => body.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
             if body.contains(text) {
                 return Ok(body);
             }

@@ -204,6 +204,32 @@ async fn expired_sessions_and_cross_site_posts_are_refused_and_a_posted_form_sur
     let origin = host.origin(CHIYODA, "furusato-tax");
     let mine = furusato(&host, "/donations/mine");
 
+    // A cross-site form post before sign-in is refused, not kept for after it (SameSite=Lax
+    // sends it without the session cookie, so keeping it would replay it as the victim).
+    let victim = Web::default();
+    let forged = victim.submit(&furusato(&host, "/donations"), "https://evil.example", &[("amount", "999999"), ("name", "攻撃者")]).await;
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert!(forged.hops.iter().all(|h| !h.contains("/signin")), "{:?}", forged.hops);
+
+    // Starting sign-ins anonymously stores nothing on the host: the flow is in the browser.
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", host.data_dir.join("nukisashi.db").display())).await.unwrap();
+    let rows = || async {
+        let mut n = 0i64;
+        for table in ["sign_in_sessions", "sign_in_origins", "sign_in_handoffs", "sign_in_replays"] {
+            n += sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&db).await.unwrap();
+        }
+        n
+    };
+    let before = rows().await;
+    for _ in 0..20 {
+        let anonymous = Web::default();
+        let page = anonymous.open(&mine).await;
+        let link = page.body.split("<a href=\"").skip(1).find(|a| a.contains(PROVIDER)).and_then(|a| a.split('"').next()).unwrap().replace("&amp;", "&");
+        let started = anonymous.send(reqwest::Method::GET, &host.url(&link), None, &[]).await;
+        assert_eq!(started.status(), 303);
+    }
+    assert_eq!(rows().await, before, "twenty sign-ins started, nothing stored");
+
     // A resident fills in the donation form before signing in: what they typed survives.
     let web = Web::default();
     let form = [("amount", "10000"), ("name", "千代田 三郎"), ("postal_code", "100-0001"), ("address", "東京都千代田区千代田1-1"), ("phone", "03-0000-0000")];
@@ -250,7 +276,6 @@ async fn expired_sessions_and_cross_site_posts_are_refused_and_a_posted_form_sur
     assert!(api.headers()["content-type"].to_str().unwrap().starts_with("application/problem+json"));
 
     // Idle for longer than allowed, and past the absolute expiry: signed out.
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", host.data_dir.join("nukisashi.db").display())).await.unwrap();
     sqlx::query("UPDATE sign_in_sessions SET last_seen = last_seen - 3600").execute(&db).await.unwrap();
     assert_eq!(api_status(&web, &mine).await, 401, "idle past [sign_in] idle_seconds");
     sqlx::query("UPDATE sign_in_sessions SET last_seen = $1, expires_at = $1 - 1").bind(chrono::Utc::now().timestamp()).execute(&db).await.unwrap();

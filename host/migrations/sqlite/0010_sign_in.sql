@@ -1,21 +1,7 @@
 -- Browser sign-in at the edge (host/src/signin). Every secret the browser holds (a cookie,
--- an OIDC `state`, a one-time code) is stored only as its SHA-256, so a copy of the database
--- signs no one in. Times are seconds since the epoch.
-
--- An authorization-code flow in progress: taken (deleted) by the callback that ends it.
-CREATE TABLE sign_in_flows (
-    state_hash      TEXT PRIMARY KEY,
-    browser_hash    TEXT NOT NULL,           -- the flow cookie that started it
-    lg_code         TEXT NOT NULL,
-    provider        TEXT NOT NULL,           -- the identity provider's issuer
-    nonce           TEXT NOT NULL,
-    code_verifier   TEXT NOT NULL,
-    return_origin   TEXT NOT NULL,           -- `{module}--{lg_code}`: the module origin to hand off to
-    return_path     TEXT NOT NULL,
-    binding         TEXT NOT NULL,           -- the module origin's pending-sign-in cookie
-    expires_at      BIGINT NOT NULL
-);
-CREATE INDEX sign_in_flows_by_municipality ON sign_in_flows (lg_code, expires_at);
+-- a one-time code) is stored only as its SHA-256, so a copy of the database signs no one
+-- in. Flows in progress are not here: the browser carries them in a signed cookie. Times
+-- are seconds since the epoch.
 
 -- A signed-in person at one municipality, shared by every replica: signing out deletes it.
 CREATE TABLE sign_in_sessions (

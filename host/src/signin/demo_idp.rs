@@ -25,6 +25,9 @@ const CLIENT_ID: &str = "nukisashi-demo";
 const PREFIX: &str = "/demo-idp";
 /// How long a code is good for.
 const CODE_SECONDS: i64 = 60;
+/// Codes outstanding at once (each lives a minute): what anonymous clients can make the
+/// demo provider hold.
+const MAX_CODES: usize = 1_000;
 /// Demo residents offered per municipality.
 const RESIDENTS_SHOWN: u32 = 6;
 
@@ -121,7 +124,7 @@ fn callback_municipality(app: &App, redirect_uri: &str) -> Option<LgCode> {
 
 fn checked(app: &App, q: &AuthorizeQuery) -> Result<LgCode, Response> {
     let bad = |what: &str| pages::refusal(StatusCode::BAD_REQUEST, what, "サービスのページからログインし直してください。", None);
-    if q.response_type != "code" || q.client_id != CLIENT_ID || q.code_challenge_method != "S256" || q.code_challenge.len() != 43 {
+    if q.response_type != "code" || q.client_id != CLIENT_ID || q.code_challenge_method != "S256" || q.code_challenge.len() != 43 || q.state.len() > 256 || q.nonce.len() > 256 {
         return Err(bad("デモ用ログインへの要求が正しくありません（response_type=code、PKCE S256 が必要です）。"));
     }
     callback_municipality(app, &q.redirect_uri).ok_or_else(|| bad("戻り先が、このホストのデモ自治体のログインではありません。"))
@@ -207,6 +210,10 @@ async fn choose(State(app): State<Arc<App>>, headers: HeaderMap, Form(choice): F
     let code = super::secret();
     let mut codes = idp.codes.lock().expect("demo codes");
     codes.retain(|_, issued| issued.expires_at >= now);
+    if codes.len() >= MAX_CODES {
+        drop(codes);
+        return pages::refusal(StatusCode::TOO_MANY_REQUESTS, "デモ用ログインが混み合っています。", "しばらくしてからもう一度お試しください。", None);
+    }
     codes.insert(code.clone(), Issued { challenge: q.code_challenge, redirect_uri: q.redirect_uri.clone(), claims, expires_at: now + CODE_SECONDS });
     drop(codes);
     let Ok(back) = url::Url::parse_with_params(&q.redirect_uri, [("code", code.as_str()), ("state", q.state.as_str())]) else {

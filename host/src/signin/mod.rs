@@ -13,9 +13,10 @@
 //!    `{platform}/signin/{lg_code}/`.
 //! 2. There, a valid platform session gets a one-time handoff code (60 s) to the module
 //!    origin at once. Otherwise the host runs the authorization-code flow with PKCE, `state`
-//!    and `nonce` against the municipality's provider ([`oidc`]), bound to the browser by a
-//!    flow cookie; the callback takes the flow row (single use), exchanges the code
-//!    server-side and verifies the ID token.
+//!    and `nonce` against the municipality's provider ([`oidc`]). The flow is kept in the
+//!    browser that started it, in a flow cookie signed with the host's secret, so an
+//!    anonymous client makes the host store nothing; the callback checks `state` against
+//!    it, deletes it (single use), exchanges the code server-side and verifies the ID token.
 //! 3. `{module origin}/.nukisashi/session?code=` takes the handoff code (single use, bound to
 //!    that origin and to the pending-sign-in cookie of the browser that started, so nobody can
 //!    sign another browser in as themselves), sets the origin's cookie and returns to the page.
@@ -23,8 +24,9 @@
 //!    see only the verified claims through `identity`, never a cookie or a token. A
 //!    state-changing request with a session cookie must come from the module's own origin
 //!    (`Origin`, or `Sec-Fetch-Site: same-origin`), on top of SameSite=Lax.
-//! 5. A form posted before sign-in (urlencoded, bounded) is kept for ten minutes and posted
-//!    again from the module origin after sign-in, by the browser that posted it.
+//! 5. A form posted from the module's own pages before sign-in (urlencoded, bounded) is
+//!    kept for ten minutes and posted again from the module origin after sign-in, by the
+//!    browser that posted it. A cross-site post is never kept: it would be a way round 4.
 //! 6. `POST {module origin}/.nukisashi/signout` deletes the session: every origin and every
 //!    replica refuse its cookies from then on. Sessions end after `[sign_in] idle_seconds`
 //!    without a request and `absolute_seconds` after sign-in.
@@ -37,13 +39,14 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::edge::Target;
 use crate::lgcode::LgCode;
-use crate::store::sign_in::{Flow, Handoff, Replay};
-use axum::extract::{Path, Query, Request, State};
+use crate::store::sign_in::{Handoff, Replay};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crate::edge::pages;
 use oidc::OidcProvider;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// `[sign_in]` in the settings file.
@@ -64,8 +67,10 @@ impl Default for SignInSettings {
 
 /// The platform origin's session cookie (path `/signin/{lg_code}/`).
 const PLATFORM_COOKIE: &str = "nukisashi_signin";
-/// The cookie that binds a flow to the browser that started it (path `/signin/{lg_code}/`).
+/// The flow in progress, kept by the browser that started it (path `/signin/{lg_code}/`).
 const FLOW_COOKIE: &str = "nukisashi_flow";
+/// The audience of flow cookies: no API takes one for a bearer token.
+const FLOW_AUDIENCE: &str = "urn:nukisashi:sign-in-flow";
 /// A module origin's session cookie.
 const ORIGIN_COOKIE: &str = "nukisashi_session";
 /// A module origin's pending-sign-in cookie (path `/.nukisashi/`).
@@ -81,10 +86,10 @@ const HANDOFF_SECONDS: i64 = 60;
 const REPLAY_SECONDS: i64 = 600;
 /// The largest form kept for after sign-in.
 const REPLAY_BYTES: usize = 16 * 1024;
-/// Flows open at once per municipality, and forms kept per module origin: what anonymous
-/// clients can make the database hold.
-const OPEN_FLOWS: i64 = 10_000;
+/// Forms kept per module origin (what anonymous clients can make the database hold), and
+/// handoff codes open per session.
 const WAITING_REPLAYS: i64 = 1_000;
+const OPEN_HANDOFFS: i64 = 20;
 /// The idle clock is written at most this often.
 const TOUCH_SECONDS: i64 = 60;
 
@@ -92,6 +97,8 @@ const TOUCH_SECONDS: i64 = 60;
 pub struct SignIn {
     providers: Vec<OidcProvider>,
     settings: SignInSettings,
+    /// Signs and checks flow cookies (HS256 with the host's secret, which replicas share).
+    flow_keys: (jsonwebtoken::EncodingKey, jsonwebtoken::DecodingKey),
     /// The development provider, with `--demo` on loopback only.
     pub demo: Option<demo_idp::DemoIdp>,
 }
@@ -120,7 +127,9 @@ impl SignIn {
         if s.idle_seconds < 60 || s.absolute_seconds < s.idle_seconds {
             anyhow::bail!("[sign_in] idle_seconds must be at least 60 and absolute_seconds at least idle_seconds");
         }
-        Ok(Self { providers, settings: s.clone(), demo })
+        let secret = crate::auth::local_secret(&settings.data_dir)?;
+        let flow_keys = (jsonwebtoken::EncodingKey::from_secret(&secret), jsonwebtoken::DecodingKey::from_secret(&secret));
+        Ok(Self { providers, settings: s.clone(), flow_keys, demo })
     }
 
     fn offered_at(&self, lg_code: &LgCode) -> Vec<(usize, &OidcProvider)> {
@@ -131,10 +140,41 @@ impl SignIn {
         self.providers.iter().find(|p| p.issuer == issuer)
     }
 
+    fn sign_flow(&self, flow: &FlowCookie) -> anyhow::Result<String> {
+        Ok(jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), flow, &self.flow_keys.0)?)
+    }
+
+    /// The flow the browser's cookie carries, if this host signed it and it has not expired.
+    fn read_flow(&self, cookie: &str) -> Option<FlowCookie> {
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_audience(&[FLOW_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "aud"]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<FlowCookie>(cookie, &self.flow_keys.1, &validation).ok().map(|d| d.claims)
+    }
+
     /// Whether a session seen at `now` is still good.
     fn alive(&self, last_seen: i64, expires_at: i64, now: i64) -> bool {
         now <= expires_at && now - last_seen <= self.settings.idle_seconds
     }
+}
+
+/// An authorization-code flow in progress, as its cookie carries it.
+#[derive(Debug, Serialize, Deserialize)]
+struct FlowCookie {
+    aud: String,
+    exp: i64,
+    state: String,
+    nonce: String,
+    code_verifier: String,
+    lg_code: String,
+    /// The identity provider's issuer.
+    provider: String,
+    /// Where to hand the session to: the module, its path, and the module origin's
+    /// pending-sign-in binding.
+    module: String,
+    return_path: String,
+    binding: String,
 }
 
 /// A random secret for a cookie, a state, a nonce or a code: 256 bits, URL-safe.
@@ -149,6 +189,28 @@ pub fn secret() -> String {
 fn digest(secret: &str) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+/// What [`secret`] makes: 43 URL-safe base64 characters.
+fn is_secret_shaped(value: &str) -> bool {
+    value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The query's parameters (the first of each name).
+fn params(query: Option<&str>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned() {
+        out.entry(k).or_insert(v);
+    }
+    out
+}
+
+/// Whether a request comes from a page of `origin` itself.
+fn from_own_origin(headers: &HeaderMap, origin: &str) -> bool {
+    match headers.get(header::ORIGIN) {
+        Some(sent) => sent.as_bytes() == origin.as_bytes(),
+        None => headers.get("sec-fetch-site").is_some_and(|v| v == "same-origin"),
+    }
 }
 
 fn now() -> i64 {
@@ -225,11 +287,7 @@ pub async fn session_principal(app: &App, target: &Target, method: &Method, head
     }
     if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         let origin = app.edge.origins.origin(&target.lg_code, &target.module);
-        let same_origin = match headers.get(header::ORIGIN) {
-            Some(sent) => sent.as_bytes() == origin.as_bytes(),
-            None => headers.get("sec-fetch-site").is_some_and(|v| v == "same-origin"),
-        };
-        if !same_origin {
+        if !from_own_origin(headers, &origin) {
             return Err(cross_site(&origin));
         }
     }
@@ -256,9 +314,16 @@ pub async fn send_to_sign_in(app: &App, target: &Target, request: Request) -> Re
             if !is_form {
                 return Ok(None);
             }
+            // Only a form from the module's own pages is kept: a cross-site post (which
+            // SameSite=Lax sends without the session cookie) replayed after sign-in would be
+            // exactly the request the same-origin check refuses.
+            let own = app.edge.origins.origin(&target.lg_code, &target.module);
+            if !from_own_origin(request.headers(), &own) {
+                return Err(cross_site(&own));
+            }
             let origin = origin_key(&target.lg_code, &target.module);
             let secure = app.edge.origins.is_https();
-            let pending = cookie(request.headers(), PENDING_COOKIE).filter(|v| v.len() == 43).unwrap_or_else(secret);
+            let pending = cookie(request.headers(), PENDING_COOKIE).filter(|v| is_secret_shaped(v)).unwrap_or_else(secret);
             let request = crate::api::gateway::read_body(app, &target.lg_code, request).await?;
             let body = axum::body::to_bytes(request.into_body(), REPLAY_BYTES + 1).await.unwrap_or_default();
             let now = now();
@@ -289,13 +354,17 @@ pub fn signin_link(return_to: &str) -> String {
 /// Serves the reserved paths on a module origin.
 pub async fn module_origin(app: &Arc<App>, lg_code: LgCode, module: String, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let query = request.uri().query().unwrap_or("").to_string();
-    let params: std::collections::HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let params = params(request.uri().query());
     let result = match (request.method().clone(), path.strip_prefix(RESERVED_PREFIX).unwrap_or("")) {
         (Method::GET, "signin") => Ok(begin_at_origin(app, &lg_code, &module, request.headers(), params.get("return_to").map(String::as_str))),
         (Method::GET, "session") => arrive(app, &lg_code, &module, request.headers(), params.get("code").map(String::as_str).unwrap_or("")).await,
         (Method::GET, "replay") => replay(app, &lg_code, &module, request.headers(), params.get("id").map(String::as_str).unwrap_or("")).await,
         (Method::POST, "signout") => sign_out(app, &lg_code, &module, request.headers()).await,
+        (Method::GET, "signout") => Ok(pages::page(
+            StatusCode::OK,
+            "ログアウト",
+            "<p>この自治体のすべてのサービスからログアウトします。</p><form method=\"post\" action=\"/.nukisashi/signout\"><button type=\"submit\">ログアウトする</button></form>",
+        )),
         _ => Ok(pages::refusal(StatusCode::NOT_FOUND, "このアドレスはありません。", "もとのページに戻ってください。", Some("/"))),
     };
     result.unwrap_or_else(internal)
@@ -305,7 +374,7 @@ pub async fn module_origin(app: &Arc<App>, lg_code: LgCode, module: String, requ
 /// pending cookie), then on to the platform's sign-in for the municipality.
 fn begin_at_origin(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMap, return_to: Option<&str>) -> Response {
     let return_to = return_to.filter(|p| is_local_path(p)).unwrap_or("/");
-    let pending = cookie(headers, PENDING_COOKIE).filter(|v| v.len() == 43).unwrap_or_else(secret);
+    let pending = cookie(headers, PENDING_COOKIE).filter(|v| is_secret_shaped(v)).unwrap_or_else(secret);
     let origin = app.edge.origins.origin(lg_code, module);
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("return_to", &format!("{origin}{return_to}"))
@@ -316,9 +385,12 @@ fn begin_at_origin(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMa
     response
 }
 
+/// The longest path a sign-in returns to (it travels in the flow cookie).
+const MAX_RETURN_PATH: usize = 1024;
+
 /// A path on this origin (not `//host`, not a scheme, no backslashes or controls).
 fn is_local_path(path: &str) -> bool {
-    path.starts_with('/') && !path.starts_with("//") && !path.bytes().any(|b| b == b'\\' || b.is_ascii_control()) && path.len() <= 2048
+    path.starts_with('/') && !path.starts_with("//") && !path.bytes().any(|b| b == b'\\' || b.is_ascii_control()) && path.len() <= MAX_RETURN_PATH
 }
 
 /// `/.nukisashi/session?code=`: the handoff from the platform origin.
@@ -388,46 +460,61 @@ pub fn routes() -> axum::Router<Arc<App>> {
     router.merge(demo_idp::routes())
 }
 
-#[derive(Deserialize)]
-pub struct BeginQuery {
-    return_to: Option<String>,
-    binding: Option<String>,
-    provider: Option<usize>,
-}
-
-/// `GET /signin/{lg_code}/?return_to=&binding=`: hand the platform session to the module
-/// origin, or start signing in with the municipality's provider.
-async fn begin(State(app): State<Arc<App>>, Path(lg_code): Path<String>, Query(q): Query<BeginQuery>, headers: HeaderMap) -> Response {
+/// `GET /signin/{lg_code}/?return_to=&binding=[&provider=]`: hand the platform session to
+/// the module origin, or start signing in with the municipality's provider.
+async fn begin(State(app): State<Arc<App>>, Path(lg_code): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let q = params(query.as_deref());
     let Ok(lg_code) = LgCode::parse(&lg_code) else {
         return pages::refusal(StatusCode::NOT_FOUND, "この自治体コードは正しくありません。", "アドレスを確かめてください。", None);
     };
     if app.require_municipality(&lg_code).await.is_err() {
         return pages::refusal(StatusCode::NOT_FOUND, "この自治体はこの基盤に登録されていません。", "アドレスを確かめてください。", None);
     }
-    let Some((module, return_path)) = q.return_to.as_deref().and_then(|r| module_return(&app, &lg_code, r)) else {
+    let Some((module, return_path)) = q.get("return_to").and_then(|r| module_return(&app, &lg_code, r)) else {
         return pages::refusal(StatusCode::BAD_REQUEST, "ログイン後の戻り先が、この自治体のサービスではありません。", "サービスのページにある「ログイン」から始めてください。", None);
     };
-    let Some(binding) = q.binding.filter(|b| b.len() == 64 && b.bytes().all(|c| c.is_ascii_hexdigit())) else {
+    let Some(binding) = q.get("binding").filter(|b| b.len() == 64 && b.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))) else {
         return pages::refusal(StatusCode::BAD_REQUEST, "ログインの手続きが途中から始まっています。", "サービスのページにある「ログイン」から始めてください。", None);
     };
+    let chosen = q.get("provider").and_then(|p| p.parse::<usize>().ok());
     let back = format!("{}{return_path}", app.edge.origins.origin(&lg_code, &module));
-    match begin_inner(&app, &lg_code, &module, &return_path, &binding, q.provider, &headers).await {
+    match begin_inner(&app, &lg_code, &module, &return_path, binding, chosen, &headers).await {
         Ok(response) => response,
-        Err(why) => {
-            tracing::warn!(lg_code = %lg_code, reason = %why, "sign-in could not start");
+        Err(Refused::Busy(why)) => {
+            tracing::warn!(lg_code = %lg_code, reason = %why, "sign-in refused");
+            pages::refusal(StatusCode::TOO_MANY_REQUESTS, "ログインの手続きが多すぎます。", "開いているログイン画面を閉じて、しばらくしてからもう一度お試しください。", Some(&back))
+        }
+        Err(Refused::Provider(why)) => {
+            tracing::warn!(lg_code = %lg_code, reason = %why, "sign-in could not start: the identity provider");
             pages::refusal(StatusCode::BAD_GATEWAY, "認証サービスにつながりませんでした。", "しばらくしてからもう一度お試しください。", Some(&back))
         }
+        Err(Refused::Host(e)) => internal(e),
     }
 }
 
-async fn begin_inner(app: &App, lg_code: &LgCode, module: &str, return_path: &str, binding: &str, chosen: Option<usize>, headers: &HeaderMap) -> Result<Response, String> {
-    let db = |e: anyhow::Error| format!("{e:#}");
+/// Why sign-in could not go on.
+enum Refused {
+    /// Too many handoffs open for the session.
+    Busy(String),
+    /// The identity provider could not be reached or understood.
+    Provider(String),
+    /// This host's database.
+    Host(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Refused {
+    fn from(e: anyhow::Error) -> Self {
+        Refused::Host(e)
+    }
+}
+
+async fn begin_inner(app: &App, lg_code: &LgCode, module: &str, return_path: &str, binding: &str, chosen: Option<usize>, headers: &HeaderMap) -> Result<Response, Refused> {
     let now = now();
     // Signed in at this municipality already: straight back, with a handoff code.
     if let Some(value) = cookie(headers, PLATFORM_COOKIE) {
-        if let Some(session) = app.db.sign_in_session(&digest(&value), lg_code.as_str()).await.map_err(db)? {
+        if let Some(session) = app.db.sign_in_session(&digest(&value), lg_code.as_str()).await? {
             if app.sign_in.alive(session.last_seen, session.expires_at, now) {
-                return handoff(app, lg_code, module, &session.id_hash, return_path, binding).await.map_err(db);
+                return handoff(app, lg_code, module, &session.id_hash, return_path, binding).await;
             }
         }
     }
@@ -443,30 +530,25 @@ async fn begin_inner(app: &App, lg_code: &LgCode, module: &str, return_path: &st
         },
         (several, None) => return Ok(choose_provider(app, lg_code, module, return_path, binding, several)),
     };
-    app.db.forget_expired_sign_ins(now, now - app.sign_in.settings.idle_seconds).await.map_err(db)?;
-    if app.db.open_sign_in_flows(lg_code.as_str(), now).await.map_err(db)? >= OPEN_FLOWS {
-        return Err(format!("{OPEN_FLOWS} sign-ins are open at once at {lg_code}"));
-    }
     let platform = app.edge.origins.platform_origin();
-    let endpoints = provider.endpoints(&platform).await?;
-    let (state, nonce, verifier, browser) = (secret(), secret(), secret(), secret());
-    let redirect_uri = format!("{platform}/signin/{lg_code}/callback");
-    let location = provider.authorization_url(&endpoints, &redirect_uri, &state, &nonce, &verifier)?;
-    let flow = Flow {
-        state_hash: digest(&state),
-        browser_hash: digest(&browser),
+    let endpoints = provider.endpoints(&platform).await.map_err(Refused::Provider)?;
+    let flow = FlowCookie {
+        aud: FLOW_AUDIENCE.into(),
+        exp: now + FLOW_SECONDS,
+        state: secret(),
+        nonce: secret(),
+        code_verifier: secret(),
         lg_code: lg_code.to_string(),
         provider: provider.issuer.clone(),
-        nonce,
-        code_verifier: verifier,
-        return_origin: origin_key(lg_code, module),
+        module: module.to_string(),
         return_path: return_path.to_string(),
         binding: binding.to_string(),
-        expires_at: now + FLOW_SECONDS,
     };
-    app.db.insert_sign_in_flow(&flow).await.map_err(db)?;
+    let redirect_uri = format!("{platform}/signin/{lg_code}/callback");
+    let location = provider.authorization_url(&endpoints, &redirect_uri, &flow.state, &flow.nonce, &flow.code_verifier).map_err(Refused::Provider)?;
     let mut response = see_other(&location);
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(FLOW_COOKIE, &browser, &format!("/signin/{lg_code}/"), platform_is_https(app), Some(FLOW_SECONDS)));
+    let value = app.sign_in.sign_flow(&flow)?;
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(FLOW_COOKIE, &value, &format!("/signin/{lg_code}/"), platform_is_https(app), Some(FLOW_SECONDS)));
     Ok(response)
 }
 
@@ -479,7 +561,7 @@ fn module_return(app: &App, lg_code: &LgCode, return_to: &str) -> Option<(String
     if code != lg_code.as_str() || !crate::is_valid_module_id(module) {
         return None;
     }
-    if url.origin().ascii_serialization() != app.edge.origins.origin(lg_code, module) {
+    if url.origin().ascii_serialization() != app.edge.origins.origin(lg_code, module) || app.live.resolve(module, lg_code).is_none() {
         return None;
     }
     let path = match url.query() {
@@ -508,42 +590,39 @@ fn choose_provider(app: &App, lg_code: &LgCode, module: &str, return_path: &str,
 
 /// Makes a one-time code that carries `session_hash` to the module origin, and sends the
 /// browser there.
-async fn handoff(app: &App, lg_code: &LgCode, module: &str, session_hash: &str, return_path: &str, binding: &str) -> anyhow::Result<Response> {
+async fn handoff(app: &App, lg_code: &LgCode, module: &str, session_hash: &str, return_path: &str, binding: &str) -> Result<Response, Refused> {
+    let now = now();
+    if app.db.open_sign_in_handoffs(session_hash, now).await? >= OPEN_HANDOFFS {
+        return Err(Refused::Busy(format!("{OPEN_HANDOFFS} handoff codes are open for one session")));
+    }
     let code = secret();
     let origin = origin_key(lg_code, module);
-    let handoff = Handoff { session_hash: session_hash.to_string(), origin, return_path: return_path.to_string(), binding: binding.to_string(), expires_at: now() + HANDOFF_SECONDS };
+    let handoff = Handoff { session_hash: session_hash.to_string(), origin, return_path: return_path.to_string(), binding: binding.to_string(), expires_at: now + HANDOFF_SECONDS };
     app.db.insert_sign_in_handoff(&digest(&code), &handoff).await?;
     Ok(see_other(&format!("{}{RESERVED_PREFIX}session?code={code}", app.edge.origins.origin(lg_code, module))))
 }
 
-#[derive(Deserialize)]
-pub struct CallbackQuery {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
+/// `GET /signin/{lg_code}/callback?code=&state=`: the provider's answer. Whatever the
+/// outcome, the flow cookie is deleted: a flow ends once.
+async fn callback(State(app): State<Arc<App>>, Path(lg_code): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let mut response = finish(&app, &lg_code, params(query.as_deref()), &headers).await;
+    if let Ok(lg_code) = LgCode::parse(&lg_code) {
+        response.headers_mut().append(header::SET_COOKIE, set_cookie(FLOW_COOKIE, "", &format!("/signin/{lg_code}/"), platform_is_https(&app), Some(0)));
+    }
+    response
 }
 
-/// `GET /signin/{lg_code}/callback?code=&state=`: the provider's answer.
-async fn callback(State(app): State<Arc<App>>, Path(lg_code): Path<String>, Query(q): Query<CallbackQuery>, headers: HeaderMap) -> Response {
+async fn finish(app: &App, lg_code: &str, q: HashMap<String, String>, headers: &HeaderMap) -> Response {
     let again = |what: &str| pages::refusal(StatusCode::BAD_REQUEST, what, "サービスのページから、もう一度ログインしてください。", None);
-    let Ok(lg_code) = LgCode::parse(&lg_code) else { return again("この自治体コードは正しくありません。") };
-    let Some(state) = q.state else { return again("認証サービスからの応答に state がありません。") };
-    let flow = match app.db.take_sign_in_flow(&digest(&state)).await {
-        Ok(Some(flow)) => flow,
-        Ok(None) => {
-            tracing::warn!(lg_code = %lg_code, "sign-in callback with an unknown or used state refused");
-            return again("このログインは無効か、すでに使われています。");
-        }
-        Err(e) => return internal(e),
+    let Ok(lg_code) = LgCode::parse(lg_code) else { return again("この自治体コードは正しくありません。") };
+    let Some(state) = q.get("state") else { return again("認証サービスからの応答に state がありません。") };
+    let flow = cookie(headers, FLOW_COOKIE).and_then(|c| app.sign_in.read_flow(&c));
+    let Some(flow) = flow.filter(|f| &f.state == state && f.lg_code == lg_code.as_str()) else {
+        tracing::warn!(lg_code = %lg_code, "sign-in callback refused: no flow of this browser with that state (forged, replayed, another browser's, or expired)");
+        return again("このログインは無効か、すでに使われたか、このブラウザーで始めたものではありません。");
     };
-    let browser = cookie(&headers, FLOW_COOKIE).map(|b| digest(&b));
-    if flow.lg_code != lg_code.as_str() || flow.expires_at < now() || browser.as_deref() != Some(flow.browser_hash.as_str()) {
-        tracing::warn!(lg_code = %lg_code, "sign-in callback refused: another municipality, expired, or not the browser that started it");
-        return again("このログインは、このブラウザーで始めたものではないか、期限が切れています。");
-    }
-    let module = flow.return_origin.rsplit_once("--").map(|(m, _)| m.to_string()).unwrap_or_default();
-    let back = format!("{}{}", app.edge.origins.origin(&lg_code, &module), flow.return_path);
-    if let Some(error) = q.error {
+    let back = format!("{}{}", app.edge.origins.origin(&lg_code, &flow.module), flow.return_path);
+    if let Some(error) = q.get("error") {
         tracing::info!(lg_code = %lg_code, error, "the identity provider ended the sign-in");
         return pages::refusal(StatusCode::BAD_REQUEST, "ログインは完了しませんでした（取り消されたか、認証サービスが断りました）。", "もう一度お試しください。", Some(&back));
     }
@@ -552,7 +631,7 @@ async fn callback(State(app): State<Arc<App>>, Path(lg_code): Path<String>, Quer
     let redirect_uri = format!("{platform}/signin/{lg_code}/callback");
     let principal = async {
         let endpoints = provider.endpoints(&platform).await?;
-        provider.finish(&endpoints, q.code.as_deref().unwrap_or(""), &redirect_uri, &flow.code_verifier, &flow.nonce).await
+        provider.finish(&endpoints, q.get("code").map(String::as_str).unwrap_or(""), &redirect_uri, &flow.code_verifier, &flow.nonce).await
     };
     let principal = match principal.await {
         Ok(p) => p,
@@ -561,19 +640,24 @@ async fn callback(State(app): State<Arc<App>>, Path(lg_code): Path<String>, Quer
             return pages::refusal(StatusCode::BAD_REQUEST, "認証サービスからの応答を確認できませんでした。", "もう一度ログインしてください。", Some(&back));
         }
     };
+    let value = secret();
+    let now = now();
     let signed_in = async {
-        let value = secret();
-        let now = now();
+        app.db.forget_expired_sign_ins(now, now - app.sign_in.settings.idle_seconds).await?;
         app.db.insert_sign_in_session(&digest(&value), lg_code.as_str(), &principal, now, now + app.sign_in.settings.absolute_seconds).await?;
-        let mut response = handoff(&app, &lg_code, &module, &digest(&value), &flow.return_path, &flow.binding).await?;
-        let path = format!("/signin/{lg_code}/");
-        let secure = platform_is_https(&app);
-        response.headers_mut().append(header::SET_COOKIE, set_cookie(PLATFORM_COOKIE, &value, &path, secure, None));
-        response.headers_mut().append(header::SET_COOKIE, set_cookie(FLOW_COOKIE, "", &path, secure, Some(0)));
-        anyhow::Ok(response)
+        Ok::<_, Refused>(())
     };
+    if let Err(Refused::Host(e)) = signed_in.await {
+        return internal(e);
+    }
     tracing::info!(lg_code = %lg_code, subject = %principal.subject, role = ?principal.role, "signed in");
-    signed_in.await.unwrap_or_else(internal)
+    let mut response = match handoff(app, &lg_code, &flow.module, &digest(&value), &flow.return_path, &flow.binding).await {
+        Ok(response) => response,
+        Err(Refused::Host(e)) => return internal(e),
+        Err(Refused::Busy(_) | Refused::Provider(_)) => return again("ログインの手続きが多すぎます。"),
+    };
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(PLATFORM_COOKIE, &value, &format!("/signin/{lg_code}/"), platform_is_https(app), None));
+    response
 }
 
 #[cfg(test)]

@@ -1,27 +1,12 @@
-//! Browser sign-in state (`crate::signin`): flows in progress, sessions, the cookies a
-//! session has on module origins, one-time handoff codes and forms waiting to be posted
-//! again. Every secret is stored as its SHA-256 only; everything single-use is taken with
+//! Browser sign-in state (`crate::signin`): sessions, the cookies a session has on module
+//! origins, one-time handoff codes and forms waiting to be posted again (flows in progress
+//! live in the browser's flow cookie, not here). Every secret is stored as its SHA-256 only; everything single-use is taken with
 //! `DELETE … RETURNING`, so two replicas cannot both use it.
 
 use super::Db;
 use crate::auth::Principal;
 use anyhow::Result;
 use sqlx::Row;
-
-/// An authorization-code flow the host started.
-#[derive(Debug, Clone)]
-pub struct Flow {
-    pub state_hash: String,
-    pub browser_hash: String,
-    pub lg_code: String,
-    pub provider: String,
-    pub nonce: String,
-    pub code_verifier: String,
-    pub return_origin: String,
-    pub return_path: String,
-    pub binding: String,
-    pub expires_at: i64,
-}
 
 /// A session, as a module origin's cookie finds it.
 #[derive(Debug, Clone)]
@@ -53,57 +38,6 @@ pub struct Replay {
 }
 
 impl Db {
-    /// How many flows are open at `lg_code` (the bound on what unfinished sign-ins may hold).
-    pub async fn open_sign_in_flows(&self, lg_code: &str, now: i64) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM sign_in_flows WHERE lg_code = $1 AND expires_at >= $2").bind(lg_code).bind(now).fetch_one(self.pool()).await?.try_get(0)?)
-    }
-
-    pub async fn insert_sign_in_flow(&self, f: &Flow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sign_in_flows (state_hash, browser_hash, lg_code, provider, nonce, code_verifier, return_origin, return_path, binding, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&f.state_hash)
-        .bind(&f.browser_hash)
-        .bind(&f.lg_code)
-        .bind(&f.provider)
-        .bind(&f.nonce)
-        .bind(&f.code_verifier)
-        .bind(&f.return_origin)
-        .bind(&f.return_path)
-        .bind(&f.binding)
-        .bind(f.expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    /// Takes the flow with this state: a second callback with it finds nothing.
-    pub async fn take_sign_in_flow(&self, state_hash: &str) -> Result<Option<Flow>> {
-        let row = sqlx::query(
-            "DELETE FROM sign_in_flows WHERE state_hash = $1
-             RETURNING state_hash, browser_hash, lg_code, provider, nonce, code_verifier, return_origin, return_path, binding, expires_at",
-        )
-        .bind(state_hash)
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|r| {
-            Ok(Flow {
-                state_hash: r.try_get(0)?,
-                browser_hash: r.try_get(1)?,
-                lg_code: r.try_get(2)?,
-                provider: r.try_get(3)?,
-                nonce: r.try_get(4)?,
-                code_verifier: r.try_get(5)?,
-                return_origin: r.try_get(6)?,
-                return_path: r.try_get(7)?,
-                binding: r.try_get(8)?,
-                expires_at: r.try_get(9)?,
-            })
-        })
-        .transpose()
-    }
-
     pub async fn insert_sign_in_session(&self, id_hash: &str, lg_code: &str, principal: &Principal, now: i64, expires_at: i64) -> Result<()> {
         sqlx::query("INSERT INTO sign_in_sessions (id_hash, lg_code, subject, principal, created_at, last_seen, expires_at) VALUES ($1, $2, $3, $4, $5, $5, $6)")
             .bind(id_hash)
@@ -157,6 +91,11 @@ impl Db {
         Ok(ended)
     }
 
+    /// How many handoff codes of this session are still good.
+    pub async fn open_sign_in_handoffs(&self, session_hash: &str, now: i64) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM sign_in_handoffs WHERE session_hash = $1 AND expires_at >= $2").bind(session_hash).bind(now).fetch_one(self.pool()).await?.try_get(0)?)
+    }
+
     pub async fn insert_sign_in_handoff(&self, code_hash: &str, h: &Handoff) -> Result<()> {
         sqlx::query("INSERT INTO sign_in_handoffs (code_hash, session_hash, origin, return_path, binding, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(code_hash)
@@ -179,13 +118,18 @@ impl Db {
             .transpose()
     }
 
+    /// The session's cookie on `origin`, replacing the one it had there: a session has at
+    /// most one per module origin.
     pub async fn insert_sign_in_origin(&self, cookie_hash: &str, session_hash: &str, origin: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM sign_in_origins WHERE session_hash = $1 AND origin = $2").bind(session_hash).bind(origin).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO sign_in_origins (cookie_hash, session_hash, origin) VALUES ($1, $2, $3)")
             .bind(cookie_hash)
             .bind(session_hash)
             .bind(origin)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -215,11 +159,11 @@ impl Db {
         row.map(|r| Ok(Replay { binding: r.try_get(0)?, origin: r.try_get(1)?, path: r.try_get(2)?, body: r.try_get(3)?, expires_at: r.try_get(4)? })).transpose()
     }
 
-    /// Drops what has expired: flows, handoffs and replays past their time, sessions past
+    /// Drops what has expired: handoffs and replays past their time, sessions past
     /// their absolute expiry or idle since `idle_before`, and those sessions' cookies.
     pub async fn forget_expired_sign_ins(&self, now: i64, idle_before: i64) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        for table in ["sign_in_flows", "sign_in_handoffs", "sign_in_replays"] {
+        for table in ["sign_in_handoffs", "sign_in_replays"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1")).bind(now).execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM sign_in_sessions WHERE expires_at < $1 OR last_seen < $2").bind(now).bind(idle_before).execute(&mut *tx).await?;
