@@ -108,12 +108,17 @@ fn test(extra: &[String]) -> Result<()> {
     // Only a run that includes the contract test needs schemathesis (and PyPI).
     let selected: Vec<&String> = extra.windows(2).filter(|w| w[0] == "--test").map(|w| &w[1]).collect();
     let schemathesis = if selected.is_empty() || selected.iter().any(|t| *t == "contract") { Some(install_schemathesis()?) } else { None };
+    // Only the page tests need axe-core (and the npm registry).
+    let axe = if selected.is_empty() || selected.iter().any(|t| *t == "pages") { Some(install_axe_core()?) } else { None };
     let mut c = cargo();
     c.args(["test", "--release"]);
     select_test_packages(&mut c);
     c.args(extra);
     if let Some(program) = schemathesis {
         c.env("NUKISASHI_SCHEMATHESIS", program);
+    }
+    if let Some(script) = axe {
+        c.env("NUKISASHI_AXE_JS", script);
     }
     // Panics in tests are expected assertions; a backtrace for each only buries the message.
     if std::env::var_os("RUST_BACKTRACE").is_none_or(|v| v == "1") {
@@ -193,6 +198,41 @@ fn install_schemathesis() -> Result<PathBuf> {
     c.args(["install", "--quiet", "--disable-pip-version-check", &format!("schemathesis=={SCHEMATHESIS}")]);
     status(c).context("installing schemathesis from PyPI failed")?;
     Ok(program)
+}
+
+/// The axe-core the page tests check accessibility with, pinned with npm's integrity hash.
+const AXE_CORE: &str = "4.14.1";
+const AXE_CORE_SHA512: &str = "FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==";
+
+/// Fetches axe-core's `axe.min.js` from the npm registry into target/tools once (curl, tar
+/// and openssl; no Node needed) and checks the package against its integrity hash; returns
+/// the script's path.
+fn install_axe_core() -> Result<PathBuf> {
+    let dir = root().join(format!("target/tools/axe-core-{AXE_CORE}"));
+    let script = dir.join("package/axe.min.js");
+    if script.exists() {
+        return Ok(script);
+    }
+    eprintln!("xtask: fetching axe-core {AXE_CORE} into {} for the page tests (once)", dir.display());
+    std::fs::create_dir_all(&dir)?;
+    let tarball = dir.join("axe-core.tgz");
+    let mut c = Command::new("curl");
+    c.args(["--fail", "--silent", "--show-error", "--location", "--output"]).arg(&tarball).arg(format!("https://registry.npmjs.org/axe-core/-/axe-core-{AXE_CORE}.tgz"));
+    status(c).context("fetching axe-core from registry.npmjs.org failed (the page tests need it; is curl installed?)")?;
+    let digest = Command::new("openssl").args(["dgst", "-sha512", "-binary"]).arg(&tarball).output().context("openssl is needed to check axe-core")?;
+    let mut c = Command::new("base64");
+    c.arg("-w0").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = c.spawn()?;
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), &digest.stdout)?;
+    let encoded = String::from_utf8(child.wait_with_output()?.stdout)?;
+    if encoded.trim() != AXE_CORE_SHA512 {
+        std::fs::remove_file(&tarball)?;
+        bail!("the axe-core {AXE_CORE} package from the registry does not match its pinned integrity hash");
+    }
+    let mut c = Command::new("tar");
+    c.arg("-xzf").arg(&tarball).arg("-C").arg(&dir).arg("package/axe.min.js");
+    status(c)?;
+    Ok(script)
 }
 
 /// A throwaway PostgreSQL for the tests and benchmarks, unless NUKISASHI_TEST_DATABASE_URL

@@ -5,7 +5,7 @@ use crate::{all_claims, next_payment_month, payment_run, ClaimState};
 use nukisashi_sdk::escape_html as h;
 use nukisashi_sdk::prelude::*;
 
-const STYLE: &str = "nav.account{text-align:right;margin-bottom:.5rem}form.signout{display:inline}body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
+const STYLE: &str = "*{box-sizing:border-box}input,select,textarea{max-width:100%}.scroll{overflow-x:auto;max-width:100%}body{overflow-wrap:anywhere}nav.account{text-align:right;margin-bottom:.5rem}form.signout{display:inline}body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #767676;padding:.3rem .5rem;text-align:left}.num{text-align:right}\
 label{display:block;margin-top:.5rem}input,button{font-size:1rem;padding:.3rem}button{background:#0b57d0;color:#fff;border:0;border-radius:4px;padding:.4rem 1rem}";
 
@@ -37,8 +37,8 @@ pub fn home(req: &Request) -> Result<Response> {
     let body = format!(
         "<h1>{town} 児童手当</h1>\
          <p>高校生年代まで（18歳到達後最初の3月31日まで）の児童を養育している方に支給します。所得制限はありません。</p>\
-         <table><caption>月額（児童1人あたり）</caption><thead><tr><th scope=\"col\">児童の年齢</th><th scope=\"col\">第1子・第2子</th><th scope=\"col\">第3子以降</th></tr></thead>\
-         <tbody><tr><td>3歳未満</td><td class=\"num\">{u3}</td><td class=\"num\">{t}</td></tr><tr><td>3歳以上高校生年代まで</td><td class=\"num\">{s}</td><td class=\"num\">{t}</td></tr></tbody></table>\
+         <div class=\"scroll\"><table><caption>月額（児童1人あたり）</caption><thead><tr><th scope=\"col\">児童の年齢</th><th scope=\"col\">第1子・第2子</th><th scope=\"col\">第3子以降</th></tr></thead>\
+         <tbody><tr><td>3歳未満</td><td class=\"num\">{u3}</td><td class=\"num\">{t}</td></tr><tr><td>3歳以上高校生年代まで</td><td class=\"num\">{s}</td><td class=\"num\">{t}</td></tr></tbody></table></div>\
          <p>大学生年代（22歳到達後最初の3月31日まで）の子を養育し生計費を負担している場合、その子も第1子・第2子として数えます。支給は偶数月（2・4・6・8・10・12月）に、前2か月分です。</p>\
          <h2>支給額の試算</h2><form method=\"get\" action=\"{base}/calculate\">\
          <label for=\"births\">高校生年代までの子の生年月日（カンマ区切り、例: 2016-05-01,2020-01-10）</label><input id=\"births\" name=\"births\" size=\"40\" required>\
@@ -73,9 +73,9 @@ pub fn staff(req: &Request) -> Result<Response> {
     let run_rows: String = run.rows.iter().map(|r| format!("<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>", r.claim_id, h(&r.claimant), h(&r.claimant_name), yen(r.amount))).collect();
     let body = format!(
         "<h1>{town} 児童手当 管理</h1>\
-         <h2>次回支払（{payment}、{a}・{b}分）</h2><table><thead><tr><th scope=\"col\">認定番号</th><th scope=\"col\">宛名番号</th><th scope=\"col\">受給者</th><th scope=\"col\">支払額</th></tr></thead><tbody>{run_rows}</tbody>\
-         <tfoot><tr><th scope=\"row\" colspan=\"3\">合計（{n}人）</th><td class=\"num\">{total}</td></tr></tfoot></table>\
-         <h2>認定</h2><table><thead><tr><th scope=\"col\">認定番号</th><th scope=\"col\">宛名番号</th><th scope=\"col\">請求者</th><th scope=\"col\">児童数</th><th scope=\"col\">支給開始</th><th scope=\"col\">状態</th></tr></thead><tbody>{claim_rows}</tbody></table>",
+         <h2>次回支払（{payment}、{a}・{b}分）</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">認定番号</th><th scope=\"col\">宛名番号</th><th scope=\"col\">受給者</th><th scope=\"col\">支払額</th></tr></thead><tbody>{run_rows}</tbody>\
+         <tfoot><tr><th scope=\"row\" colspan=\"3\">合計（{n}人）</th><td class=\"num\">{total}</td></tr></tfoot></table></div>\
+         <h2>認定</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">認定番号</th><th scope=\"col\">宛名番号</th><th scope=\"col\">請求者</th><th scope=\"col\">児童数</th><th scope=\"col\">支給開始</th><th scope=\"col\">状態</th></tr></thead><tbody>{claim_rows}</tbody></table></div>",
         town = h(&town),
         a = run.covers[0],
         b = run.covers[1],

@@ -6,7 +6,7 @@ use nukisashi_sdk::escape_html as h;
 use nukisashi_sdk::prelude::*;
 use nukisashi_sdk::registry::Resident;
 
-const STYLE: &str = "nav.account{text-align:right;margin-bottom:.5rem}form.signout{display:inline}body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
+const STYLE: &str = "*{box-sizing:border-box}input,select,textarea{max-width:100%}.scroll{overflow-x:auto;max-width:100%}body{overflow-wrap:anywhere}nav.account{text-align:right;margin-bottom:.5rem}form.signout{display:inline}body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #767676;padding:.3rem .5rem;text-align:left}\
 label{display:block;margin-top:.6rem;font-weight:600}input,select,button{font-size:1rem;padding:.3rem}.req{color:#a50e0e}\
 button{background:#0b57d0;color:#fff;border:0;border-radius:4px;padding:.4rem 1rem}.note{color:#444}";
@@ -111,7 +111,7 @@ pub fn staff(req: &Request) -> Result<Response> {
         .collect();
     let open = apps.iter().filter(|a| !a.status.is_final()).count();
     let body = format!(
-        "<h1>電子申請 処理一覧</h1><p>未完了 {open}件</p><table><thead><tr><th scope=\"col\">受付番号</th><th scope=\"col\">手続</th><th scope=\"col\">申請日</th><th scope=\"col\">申請者</th><th scope=\"col\">状態</th></tr></thead><tbody>{rows}</tbody></table>\
+        "<h1>電子申請 処理一覧</h1><p>未完了 {open}件</p><div class=\"scroll\"><table><thead><tr><th scope=\"col\">受付番号</th><th scope=\"col\">手続</th><th scope=\"col\">申請日</th><th scope=\"col\">申請者</th><th scope=\"col\">状態</th></tr></thead><tbody>{rows}</tbody></table></div>\
          <p class=\"note\">状態の変更は <code>{base}/staff/applications/{{受付番号}}/status</code> へ。</p>"
     );
     Ok(layout(req, "電子申請 処理一覧", &body))

@@ -194,8 +194,11 @@ fn add_stock(req: &Request) -> Result<Response> {
 
 // ---- donations -----------------------------------------------------------------------------
 
+/// The uses a donor may choose; `{首長}` in the config stands for the head's title
+/// (区長, 市長, 町長, 村長), so the default reads right in every municipality.
 fn purposes() -> Vec<String> {
-    config::get_or("purposes", "市長におまかせ").split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+    let head = context::head_title();
+    config::get_or("purposes", "{首長}におまかせ").split(',').map(|p| p.trim().replace("{首長}", head)).filter(|p| !p.is_empty()).collect()
 }
 
 fn donate(req: &Request) -> Result<Response> {

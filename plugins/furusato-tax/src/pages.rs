@@ -7,7 +7,7 @@ use crate::{offered_gifts, purposes, report, rules, visible_donation};
 use nukisashi_sdk::escape_html as h;
 use nukisashi_sdk::prelude::*;
 
-const STYLE: &str = "nav.account{text-align:right;margin-bottom:.5rem}form.signout{display:inline}body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
+const STYLE: &str = "*{box-sizing:border-box}input,select,textarea{max-width:100%}.scroll{overflow-x:auto;max-width:100%}body{overflow-wrap:anywhere}nav.account{text-align:right;margin-bottom:.5rem}form.signout{display:inline}body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.6;color:#1a1a1a}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #767676;padding:.3rem .5rem;text-align:left}\
 label{display:block;margin-top:.5rem}input,select,button{font-size:1rem;padding:.3rem}button{background:#0b57d0;color:#fff;border:0;border-radius:4px;padding:.4rem 1rem}\
 .warn{color:#a50e0e}.num{text-align:right}@media print{nav,form,.noprint{display:none}}";
@@ -58,11 +58,16 @@ pub fn catalogue(req: &Request) -> Result<Response> {
         })
         .collect();
     let options: String = gifts.iter().filter(|g| g.stock > 0).map(|g| format!("<option value=\"{}\">{}（{}以上）</option>", g.gift.id, h(&g.gift.title), yen(g.gift.min_donation))).collect();
+    let gift_list = if gifts.is_empty() {
+        "<p>現在、提供中の返礼品はありません。返礼品を希望しない寄附は、いつでも申し込めます。</p>".to_string()
+    } else {
+        format!("<div class=\"scroll\"><table><caption>提供中の返礼品</caption><thead><tr><th scope=\"col\">返礼品</th><th scope=\"col\">提供事業者</th><th scope=\"col\">必要寄附額</th><th scope=\"col\">地場産品の類型</th><th scope=\"col\">在庫</th></tr></thead><tbody>{rows}</tbody></table></div>")
+    };
     let purposes: String = purposes().iter().map(|p| format!("<option>{}</option>", h(p))).collect();
     let body = format!(
         "<h1>{town} ふるさと納税</h1>\
          <p>{town}への寄附をお寄せください。寄附金は選んだ使い道に活用します。<a href=\"{base}/simulator\">控除上限額のめやすを試算する</a></p>\
-         <h2>返礼品</h2><table><caption>提供中の返礼品</caption><thead><tr><th scope=\"col\">返礼品</th><th scope=\"col\">提供事業者</th><th scope=\"col\">必要寄附額</th><th scope=\"col\">地場産品の類型</th><th scope=\"col\">在庫</th></tr></thead><tbody>{rows}</tbody></table>\
+         <h2>返礼品</h2>{gift_list}\
          <h2>寄附の申込み（ログインが必要です）</h2>\
          <form method=\"post\" action=\"{base}/donations\">\
          <label for=\"amount\">寄附額（円）</label><input id=\"amount\" name=\"amount\" inputmode=\"numeric\" required>\
@@ -91,9 +96,9 @@ pub fn simulator(req: &Request) -> Result<Response> {
         let d = rules::deductions(donation.unwrap_or(limit), figures);
         format!(
             "<h2>試算結果</h2><p>全額控除される寄附額のめやす：<strong>{}</strong>（所得税率 {}%、住民税所得割額 {}）</p>\
-             <table><caption>寄附額 {} の場合の控除額</caption><tbody>\
+             <div class=\"scroll\"><table><caption>寄附額 {} の場合の控除額</caption><tbody>\
              <tr><th scope=\"row\">所得税の控除</th><td class=\"num\">{}</td></tr><tr><th scope=\"row\">住民税（基本分）</th><td class=\"num\">{}</td></tr>\
-             <tr><th scope=\"row\">住民税（特例分）</th><td class=\"num\">{}</td></tr><tr><th scope=\"row\">自己負担額</th><td class=\"num\">{}</td></tr></tbody></table>\
+             <tr><th scope=\"row\">住民税（特例分）</th><td class=\"num\">{}</td></tr><tr><th scope=\"row\">自己負担額</th><td class=\"num\">{}</td></tr></tbody></table></div>\
              <p>令和6年分の所得控除額をもとにした概算です。実際の控除額はお住まいの市区町村の課税内容によります。</p>",
             yen(limit), rules::income_tax_rate_percent(figures.taxable_income), yen(figures.income_based_tax), yen(d.donation),
             yen(d.income_tax), yen(d.resident_basic), yen(d.resident_special), yen(d.self_burden)
@@ -129,9 +134,9 @@ pub fn receipt(req: &Request) -> Result<Response> {
         "<h1>寄附金受領証明書</h1>{cancelled}<p>証明書番号：{number}</p>\
          <p>{donor_address}<br>{donor} 様</p>\
          <p>下記のとおり寄附金を受領したことを証明します。この証明書は、寄附金控除（所得税・住民税）の申告に必要となりますので大切に保管してください。</p>\
-         <table><tbody><tr><th scope=\"row\">寄附受領日</th><td>{date}（{wareki}）</td></tr>\
+         <div class=\"scroll\"><table><tbody><tr><th scope=\"row\">寄附受領日</th><td>{date}（{wareki}）</td></tr>\
          <tr><th scope=\"row\">寄附金額</th><td class=\"num\">{amount}</td></tr>\
-         <tr><th scope=\"row\">使い道</th><td>{purpose}</td></tr></tbody></table>\
+         <tr><th scope=\"row\">使い道</th><td>{purpose}</td></tr></tbody></table></div>\
          <p>{issued}<br>{pref}{town}<br>{address}<br>{issuer}</p><p>お問い合わせ：{contact}</p>\
          <p class=\"noprint\"><button type=\"button\" onclick=\"print()\">印刷する</button></p>",
         number = h(&d.receipt_number),
@@ -172,8 +177,8 @@ pub fn staff(req: &Request) -> Result<Response> {
     let body = format!(
         "<h1>{town} ふるさと納税 管理</h1>\
          <h2>{year}年の実績</h2><p>寄附 {count}件 {total}、返礼品調達費 {proc}、送料 {ship}、その他経費 {other}、経費率 {ratio}.{ratio_frac}%（{verdict}）</p>\
-         <h2>寄附</h2><table><thead><tr><th scope=\"col\">証明書番号</th><th scope=\"col\">受領日</th><th scope=\"col\">寄附者</th><th scope=\"col\">金額</th><th scope=\"col\">状態</th><th scope=\"col\"></th></tr></thead><tbody>{donations}</tbody></table>\
-         <h2>ワンストップ特例申請</h2><table><thead><tr><th scope=\"col\">申請番号</th><th scope=\"col\">寄附番号</th><th scope=\"col\">氏名</th><th scope=\"col\">受付日</th><th scope=\"col\">状態</th></tr></thead><tbody>{queue}</tbody></table>",
+         <h2>寄附</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">証明書番号</th><th scope=\"col\">受領日</th><th scope=\"col\">寄附者</th><th scope=\"col\">金額</th><th scope=\"col\">状態</th><th scope=\"col\"></th></tr></thead><tbody>{donations}</tbody></table></div>\
+         <h2>ワンストップ特例申請</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">申請番号</th><th scope=\"col\">寄附番号</th><th scope=\"col\">氏名</th><th scope=\"col\">受付日</th><th scope=\"col\">状態</th></tr></thead><tbody>{queue}</tbody></table></div>",
         town = h(&town()),
         count = r.donation_count,
         total = yen(r.donations),

@@ -1,0 +1,98 @@
+//! The pages residents see, on a phone: every page of the three business modules, the
+//! guestbook and sign-in opened in headless Chromium 390 px wide, checked for horizontal
+//! overflow and with axe-core (WCAG 2 A/AA rules; serious and critical violations fail),
+//! each kept as a screenshot in `target/console-screenshots/phone-*.png` for review.
+
+use nukisashi_e2e::browser::Browser;
+use nukisashi_e2e::{Backend, HostSpec, business_plugin, module};
+use serde_json::Value;
+
+const CHIYODA: &str = "131016";
+const PHONE_WIDTH: u32 = 390;
+
+/// What is wrong with the page now: horizontal overflow, and axe's serious or critical
+/// findings (rule id and the elements it names).
+async fn problems(browser: &Browser, axe: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let widths = browser.client.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await.unwrap();
+    let (scroll, inner) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+    if scroll > inner {
+        found.push(format!("wider than the phone: {scroll} px in a {inner} px viewport"));
+    }
+    browser.client.execute(axe, vec![]).await.unwrap();
+    let script = "const done = arguments[arguments.length - 1];
+        axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+           .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).slice(0, 5).join(', '))))
+           .catch(e => done(['axe failed: ' + e]));";
+    let violations: Value = browser.client.execute_async(script, vec![]).await.unwrap();
+    found.extend(violations.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)));
+    found
+}
+
+#[tokio::test]
+async fn every_resident_page_fits_a_phone_and_passes_axe() {
+    let Ok(axe_path) = std::env::var("NUKISASHI_AXE_JS") else {
+        panic!("NUKISASHI_AXE_JS is not set: run the page tests through `cargo xtask test`, which fetches axe-core");
+    };
+    let axe = std::fs::read_to_string(axe_path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = HostSpec::new(Backend::Sqlite, &dir.path().join("host"), &[]).await.unwrap();
+    spec.plugins = vec![
+        business_plugin(dir.path(), "furusato-tax"),
+        business_plugin(dir.path(), "e-application"),
+        business_plugin(dir.path(), "child-allowance"),
+        module("guestbook"),
+    ];
+    let host = spec.start().unwrap();
+    let browser = Browser::start().await.unwrap();
+    browser.client.set_window_size(PHONE_WIDTH, 844).await.unwrap();
+    let origin = |m: &str| host.origin(CHIYODA, m);
+
+    // Signed in as a demo resident first (the demo provider's page is one of the pages).
+    browser.client.goto(&format!("{}/donations/mine", origin("furusato-tax"))).await.unwrap();
+    browser.wait_for("button[name=who][value^='resident:']").await.unwrap();
+    let mut report = Vec::new();
+    let mut check = async |name: &str, browser: &Browser| {
+        browser.screenshot(&format!("phone-{name}")).await.unwrap();
+        for problem in problems(browser, &axe).await {
+            report.push(format!("{name}: {problem}"));
+        }
+    };
+    // axe finds what it should: a field without a label on this very page.
+    browser.client.execute("document.body.insertAdjacentHTML('beforeend', '<input id=\"unlabelled\">');", vec![]).await.unwrap();
+    let planted = problems(&browser, &axe).await;
+    assert!(planted.iter().any(|p| p.starts_with("label") && p.contains("#unlabelled")), "axe reports an unlabelled field: {planted:?}");
+    browser.client.refresh().await.unwrap();
+    browser.wait_for("button[name=who][value^='resident:']").await.unwrap();
+    check("sign-in-demo-provider", &browser).await;
+    browser.client.find(fantoccini::Locator::Css("button[name=who][value^='resident:']")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("[]").await.unwrap();
+
+    let pages = [
+        ("furusato-catalogue", format!("{}/", origin("furusato-tax"))),
+        ("furusato-simulator", format!("{}/simulator", origin("furusato-tax"))),
+        ("e-application-home", format!("{}/", origin("e-application"))),
+        ("child-allowance-home", format!("{}/", origin("child-allowance"))),
+        ("guestbook", format!("{}/", origin("guestbook"))),
+        ("sign-out", format!("{}/.nukisashi/signout", origin("furusato-tax"))),
+        ("not-found", format!("{}/", origin("no-such-module"))),
+    ];
+    for (name, url) in &pages {
+        browser.client.goto(url).await.unwrap();
+        check(name, &browser).await;
+    }
+    // Every form the e-application home page offers.
+    browser.client.goto(&format!("{}/", origin("e-application"))).await.unwrap();
+    let links = browser.client.find_all(fantoccini::Locator::Css("main a[href*='/forms/']")).await.unwrap();
+    let mut forms = Vec::new();
+    for link in links {
+        forms.push(link.attr("href").await.unwrap().unwrap());
+    }
+    assert!(!forms.is_empty(), "the e-application home page lists its forms");
+    for (i, href) in forms.iter().enumerate() {
+        browser.client.goto(&format!("{}{href}", origin("e-application"))).await.unwrap();
+        check(&format!("e-application-form-{i}"), &browser).await;
+    }
+    assert!(report.is_empty(), "pages that fail on a phone or for accessibility:\n{}", report.join("\n"));
+}
