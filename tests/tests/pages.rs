@@ -96,3 +96,54 @@ async fn every_resident_page_fits_a_phone_and_passes_axe() {
     }
     assert!(report.is_empty(), "pages that fail on a phone or for accessibility:\n{}", report.join("\n"));
 }
+
+#[tokio::test]
+async fn a_clerk_signs_in_once_and_works_the_staff_pages_in_the_browser() {
+    let axe = std::fs::read_to_string(std::env::var("NUKISASHI_AXE_JS").expect("run through `cargo xtask test`, which fetches axe-core")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = HostSpec::new(Backend::Sqlite, &dir.path().join("host"), &[]).await.unwrap();
+    spec.plugins = vec![
+        business_plugin(dir.path(), "furusato-tax"),
+        business_plugin(dir.path(), "e-application"),
+        business_plugin(dir.path(), "child-allowance"),
+    ];
+    let host = spec.start().unwrap();
+    let origin = |m: &str| host.origin(CHIYODA, m);
+    // A resident's donation, made by an API client.
+    let resident = host.token("resident", None);
+    let donation = serde_json::json!({"amount": 30000, "name": "山田 花子", "postal_code": "100-0001", "address": "東京都千代田区千代田1-1", "phone": "03-0000-0000"});
+    let r = host.client.post(format!("{}/donations", origin("furusato-tax"))).bearer_auth(&resident).json(&donation).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    let browser = Browser::start().await.unwrap();
+    browser.client.goto(&format!("{}/staff", origin("furusato-tax"))).await.unwrap();
+    browser.wait_for("button[name=who][value=staff]").await.unwrap().click().await.unwrap();
+    browser.wait_for_text("ふるさと納税 管理").await.unwrap();
+    let mut report = Vec::new();
+    for problem in problems(&browser, &axe).await {
+        report.push(format!("furusato-staff: {problem}"));
+    }
+    browser.screenshot("staff-furusato").await.unwrap();
+
+    // The clerk cancels the donation from the page (a same-origin form post with the session).
+    browser.client.find(fantoccini::Locator::Css("input[name=reason]")).await.unwrap().send_keys("二重の申込み").await.unwrap();
+    browser.client.find(fantoccini::Locator::Css("form[action$='/cancel'] button")).await.unwrap().click().await.unwrap();
+    let page = browser.wait_for_text("取消").await.unwrap();
+    assert!(page.contains("ふるさと納税 管理"), "back on the staff page: {page}");
+    let mine = host.client.get(format!("{}/donations/mine", origin("furusato-tax"))).bearer_auth(&resident).send().await.unwrap().json::<Value>().await.unwrap();
+    let recorded = mine[0].to_string();
+    assert!(recorded.contains("\"cancelled\"") && recorded.contains("二重の申込み"), "the cancellation is recorded with its reason: {mine}");
+
+    // The other modules' staff pages: no second sign-in.
+    for (name, module, heading) in [("e-application", "e-application", "電子申請 処理一覧"), ("child-allowance", "child-allowance", "児童手当 管理")] {
+        let url = format!("{}/staff", origin(module));
+        browser.client.goto(&url).await.unwrap();
+        browser.wait_for_text(heading).await.unwrap();
+        assert_eq!(browser.client.current_url().await.unwrap().as_str(), url, "no sign-in page on the way");
+        for problem in problems(&browser, &axe).await {
+            report.push(format!("{name}-staff: {problem}"));
+        }
+        browser.screenshot(&format!("staff-{name}")).await.unwrap();
+    }
+    assert!(report.is_empty(), "staff pages failing accessibility:\n{}", report.join("\n"));
+}

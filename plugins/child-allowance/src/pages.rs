@@ -70,7 +70,9 @@ pub fn staff(req: &Request) -> Result<Response> {
             format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{state}</td></tr>", c.id, h(&c.claimant), h(&c.claimant_name), c.children.len(), c.first_month)
         })
         .collect();
+    let claim_rows = if claim_rows.is_empty() { "<tr><td colspan=\"6\">まだ認定はありません。</td></tr>".to_string() } else { claim_rows };
     let run_rows: String = run.rows.iter().map(|r| format!("<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>", r.claim_id, h(&r.claimant), h(&r.claimant_name), yen(r.amount))).collect();
+    let run_rows = if run_rows.is_empty() { "<tr><td colspan=\"4\">今回の支払対象はありません。</td></tr>".to_string() } else { run_rows };
     let body = format!(
         "<h1>{town} 児童手当 管理</h1>\
          <h2>次回支払（{payment}、{a}・{b}分）</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">認定番号</th><th scope=\"col\">宛名番号</th><th scope=\"col\">受給者</th><th scope=\"col\">支払額</th></tr></thead><tbody>{run_rows}</tbody>\

@@ -99,8 +99,18 @@ pub fn staff(req: &Request) -> Result<Response> {
     let rows: String = apps
         .iter()
         .map(|a| {
+            let action = if a.status.is_final() {
+                String::new()
+            } else {
+                format!(
+                    "<form method=\"post\" action=\"{base}/staff/applications/{no}/status\"><label>新しい状態 <select name=\"status\">\
+                     <option value=\"in-review\">処理中</option><option value=\"completed\">処理完了</option><option value=\"returned\">差し戻し</option><option value=\"rejected\">却下</option></select></label>\
+                     <label>申請者への連絡（差し戻し・却下のとき） <input name=\"comment\"></label><button type=\"submit\">変更する</button></form>",
+                    no = h(&a.receipt_number)
+                )
+            };
             format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
                 h(&a.receipt_number),
                 h(&a.form_title),
                 a.submitted_on,
@@ -109,10 +119,10 @@ pub fn staff(req: &Request) -> Result<Response> {
             )
         })
         .collect();
+    let rows = if rows.is_empty() { "<tr><td colspan=\"6\">まだ申請はありません。</td></tr>".to_string() } else { rows };
     let open = apps.iter().filter(|a| !a.status.is_final()).count();
     let body = format!(
-        "<h1>電子申請 処理一覧</h1><p>未完了 {open}件</p><div class=\"scroll\"><table><thead><tr><th scope=\"col\">受付番号</th><th scope=\"col\">手続</th><th scope=\"col\">申請日</th><th scope=\"col\">申請者</th><th scope=\"col\">状態</th></tr></thead><tbody>{rows}</tbody></table></div>\
-         <p class=\"note\">状態の変更は <code>{base}/staff/applications/{{受付番号}}/status</code> へ。</p>"
+        "<h1>電子申請 処理一覧</h1><p>未完了 {open}件</p><div class=\"scroll\"><table><thead><tr><th scope=\"col\">受付番号</th><th scope=\"col\">手続</th><th scope=\"col\">申請日</th><th scope=\"col\">申請者</th><th scope=\"col\">状態</th><th scope=\"col\">操作</th></tr></thead><tbody>{rows}</tbody></table></div>"
     );
     Ok(layout(req, "電子申請 処理一覧", &body))
 }

@@ -2,7 +2,7 @@
 //! table headers; every municipality detail from context and config.
 
 use crate::date::Date;
-use crate::store::{self, Donation, Onestop};
+use crate::store::{self, Donation, Onestop, OnestopStatus};
 use crate::{offered_gifts, purposes, report, rules, visible_donation};
 use nukisashi_sdk::escape_html as h;
 use nukisashi_sdk::prelude::*;
@@ -166,19 +166,42 @@ pub fn staff(req: &Request) -> Result<Response> {
         .take(50)
         .map(|d| {
             let state = if d.is_active() { "受領" } else { "取消" };
-            format!("<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{state}</td><td><a href=\"{base}/donations/{}/receipt\">証明書</a></td></tr>", h(&d.receipt_number), d.date, h(&d.donor.name), yen(d.amount), d.id)
+            let cancel = if d.is_active() {
+                format!(
+                    "<form method=\"post\" action=\"{base}/staff/donations/{id}/cancel\"><label>取消の理由 <input name=\"reason\" required></label>\
+                     <label><input type=\"checkbox\" name=\"refunded\" value=\"true\"> 返金済み</label><button type=\"submit\">取り消す</button></form>",
+                    id = d.id
+                )
+            } else {
+                String::new()
+            };
+            format!("<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{state}</td><td><a href=\"{base}/donations/{}/receipt\">証明書</a>{cancel}</td></tr>", h(&d.receipt_number), d.date, h(&d.donor.name), yen(d.amount), d.id)
         })
         .collect();
     let queue: String = store::all::<Onestop>("onestop")?
         .iter()
-        .map(|o| format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", o.id, o.donation_id, h(&o.form.name), o.received_on, o.status.label()))
+        .map(|o| {
+            let action = if o.status == OnestopStatus::Voided {
+                String::new()
+            } else {
+                format!(
+                    "<form method=\"post\" action=\"{base}/staff/onestop/{id}/status\"><label>新しい状態 <select name=\"status\">\
+                     <option value=\"accepted\">受理</option><option value=\"incomplete\">不備</option><option value=\"voided\">無効</option></select></label>\
+                     <label>理由（不備・無効のとき） <input name=\"reason\"></label><button type=\"submit\">変更する</button></form>",
+                    id = o.id
+                )
+            };
+            format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>", o.id, o.donation_id, h(&o.form.name), o.received_on, o.status.label())
+        })
         .collect();
+    let donations = if donations.is_empty() { "<tr><td colspan=\"6\">まだ寄附はありません。</td></tr>".to_string() } else { donations };
+    let queue = if queue.is_empty() { "<tr><td colspan=\"6\">まだ申請はありません。</td></tr>".to_string() } else { queue };
     let verdict = if r.within_fifty_percent { "5割以内" } else { "<span class=\"warn\">5割を超えています</span>" };
     let body = format!(
         "<h1>{town} ふるさと納税 管理</h1>\
          <h2>{year}年の実績</h2><p>寄附 {count}件 {total}、返礼品調達費 {proc}、送料 {ship}、その他経費 {other}、経費率 {ratio}.{ratio_frac}%（{verdict}）</p>\
-         <h2>寄附</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">証明書番号</th><th scope=\"col\">受領日</th><th scope=\"col\">寄附者</th><th scope=\"col\">金額</th><th scope=\"col\">状態</th><th scope=\"col\"></th></tr></thead><tbody>{donations}</tbody></table></div>\
-         <h2>ワンストップ特例申請</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">申請番号</th><th scope=\"col\">寄附番号</th><th scope=\"col\">氏名</th><th scope=\"col\">受付日</th><th scope=\"col\">状態</th></tr></thead><tbody>{queue}</tbody></table></div>",
+         <h2>寄附</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">証明書番号</th><th scope=\"col\">受領日</th><th scope=\"col\">寄附者</th><th scope=\"col\">金額</th><th scope=\"col\">状態</th><th scope=\"col\">操作</th></tr></thead><tbody>{donations}</tbody></table></div>\
+         <h2>ワンストップ特例申請</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">申請番号</th><th scope=\"col\">寄附番号</th><th scope=\"col\">氏名</th><th scope=\"col\">受付日</th><th scope=\"col\">状態</th><th scope=\"col\">操作</th></tr></thead><tbody>{queue}</tbody></table></div>",
         town = h(&town()),
         count = r.donation_count,
         total = yen(r.donations),
