@@ -66,7 +66,9 @@ async fn every_resident_page_fits_a_phone_and_passes_axe() {
     browser.client.refresh().await.unwrap();
     browser.wait_for("button[name=who][value^='resident:']").await.unwrap();
     check("sign-in-demo-provider", &browser).await;
-    browser.client.find(fantoccini::Locator::Css("button[name=who][value^='resident:']")).await.unwrap().click().await.unwrap();
+    let chosen = browser.client.find(fantoccini::Locator::Css("button[name=who][value^='resident:']")).await.unwrap();
+    let addressee_number = chosen.attr("value").await.unwrap().unwrap().trim_start_matches("resident:").to_string();
+    chosen.click().await.unwrap();
     browser.wait_for_text("[]").await.unwrap();
 
     let pages = [
@@ -82,7 +84,10 @@ async fn every_resident_page_fits_a_phone_and_passes_axe() {
         browser.client.goto(url).await.unwrap();
         check(name, &browser).await;
     }
-    // Every form the e-application home page offers.
+    // Every form the e-application home page offers, signed in there too: a signed-in page
+    // of that module hands the municipality's session over without asking again.
+    browser.client.goto(&format!("{}/applications/mine", origin("e-application"))).await.unwrap();
+    browser.wait_for_text("[]").await.unwrap();
     browser.client.goto(&format!("{}/", origin("e-application"))).await.unwrap();
     let links = browser.client.find_all(fantoccini::Locator::Css("main a[href*='/forms/']")).await.unwrap();
     let mut forms = Vec::new();
@@ -90,10 +95,15 @@ async fn every_resident_page_fits_a_phone_and_passes_axe() {
         forms.push(link.attr("href").await.unwrap().unwrap());
     }
     assert!(!forms.is_empty(), "the e-application home page lists its forms");
+    let mut prefilled = 0;
     for (i, href) in forms.iter().enumerate() {
         browser.client.goto(&format!("{}{href}", origin("e-application"))).await.unwrap();
         check(&format!("e-application-form-{i}"), &browser).await;
+        // The resident never types the 宛名番号 the sign-in already vouched for.
+        let fixed = browser.client.find_all(fantoccini::Locator::Css(&format!("input[readonly][value='{addressee_number}']"))).await.unwrap();
+        prefilled += fixed.len();
     }
+    assert!(prefilled > 0, "a form asking for the 宛名番号 shows the signed-in resident's ({addressee_number}), read-only");
     assert!(report.is_empty(), "pages that fail on a phone or for accessibility:\n{}", report.join("\n"));
 }
 

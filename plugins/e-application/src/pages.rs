@@ -72,6 +72,10 @@ pub fn form_page(req: &Request) -> Result<Response> {
             }
             FieldKind::Date => format!("<input id=\"{id}\" name=\"{id}\" type=\"date\" value=\"{value}\"{required}>"),
             FieldKind::File => format!("<span class=\"note\" id=\"{id}\">添付書類は申請後に窓口または API（JSON）で提出できます（{}）</span>", h(&f.accept.join("、"))),
+            // The 宛名番号 the identity provider vouched for is shown, not typed.
+            _ if f.prefill == Some(Prefill::AddresseeNumber) && me.is_some() => {
+                format!("<input id=\"{id}\" name=\"{id}\" value=\"{value}\" size=\"40\" readonly aria-describedby=\"{id}-from-sign-in\"><span class=\"note\" id=\"{id}-from-sign-in\">ログイン情報から入力しています</span>")
+            }
             _ => format!("<input id=\"{id}\" name=\"{id}\" value=\"{value}\" size=\"40\"{required}>"),
         };
         fields.push_str(&format!("<label for=\"{id}\">{}{mark}</label>{control}", h(&f.label)));
