@@ -99,13 +99,41 @@ impl Request {
 
     /// The body parsed as `application/x-www-form-urlencoded` pairs.
     pub fn form(&self) -> Result<Vec<(String, String)>> {
+        if let Some(parts) = self.multipart()? {
+            return Ok(parts.into_iter().filter(|p| p.filename.is_none()).map(|p| (p.name, String::from_utf8_lossy(&p.data).into_owned())).collect());
+        }
         Ok(url::parse_pairs(self.text()?))
     }
 
+    /// The parts of a `multipart/form-data` body (a form with a file input); `None` for
+    /// any other body.
+    pub fn multipart(&self) -> Result<Option<Vec<crate::multipart::Part>>> {
+        let Some(boundary) = self.header("content-type").and_then(crate::multipart::boundary) else { return Ok(None) };
+        crate::multipart::parse(&self.body, &boundary).map(Some).map_err(Error::bad_request)
+    }
+
     /// The body as one object, from a JSON object or a form post (whose values are
-    /// strings), so one handler serves both an HTML form and an API client.
+    /// strings), so one handler serves both an HTML form and an API client. A file a form
+    /// sends is `{"name", "content_type", "data"}` (base64), exactly as an API client sends
+    /// it, so the same checks apply; a file input left empty is absent.
     pub fn fields(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
-        if self.is_form() {
+        use base64::Engine as _;
+        if let Some(parts) = self.multipart()? {
+            let mut fields = serde_json::Map::new();
+            for part in parts {
+                let value = match &part.filename {
+                    None => serde_json::Value::String(String::from_utf8_lossy(&part.data).into_owned()),
+                    Some(name) if name.is_empty() && part.data.is_empty() => continue,
+                    Some(name) => serde_json::json!({
+                        "name": name,
+                        "content_type": part.content_type.as_deref().unwrap_or("application/octet-stream"),
+                        "data": base64::engine::general_purpose::STANDARD.encode(&part.data),
+                    }),
+                };
+                fields.entry(part.name).or_insert(value);
+            }
+            Ok(fields)
+        } else if self.is_form() {
             Ok(self.form()?.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect())
         } else {
             match self.json::<serde_json::Value>()? {
@@ -115,10 +143,13 @@ impl Request {
         }
     }
 
-    /// True if the body is a form post (as opposed to JSON).
+    /// True if the body is a form post, urlencoded or multipart (as opposed to JSON): a
+    /// browser's, which wants a page or a redirect back, not JSON.
     pub fn is_form(&self) -> bool {
-        self.header("content-type")
-            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+        self.header("content-type").is_some_and(|c| {
+            let c = c.to_ascii_lowercase();
+            c.starts_with("application/x-www-form-urlencoded") || c.starts_with("multipart/form-data")
+        })
     }
 }
 

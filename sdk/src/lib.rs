@@ -51,6 +51,7 @@ mod router;
 #[doc(hidden)]
 pub mod serve;
 pub mod tax;
+pub mod multipart;
 mod url;
 
 pub use error::{Error, Result};

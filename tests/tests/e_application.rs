@@ -159,4 +159,27 @@ async fn an_application_from_form_to_hand_off() {
     assert_eq!(status, 422, "a broken definition is refused");
     let (status, _) = host.call(Some(&parent), Method::POST, &format!("{base}/staff/forms"), Some(json!({}))).await;
     assert_eq!(status, 403);
+
+    // A browser's form with a file input (multipart): the same checks as the API's JSON.
+    let multipart = |file: reqwest::multipart::Part| {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in [("name", &head[3]), ("name_kana", &head[4]), ("birth_date", &head[5]), ("postal_code", &head[8]), ("address", &head[9]), ("addressee_number", &head[0])] {
+            form = form.text(name, value.to_string());
+        }
+        form.text("pension", "国民年金").part("confirmation", file)
+    };
+    let wrong_type = reqwest::multipart::Part::bytes(b"PK\x03\x04".to_vec()).file_name("書類.zip").mime_str("application/zip").unwrap();
+    let r = host.client.post(host.url(&format!("{base}/forms/child-allowance-claim"))).bearer_auth(&parent).multipart(multipart(wrong_type)).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("application/zip は受け付けていません"), "the same refusal as for JSON");
+    let pdf = b"%PDF-1.4 from a file input\r\n--not-a-boundary\r\n".to_vec();
+    let file = reqwest::multipart::Part::bytes(pdf.clone()).file_name("確認書.pdf").mime_str("application/pdf").unwrap();
+    let no_redirects = nukisashi_e2e::client_without_redirects();
+    let r = no_redirects.post(host.url(&format!("{base}/forms/child-allowance-claim"))).bearer_auth(&parent).multipart(multipart(file)).send().await.unwrap();
+    assert_eq!(r.status(), 303, "a browser's post is answered with a redirect to a page");
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let no = location.split("submitted=").nth(1).expect("the 受付番号 in the redirect").to_string();
+    let attachment = host.client.get(host.url(&format!("{base}/staff/applications/{no}/files/confirmation"))).bearer_auth(&staff).send().await.unwrap();
+    assert_eq!(attachment.status(), 200);
+    assert_eq!(attachment.bytes().await.unwrap().to_vec(), pdf, "the file arrives byte for byte");
 }

@@ -44,6 +44,20 @@ fn prefill_source() -> Option<(String, Resident)> {
     Some((number, resident))
 }
 
+/// What a file field accepts, in words.
+fn file_note(accept: &[String]) -> String {
+    let kinds: Vec<&str> = accept
+        .iter()
+        .map(|t| match t.as_str() {
+            "application/pdf" => "PDF",
+            "image/jpeg" => "JPEG",
+            "image/png" => "PNG",
+            other => other,
+        })
+        .collect();
+    if kinds.is_empty() { "ファイルを選んでください".into() } else { format!("{} のファイルを選んでください", kinds.join("・")) }
+}
+
 pub fn form_page(req: &Request) -> Result<Response> {
     let base = h(req.base_path());
     let form = latest_form(req.param("id").unwrap_or(""))?;
@@ -71,7 +85,11 @@ pub fn form_page(req: &Request) -> Result<Response> {
                 format!("<select id=\"{id}\" name=\"{id}\"{required}><option value=\"\">選択してください</option>{options}</select>")
             }
             FieldKind::Date => format!("<input id=\"{id}\" name=\"{id}\" type=\"date\" value=\"{value}\"{required}>"),
-            FieldKind::File => format!("<span class=\"note\" id=\"{id}\">添付書類は申請後に窓口または API（JSON）で提出できます（{}）</span>", h(&f.accept.join("、"))),
+            FieldKind::File => format!(
+                "<input id=\"{id}\" name=\"{id}\" type=\"file\" accept=\"{}\"{required} aria-describedby=\"{id}-types\"><span class=\"note\" id=\"{id}-types\">{}</span>",
+                h(&f.accept.join(",")),
+                h(&file_note(&f.accept))
+            ),
             // The 宛名番号 the identity provider vouched for is shown, not typed.
             _ if f.prefill == Some(Prefill::AddresseeNumber) && me.is_some() => {
                 format!("<input id=\"{id}\" name=\"{id}\" value=\"{value}\" size=\"40\" readonly aria-describedby=\"{id}-from-sign-in\"><span class=\"note\" id=\"{id}-from-sign-in\">ログイン情報から入力しています</span>")
@@ -88,7 +106,7 @@ pub fn form_page(req: &Request) -> Result<Response> {
         ""
     };
     let body = format!(
-        "<h1>{}</h1><p>{}</p>{signed_in}<form method=\"post\" action=\"{base}/forms/{}\">{fields}<p><button type=\"submit\">送信する</button></p></form><p><a href=\"{base}/\">手続一覧へ戻る</a></p>",
+        "<h1>{}</h1><p>{}</p>{signed_in}<form method=\"post\" action=\"{base}/forms/{}\" enctype=\"multipart/form-data\">{fields}<p><button type=\"submit\">送信する</button></p></form><p><a href=\"{base}/\">手続一覧へ戻る</a></p>",
         h(&form.title),
         h(&form.description),
         h(&form.id)
