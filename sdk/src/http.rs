@@ -87,6 +87,12 @@ impl Request {
         self.header("x-nukisashi-base-path").unwrap_or("")
     }
 
+    /// Whether the client asked for a page (a browser's `Accept: text/html`) rather than data:
+    /// answer it HTML, and JSON to everyone else.
+    pub fn wants_html(&self) -> bool {
+        self.header("accept").is_some_and(|a| a.contains("text/html"))
+    }
+
     /// The body as UTF-8 text.
     pub fn text(&self) -> Result<&str> {
         std::str::from_utf8(&self.body).map_err(|_| Error::bad_request("the body is not valid UTF-8"))

@@ -69,12 +69,15 @@ async fn every_resident_page_fits_a_phone_and_passes_axe() {
     let chosen = browser.client.find(fantoccini::Locator::Css("button[name=who][value^='resident:']")).await.unwrap();
     let addressee_number = chosen.attr("value").await.unwrap().unwrap().trim_start_matches("resident:").to_string();
     chosen.click().await.unwrap();
-    browser.wait_for_text("[]").await.unwrap();
+    browser.wait_for_text("まだ寄附はありません").await.unwrap();
 
     let pages = [
         ("furusato-catalogue", format!("{}/", origin("furusato-tax"))),
         ("furusato-simulator", format!("{}/simulator", origin("furusato-tax"))),
+        ("furusato-my-donations", format!("{}/donations/mine", origin("furusato-tax"))),
+        ("furusato-my-onestop", format!("{}/onestop/mine", origin("furusato-tax"))),
         ("e-application-home", format!("{}/", origin("e-application"))),
+        ("e-application-mine", format!("{}/applications/mine", origin("e-application"))),
         ("child-allowance-home", format!("{}/", origin("child-allowance"))),
         ("guestbook", format!("{}/", origin("guestbook"))),
         ("sign-out", format!("{}/.nukisashi/signout", origin("furusato-tax"))),
@@ -87,7 +90,7 @@ async fn every_resident_page_fits_a_phone_and_passes_axe() {
     // Every form the e-application home page offers, signed in there too: a signed-in page
     // of that module hands the municipality's session over without asking again.
     browser.client.goto(&format!("{}/applications/mine", origin("e-application"))).await.unwrap();
-    browser.wait_for_text("[]").await.unwrap();
+    browser.wait_for_text("まだ申請はありません").await.unwrap();
     browser.client.goto(&format!("{}/", origin("e-application"))).await.unwrap();
     let links = browser.client.find_all(fantoccini::Locator::Css("main a[href*='/forms/']")).await.unwrap();
     let mut forms = Vec::new();

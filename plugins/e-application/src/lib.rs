@@ -24,7 +24,7 @@ fn routes() -> Router {
         .get("/forms/:id", pages::form_page)
         .get("/forms/:id/definition", |r| Ok(Response::json(&latest_form(r.param("id").unwrap_or(""))?)))
         .post("/forms/:id", submit)
-        .get("/applications/mine", |_| Ok(Response::json(&my_applications()?)))
+        .get("/applications/mine", |r| if r.wants_html() { pages::my_applications(r, &my_applications()?) } else { Ok(Response::json(&my_applications()?)) })
         .get("/applications/:no", |r| Ok(Response::json(&visible_application(r.param("no").unwrap_or(""))?)))
         .put("/applications/:no", resubmit)
         .post("/applications/:no/withdraw", withdraw)

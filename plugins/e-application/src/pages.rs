@@ -148,3 +148,24 @@ pub fn staff(req: &Request) -> Result<Response> {
     );
     Ok(layout(req, "電子申請 処理一覧", &body))
 }
+
+/// 「自分の申請」: the signed-in resident's applications, their status and what staff said.
+pub fn my_applications(req: &Request, mine: &[Application]) -> Result<Response> {
+    let base = h(req.base_path());
+    let body = if mine.is_empty() {
+        format!("<h1>自分の申請</h1><p>まだ申請はありません。</p><p><a href=\"{base}/\">手続一覧へ</a></p>")
+    } else {
+        let rows: String = mine
+            .iter()
+            .map(|a| {
+                let said = a.history.last().map(|e| h(&e.comment)).unwrap_or_default();
+                format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{said}</td></tr>", h(&a.receipt_number), h(&a.form_title), a.submitted_on, a.status.label())
+            })
+            .collect();
+        format!(
+            "<h1>自分の申請</h1><div class=\"scroll\"><table><thead><tr><th scope=\"col\">受付番号</th><th scope=\"col\">手続</th><th scope=\"col\">申請日</th><th scope=\"col\">状態</th><th scope=\"col\">連絡事項</th></tr></thead><tbody>{rows}</tbody></table></div>\
+             <p><a href=\"{base}/\">手続一覧へ</a></p>"
+        )
+    };
+    Ok(layout(req, "自分の申請", &body))
+}

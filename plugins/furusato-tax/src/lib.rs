@@ -27,7 +27,7 @@ fn routes() -> Router {
         .get("/simulate", simulate)
         .get("/simulate/mine", simulate_mine)
         .post("/donations", donate)
-        .get("/donations/mine", |_| Ok(Response::json(&my_donations()?)))
+        .get("/donations/mine", |r| if r.wants_html() { pages::my_donations(r, &my_donations()?) } else { Ok(Response::json(&my_donations()?)) })
         .get("/donations/:id/receipt", pages::receipt)
         .post("/onestop", apply_onestop)
         .get("/onestop/mine", my_onestop)
@@ -323,10 +323,10 @@ fn apply_onestop(req: &Request) -> Result<Response> {
     done(req, &onestop, 201, "/")
 }
 
-fn my_onestop(_: &Request) -> Result<Response> {
+fn my_onestop(req: &Request) -> Result<Response> {
     let me = identity::caller().subject;
     let mine: Vec<Onestop> = store::all::<Onestop>("onestop")?.into_iter().filter(|o| me.is_some() && o.subject == me).collect();
-    Ok(Response::json(&mine))
+    if req.wants_html() { pages::my_onestop(req, &mine) } else { Ok(Response::json(&mine)) }
 }
 
 fn change_onestop(req: &Request) -> Result<Response> {

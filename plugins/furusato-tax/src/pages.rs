@@ -223,3 +223,47 @@ mod tests {
         assert_eq!(super::yen(-2_000), "-2,000円");
     }
 }
+
+/// 「自分の寄附」: the signed-in donor's donations, each with its receipt.
+pub fn my_donations(req: &Request, mine: &[Donation]) -> Result<Response> {
+    let base = h(req.base_path());
+    let body = if mine.is_empty() {
+        format!("<h1>自分の寄附</h1><p>まだ寄附はありません。</p><p><a href=\"{base}/\">返礼品と寄附の申込みへ</a></p>")
+    } else {
+        let rows: String = mine
+            .iter()
+            .map(|d| {
+                let state = if d.is_active() { "受領" } else { "取消" };
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{state}</td><td><a href=\"{base}/donations/{}/receipt\">受領証明書</a></td></tr>",
+                    h(&d.receipt_number), d.date, yen(d.amount), d.id
+                )
+            })
+            .collect();
+        format!(
+            "<h1>自分の寄附</h1><div class=\"scroll\"><table><thead><tr><th scope=\"col\">証明書番号</th><th scope=\"col\">寄附日</th><th scope=\"col\">金額</th><th scope=\"col\">状態</th><th scope=\"col\">証明書</th></tr></thead><tbody>{rows}</tbody></table></div>\
+             <p><a href=\"{base}/onestop/mine\">ワンストップ特例の申請</a></p>"
+        )
+    };
+    Ok(layout(req, "自分の寄附", &body))
+}
+
+/// 「自分の申請」: the signed-in donor's one-stop applications and their status.
+pub fn my_onestop(req: &Request, mine: &[Onestop]) -> Result<Response> {
+    let base = h(req.base_path());
+    let body = if mine.is_empty() {
+        format!("<h1>ワンストップ特例の申請</h1><p>まだ申請はありません。</p><p><a href=\"{base}/donations/mine\">自分の寄附へ</a></p>")
+    } else {
+        let rows: String = mine
+            .iter()
+            .map(|o| {
+                let reason = o.history.last().map(|c| h(&c.reason)).unwrap_or_default();
+                format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{reason}</td></tr>", o.id, o.donation_id, o.received_on, o.status.label())
+            })
+            .collect();
+        format!(
+            "<h1>ワンストップ特例の申請</h1><div class=\"scroll\"><table><thead><tr><th scope=\"col\">申請番号</th><th scope=\"col\">寄附番号</th><th scope=\"col\">受付日</th><th scope=\"col\">状態</th><th scope=\"col\">連絡事項</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        )
+    };
+    Ok(layout(req, "ワンストップ特例の申請", &body))
+}
