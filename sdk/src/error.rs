@@ -53,6 +53,30 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The refusal as a page for a person: what it means in Japanese, the module's own
+    /// sentence (business modules write theirs in Japanese), and a way on.
+    pub fn into_page(self) -> Response {
+        let title = match self.status {
+            401 => "ログインが必要です",
+            403 => "この操作はできません",
+            404 => "ページが見つかりません",
+            409 => "この操作は、いまの状態ではできません",
+            413 => "送信された内容が大きすぎます",
+            400 | 422 => "入力内容を確認してください",
+            s if s >= 500 => "エラーが発生しました",
+            _ => "受け付けられませんでした",
+        };
+        let html = format!(
+            "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{title}</title></head><body style=\"font-family:system-ui,sans-serif;max-width:40rem;margin:auto;padding:1rem;line-height:1.6\"><main>\
+             <h1>{title}</h1><p>{}</p><p>ブラウザーの「戻る」で前のページに戻り、やり直してください。</p><p><a href=\"/\">はじめのページへ</a></p></main></body></html>",
+            crate::escape_html(&self.detail)
+        );
+        Response::new(self.status).header("content-type", "text/html; charset=utf-8").body(html.into_bytes())
+    }
+}
+
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({}): {}", self.title, self.status, self.detail)

@@ -70,9 +70,12 @@ impl Router {
     /// `.` or `..`, a broken escape) is refused with 400 rather than guessed at, so the
     /// route that runs is always the one the host checked the caller against.
     pub fn dispatch(&self, mut request: Request) -> Response {
+        // A refusal is a Japanese page for a browser, problem+json for everyone else.
+        let html = request.wants_html();
+        let refuse = |e: Error| if html { e.into_page() } else { e.into_response() };
         let path = match path_segments(&request.path) {
             Ok(segments) => segments,
-            Err(why) => return Error::bad_request(why).into_response(),
+            Err(why) => return refuse(Error::bad_request(why)),
         };
         let mut path_matched = false;
         for route in &self.routes {
@@ -84,13 +87,12 @@ impl Router {
                 continue;
             }
             request.params = params;
-            return (route.handler)(&request).unwrap_or_else(Error::into_response);
+            return (route.handler)(&request).unwrap_or_else(refuse);
         }
         if path_matched {
-            Error::new(405, "Method not allowed", format!("{} is not allowed on {}", request.method.as_str(), request.path))
-                .into_response()
+            refuse(Error::new(405, "Method not allowed", format!("{} is not allowed on {}", request.method.as_str(), request.path)))
         } else {
-            Error::not_found(format!("this module has no route {}", request.path)).into_response()
+            refuse(Error::not_found(format!("this module has no route {}", request.path)))
         }
     }
 }

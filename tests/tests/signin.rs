@@ -172,6 +172,23 @@ async fn forged_callbacks_replayed_codes_and_wrong_nonces_sign_no_one_in() {
     assert_eq!(idp.tokens_issued(), issued, "a used code gets no token");
     assert_eq!(api_status(&fresh, &mine).await, 401);
 
+    // A flow cookie kept and used again after its sign-in, with a fresh code: one flow, one
+    // session.
+    let keeper = Web::default();
+    let page = keeper.open(&mine).await;
+    let choice = page.body.split("<a href=\"").skip(1).find(|a| a.contains(PROVIDER)).and_then(|a| a.split('"').next()).unwrap().replace("&amp;", "&");
+    let platform = format!("http://localhost:{}", host.port());
+    let to_provider = keeper.send(reqwest::Method::GET, &format!("{platform}{choice}"), None, &[]).await;
+    let authorize = to_provider.headers()["location"].to_str().unwrap().to_string();
+    let kept = keeper.cookie(&platform, "nukisashi_flow").expect("a flow cookie");
+    assert_eq!(keeper.open(&authorize).await.status, 200, "the first sign-in with it succeeds");
+    keeper.set_cookie(&platform, "nukisashi_flow", &kept);
+    let fresh_code = keeper.send(reqwest::Method::GET, &authorize, None, &[]).await.headers()["location"].to_str().unwrap().to_string();
+    let again = keeper.open(&fresh_code).await;
+    assert_eq!(again.status, 400, "{again:?}");
+    assert!(again.body.contains("すでに使われた"), "{}", again.body);
+    assert!(host.log().contains("a flow cookie used again"), "refused as a second use of its flow");
+
     // An ID token answering another sign-in's nonce.
     idp.answer_wrong_nonce(true);
     let web = Web::default();
@@ -256,7 +273,8 @@ async fn expired_sessions_and_cross_site_posts_are_refused_and_a_posted_form_sur
 
     // A cross-site form post with the session cookie (SameSite aside), and one without any
     // Origin: refused before the module sees them; a browser is told in Japanese.
-    for headers in [vec![("origin", "http://evil.localhost:1")], vec![("origin", "null")], vec![]] {
+    let own: &str = &origin;
+    for headers in [vec![("origin", "http://evil.localhost:1")], vec![("origin", "null")], vec![("origin", own), ("origin", "http://evil.localhost:1")], vec![]] {
         let mut all = vec![("accept", "application/json")];
         all.extend(headers.clone());
         let r = web.send(reqwest::Method::POST, &furusato(&host, "/donations"), Some(&form), &all).await;

@@ -6,6 +6,7 @@
 -- A signed-in person at one municipality, shared by every replica: signing out deletes it.
 CREATE TABLE sign_in_sessions (
     id_hash         TEXT PRIMARY KEY,        -- the platform origin's session cookie
+    flow_hash       TEXT NOT NULL UNIQUE,    -- the flow that made it: a flow signs in once
     lg_code         TEXT NOT NULL,
     subject         TEXT NOT NULL,
     principal       TEXT NOT NULL,           -- the verified claims (JSON)

@@ -25,25 +25,31 @@ const CLIENT_ID: &str = "nukisashi-demo";
 const PREFIX: &str = "/demo-idp";
 /// How long a code is good for.
 const CODE_SECONDS: i64 = 60;
-/// Codes outstanding at once (each lives a minute): what anonymous clients can make the
-/// demo provider hold.
-const MAX_CODES: usize = 1_000;
 /// Demo residents offered per municipality.
 const RESIDENTS_SHOWN: u32 = 6;
 
 pub struct DemoIdp {
     signing: jsonwebtoken::EncodingKey,
     verifying: jsonwebtoken::DecodingKey,
-    /// code → what it was issued for
-    codes: Mutex<HashMap<String, Issued>>,
+    /// Signs codes: a code carries what it was issued for, so issuing one stores nothing
+    /// (and no flood of them can crowd out anyone's sign-in).
+    code_keys: (jsonwebtoken::EncodingKey, jsonwebtoken::DecodingKey),
+    /// Codes exchanged, until they expire: each is good once.
+    used: Mutex<HashMap<String, i64>>,
 }
 
-struct Issued {
+/// What a code carries.
+#[derive(serde::Serialize, Deserialize)]
+struct Code {
+    aud: String,
+    exp: i64,
+    jti: String,
     challenge: String,
     redirect_uri: String,
     claims: Claims,
-    expires_at: i64,
 }
+
+const CODE_AUDIENCE: &str = "urn:nukisashi:demo-idp:code";
 
 impl DemoIdp {
     /// Reads (or creates, 0600) the demo provider's key in `data_dir`.
@@ -68,7 +74,12 @@ impl DemoIdp {
         Ok(Self {
             signing: jsonwebtoken::EncodingKey::from_ed_der(&pkcs8),
             verifying: jsonwebtoken::DecodingKey::from_ed_der(signing_key.verifying_key().as_bytes()),
-            codes: Mutex::default(),
+            code_keys: {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the demo codes: {e}"))?;
+                (jsonwebtoken::EncodingKey::from_secret(&key), jsonwebtoken::DecodingKey::from_secret(&key))
+            },
+            used: Mutex::default(),
         })
     }
 
@@ -207,15 +218,10 @@ async fn choose(State(app): State<Arc<App>>, headers: HeaderMap, Form(choice): F
         iat: 0,
         nonce: Some(q.nonce.clone()),
     };
-    let code = super::secret();
-    let mut codes = idp.codes.lock().expect("demo codes");
-    codes.retain(|_, issued| issued.expires_at >= now);
-    if codes.len() >= MAX_CODES {
-        drop(codes);
-        return pages::refusal(StatusCode::TOO_MANY_REQUESTS, "デモ用ログインが混み合っています。", "しばらくしてからもう一度お試しください。", None);
-    }
-    codes.insert(code.clone(), Issued { challenge: q.code_challenge, redirect_uri: q.redirect_uri.clone(), claims, expires_at: now + CODE_SECONDS });
-    drop(codes);
+    let issued = Code { aud: CODE_AUDIENCE.into(), exp: now + CODE_SECONDS, jti: super::secret(), challenge: q.code_challenge, redirect_uri: q.redirect_uri.clone(), claims };
+    let Ok(code) = jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &issued, &idp.code_keys.0) else {
+        return pages::refusal(StatusCode::INTERNAL_SERVER_ERROR, "デモ用ログインでエラーが発生しました。", "もう一度お試しください。", None);
+    };
     let Ok(back) = url::Url::parse_with_params(&q.redirect_uri, [("code", code.as_str()), ("state", q.state.as_str())]) else {
         return pages::refusal(StatusCode::BAD_REQUEST, "戻り先のアドレスが正しくありません。", "サービスのページからログインし直してください。", None);
     };
@@ -238,9 +244,20 @@ async fn token(State(app): State<Arc<App>>, Form(form): Form<TokenForm>) -> Resp
     if form.grant_type != "authorization_code" || form.client_id != CLIENT_ID {
         return refuse("unsupported_grant_type");
     }
-    let Some(issued) = idp.codes.lock().expect("demo codes").remove(&form.code) else { return refuse("invalid_grant") };
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&[CODE_AUDIENCE]);
+    validation.leeway = 0;
+    let Ok(issued) = jsonwebtoken::decode::<Code>(&form.code, &idp.code_keys.1, &validation).map(|d| d.claims) else { return refuse("invalid_grant") };
     let now = chrono::Utc::now().timestamp();
-    if issued.expires_at < now || issued.redirect_uri != form.redirect_uri || super::oidc::pkce_challenge(&form.code_verifier) != issued.challenge {
+    {
+        let mut used = idp.used.lock().expect("used demo codes");
+        used.retain(|_, exp| *exp >= now);
+        // Once only, whether or not this attempt succeeds.
+        if used.insert(issued.jti.clone(), issued.exp).is_some() {
+            return refuse("invalid_grant");
+        }
+    }
+    if issued.redirect_uri != form.redirect_uri || super::oidc::pkce_challenge(&form.code_verifier) != issued.challenge {
         return refuse("invalid_grant");
     }
     let claims = Claims { iat: now, exp: now + 300, ..issued.claims };

@@ -99,6 +99,8 @@ pub struct SignIn {
     settings: SignInSettings,
     /// Signs and checks flow cookies (HS256 with the host's secret, which replicas share).
     flow_keys: (jsonwebtoken::EncodingKey, jsonwebtoken::DecodingKey),
+    /// When this host last deleted expired sessions.
+    last_swept: std::sync::atomic::AtomicI64,
     /// The development provider, with `--demo` on loopback only.
     pub demo: Option<demo_idp::DemoIdp>,
 }
@@ -129,7 +131,7 @@ impl SignIn {
         }
         let secret = crate::auth::local_secret(&settings.data_dir)?;
         let flow_keys = (jsonwebtoken::EncodingKey::from_secret(&secret), jsonwebtoken::DecodingKey::from_secret(&secret));
-        Ok(Self { providers, settings: s.clone(), flow_keys, demo })
+        Ok(Self { providers, settings: s.clone(), flow_keys, last_swept: Default::default(), demo })
     }
 
     fn offered_at(&self, lg_code: &LgCode) -> Vec<(usize, &OidcProvider)> {
@@ -151,6 +153,12 @@ impl SignIn {
         validation.set_required_spec_claims(&["exp", "aud"]);
         validation.leeway = 0;
         jsonwebtoken::decode::<FlowCookie>(cookie, &self.flow_keys.1, &validation).ok().map(|d| d.claims)
+    }
+
+    /// Whether expired sessions should be swept now (at most once a minute per host).
+    fn time_to_forget(&self, now: i64) -> bool {
+        let last = self.last_swept.load(std::sync::atomic::Ordering::Relaxed);
+        now - last >= 60 && self.last_swept.compare_exchange(last, now, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed).is_ok()
     }
 
     /// Whether a session seen at `now` is still good.
@@ -207,9 +215,11 @@ fn params(query: Option<&str>) -> HashMap<String, String> {
 
 /// Whether a request comes from a page of `origin` itself.
 fn from_own_origin(headers: &HeaderMap, origin: &str) -> bool {
-    match headers.get(header::ORIGIN) {
-        Some(sent) => sent.as_bytes() == origin.as_bytes(),
-        None => headers.get("sec-fetch-site").is_some_and(|v| v == "same-origin"),
+    let mut sent = headers.get_all(header::ORIGIN).iter();
+    match (sent.next(), sent.next()) {
+        (Some(only), None) => only.as_bytes() == origin.as_bytes(),
+        (None, _) => headers.get("sec-fetch-site").is_some_and(|v| v == "same-origin"),
+        (Some(_), Some(_)) => false,
     }
 }
 
@@ -310,7 +320,7 @@ pub async fn send_to_sign_in(app: &App, target: &Target, request: Request) -> Re
     match *request.method() {
         Method::GET | Method::HEAD => Ok(Some(see_other(&signin_link(&path)))),
         Method::POST => {
-            let is_form = request.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+            let is_form = request.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().to_ascii_lowercase().starts_with(b"application/x-www-form-urlencoded"));
             if !is_form {
                 return Ok(None);
             }
@@ -365,7 +375,7 @@ pub async fn module_origin(app: &Arc<App>, lg_code: LgCode, module: String, requ
             "ログアウト",
             "<p>この自治体のすべてのサービスからログアウトします。</p><form method=\"post\" action=\"/.nukisashi/signout\"><button type=\"submit\">ログアウトする</button></form>",
         )),
-        _ => Ok(pages::refusal(StatusCode::NOT_FOUND, "このアドレスはありません。", "もとのページに戻ってください。", Some("/"))),
+        _ => Ok(pages::page(StatusCode::NOT_FOUND, "ページが見つかりません", "<p>このアドレスはありません。</p><p><a href=\"/\">はじめのページへ</a></p>")),
     };
     result.unwrap_or_else(internal)
 }
@@ -414,7 +424,11 @@ async fn arrive(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMap, 
 /// from this origin (by script, or by the person pressing the button).
 async fn replay(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMap, id: &str) -> anyhow::Result<Response> {
     let Some(replay) = app.db.take_sign_in_replay(&digest(id)).await? else {
-        return Ok(pages::refusal(StatusCode::NOT_FOUND, "送信しようとした内容は見つかりませんでした（期限切れか、送信済みです）。", "お手数ですが、もう一度入力してください。", Some("/")));
+        return Ok(pages::page(
+            StatusCode::NOT_FOUND,
+            "送信を続けられません",
+            "<p>送信しようとした内容は見つかりませんでした（期限切れか、送信済みです）。</p><p>お手数ですが、もう一度入力してください。</p><p><a href=\"/\">はじめのページへ</a></p>",
+        ));
     };
     let pending = cookie(headers, PENDING_COOKIE).map(|p| digest(&p));
     if replay.origin != origin_key(lg_code, module) || replay.expires_at < now() || pending.as_deref() != Some(replay.binding.as_str()) {
@@ -643,12 +657,18 @@ async fn finish(app: &App, lg_code: &str, q: HashMap<String, String>, headers: &
     let value = secret();
     let now = now();
     let signed_in = async {
-        app.db.forget_expired_sign_ins(now, now - app.sign_in.settings.idle_seconds).await?;
-        app.db.insert_sign_in_session(&digest(&value), lg_code.as_str(), &principal, now, now + app.sign_in.settings.absolute_seconds).await?;
-        Ok::<_, Refused>(())
+        if app.sign_in.time_to_forget(now) {
+            app.db.forget_expired_sign_ins(now, now - app.sign_in.settings.idle_seconds).await?;
+        }
+        app.db.insert_sign_in_session(&digest(&value), &digest(&flow.state), lg_code.as_str(), &principal, now, now + app.sign_in.settings.absolute_seconds).await
     };
-    if let Err(Refused::Host(e)) = signed_in.await {
-        return internal(e);
+    match signed_in.await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(lg_code = %lg_code, "sign-in callback refused: its flow had signed in already (a flow cookie used again)");
+            return again("このログインは無効か、すでに使われたか、このブラウザーで始めたものではありません。");
+        }
+        Err(e) => return internal(e),
     }
     tracing::info!(lg_code = %lg_code, subject = %principal.subject, role = ?principal.role, "signed in");
     let mut response = match handoff(app, &lg_code, &flow.module, &digest(&value), &flow.return_path, &flow.binding).await {

@@ -38,9 +38,15 @@ pub struct Replay {
 }
 
 impl Db {
-    pub async fn insert_sign_in_session(&self, id_hash: &str, lg_code: &str, principal: &Principal, now: i64, expires_at: i64) -> Result<()> {
-        sqlx::query("INSERT INTO sign_in_sessions (id_hash, lg_code, subject, principal, created_at, last_seen, expires_at) VALUES ($1, $2, $3, $4, $5, $5, $6)")
+    /// A new session, made by the flow whose state hashes to `flow_hash`; `false` if that flow
+    /// already made one (its cookie was used again).
+    pub async fn insert_sign_in_session(&self, id_hash: &str, flow_hash: &str, lg_code: &str, principal: &Principal, now: i64, expires_at: i64) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO sign_in_sessions (id_hash, flow_hash, lg_code, subject, principal, created_at, last_seen, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+             ON CONFLICT (flow_hash) DO NOTHING",
+        )
             .bind(id_hash)
+            .bind(flow_hash)
             .bind(lg_code)
             .bind(&principal.subject)
             .bind(serde_json::to_string(principal)?)
@@ -48,7 +54,7 @@ impl Db {
             .bind(expires_at)
             .execute(self.pool())
             .await?;
-        Ok(())
+        Ok(inserted.rows_affected() == 1)
     }
 
     /// The session of the platform origin's cookie at `lg_code`.

@@ -98,15 +98,20 @@ pub fn form_page(req: &Request) -> Result<Response> {
         };
         fields.push_str(&format!("<label for=\"{id}\">{}{mark}</label>{control}", h(&f.label)));
     }
-    let signed_in = if identity::caller().role == nukisashi_sdk::identity::Role::Anonymous {
-        "<p class=\"note\">申請にはログインが必要です。</p>"
+    let anonymous = identity::caller().role == nukisashi_sdk::identity::Role::Anonymous;
+    // Before sign-in the form cannot be sent (a form with files is not kept across
+    // sign-in): sign in first, then fill it in.
+    let signed_in = if anonymous {
+        let here = format!("{}/forms/{}", req.base_path(), form.id);
+        format!("<p class=\"note\">申請にはログインが必要です。先に<a href=\"{}\">ログイン</a>してから入力してください。</p>", h(&identity::sign_in_url(&here)))
     } else if me.is_some() {
-        "<p class=\"note\">住民記録から氏名・住所などを入力済みです。内容を確認してください。</p>"
+        "<p class=\"note\">住民記録から氏名・住所などを入力済みです。内容を確認してください。</p>".to_string()
     } else {
-        ""
+        String::new()
     };
+    let submit = if anonymous { "<button type=\"submit\" disabled>送信する（ログインが必要です）</button>" } else { "<button type=\"submit\">送信する</button>" };
     let body = format!(
-        "<h1>{}</h1><p>{}</p>{signed_in}<form method=\"post\" action=\"{base}/forms/{}\" enctype=\"multipart/form-data\">{fields}<p><button type=\"submit\">送信する</button></p></form><p><a href=\"{base}/\">手続一覧へ戻る</a></p>",
+        "<h1>{}</h1><p>{}</p>{signed_in}<form method=\"post\" action=\"{base}/forms/{}\" enctype=\"multipart/form-data\">{fields}<p>{submit}</p></form><p><a href=\"{base}/\">手続一覧へ戻る</a></p>",
         h(&form.title),
         h(&form.description),
         h(&form.id)

@@ -320,7 +320,7 @@ fn apply_onestop(req: &Request) -> Result<Response> {
         subject: identity::caller().subject,
     };
     store::save("onestop", onestop.id, &onestop)?;
-    done(req, &onestop, 201, "/")
+    done(req, &onestop, 201, "/onestop/mine")
 }
 
 fn my_onestop(req: &Request) -> Result<Response> {

@@ -138,7 +138,8 @@ pub fn receipt(req: &Request) -> Result<Response> {
          <tr><th scope=\"row\">寄附金額</th><td class=\"num\">{amount}</td></tr>\
          <tr><th scope=\"row\">使い道</th><td>{purpose}</td></tr></tbody></table></div>\
          <p>{issued}<br>{pref}{town}<br>{address}<br>{issuer}</p><p>お問い合わせ：{contact}</p>\
-         <p class=\"noprint\"><button type=\"button\" onclick=\"print()\">印刷する</button></p>",
+         <p class=\"noprint\"><button type=\"button\" onclick=\"print()\">印刷する</button></p>{onestop}",
+        onestop = if d.is_active() { onestop_form(req, &d) } else { String::new() },
         number = h(&d.receipt_number),
         donor_address = h(&format!("〒{} {}", d.donor.postal_code, d.donor.address)),
         donor = h(&d.donor.name),
@@ -154,6 +155,29 @@ pub fn receipt(req: &Request) -> Result<Response> {
         contact = contact(),
     );
     Ok(layout(req, &format!("寄附金受領証明書 {}", d.receipt_number), &body))
+}
+
+/// The ワンストップ特例 application for one donation, prefilled from the donation.
+fn onestop_form(req: &Request, d: &Donation) -> String {
+    let base = h(req.base_path());
+    format!(
+        "<section class=\"noprint\"><h2>ワンストップ特例の申請</h2>\
+         <p>確定申告をしない給与所得者等で、本年の寄附先が5団体以内なら、申請書の提出で寄附金控除を受けられます（翌年1月10日必着）。</p>\
+         <form method=\"post\" action=\"{base}/onestop\"><input type=\"hidden\" name=\"donation_id\" value=\"{id}\">\
+         <label for=\"os-name\">氏名</label><input id=\"os-name\" name=\"name\" value=\"{name}\" autocomplete=\"name\" required>\
+         <label for=\"os-address\">住所</label><input id=\"os-address\" name=\"address\" value=\"{address}\" autocomplete=\"street-address\" required>\
+         <label for=\"os-birth\">生年月日</label><input id=\"os-birth\" name=\"birth_date\" type=\"date\" required>\
+         <label for=\"os-phone\">電話番号</label><input id=\"os-phone\" name=\"phone\" value=\"{phone}\" autocomplete=\"tel\" required>\
+         <label for=\"os-number\">個人番号（マイナンバー、12桁）</label><input id=\"os-number\" name=\"individual_number\" inputmode=\"numeric\" autocomplete=\"off\" pattern=\"[0-9]{{12}}\" required>\
+         <label for=\"os-count\">本年の寄附先の団体数</label><input id=\"os-count\" name=\"municipalities_this_year\" type=\"number\" min=\"1\" max=\"5\" value=\"1\" required>\
+         <label><input type=\"checkbox\" name=\"declares_no_tax_return\" value=\"true\" required> 確定申告をする必要がない給与所得者等です</label>\
+         <label><input type=\"checkbox\" name=\"declares_within_five\" value=\"true\" required> 本年の寄附先は5団体以内です</label>\
+         <p><button type=\"submit\">申請する</button></p></form></section>",
+        id = d.id,
+        name = h(&d.donor.name),
+        address = h(&d.donor.address),
+        phone = h(&d.donor.phone),
+    )
 }
 
 pub fn staff(req: &Request) -> Result<Response> {
