@@ -160,3 +160,70 @@ async fn a_clerk_signs_in_once_and_works_the_staff_pages_in_the_browser() {
     }
     assert!(report.is_empty(), "staff pages failing accessibility:\n{}", report.join("\n"));
 }
+
+/// Fills the field `css` (value set by script, as date inputs take no typing reliably).
+async fn fill(browser: &Browser, css: &str, value: &str) {
+    let element = browser.wait_for(css).await.unwrap();
+    browser.client.execute("arguments[0].value = arguments[1];", vec![serde_json::to_value(&element).unwrap(), Value::String(value.into())]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_resident_donates_files_the_one_stop_application_and_signs_out_and_the_next_resident_sees_none_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = HostSpec::new(Backend::Sqlite, &dir.path().join("host"), &[]).await.unwrap();
+    spec.plugins = vec![business_plugin(dir.path(), "furusato-tax")];
+    let host = spec.start().unwrap();
+    let origin = host.origin(CHIYODA, "furusato-tax");
+    let staff = host.token("staff", Some(CHIYODA));
+    let gift = serde_json::json!({"title": "江戸切子 ぐい呑み", "supplier": "千代田硝子工房", "procurement_cost": 3000, "shipping_cost": 800, "min_donation": 10000, "basis": "processed-in-area", "basis_note": "区内の工房で加工", "stock": 3});
+    let r = host.client.post(format!("{origin}/staff/gifts")).bearer_auth(&staff).json(&gift).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    let browser = Browser::start().await.unwrap();
+    browser.client.set_window_size(PHONE_WIDTH, 844).await.unwrap();
+    // From the catalogue, signed out: the ログイン link, the demo provider, and back.
+    browser.client.goto(&format!("{origin}/")).await.unwrap();
+    browser.wait_for("nav.account a").await.unwrap().click().await.unwrap();
+    let residents = browser.client.find_all(fantoccini::Locator::Css("button[name=who][value^='resident:']")).await.unwrap();
+    assert!(residents.len() >= 2);
+    residents[0].click().await.unwrap();
+    browser.wait_for_text("ログアウト").await.unwrap();
+    assert_eq!(browser.client.current_url().await.unwrap().as_str(), format!("{origin}/"));
+
+    // Donate with the gift.
+    fill(&browser, "#amount", "10000").await;
+    let gift_option = browser.wait_for("#gift_id option:nth-child(2)").await.unwrap();
+    gift_option.click().await.unwrap();
+    for (css, value) in [("#name", "山田 蓮"), ("#postal_code", "100-0001"), ("#address", "東京都千代田区千代田1-1"), ("#phone", "03-0000-0000")] {
+        fill(&browser, css, value).await;
+    }
+    browser.client.find(fantoccini::Locator::Css("form[action$='/donations'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    let receipt = browser.wait_for_text("寄附金受領証明書").await.unwrap();
+    assert!(receipt.contains("10,000円") && receipt.contains("山田 蓮"), "{receipt}");
+    browser.screenshot("phone-furusato-receipt").await.unwrap();
+    let axe = std::fs::read_to_string(std::env::var("NUKISASHI_AXE_JS").expect("run through `cargo xtask test`, which fetches axe-core")).unwrap();
+    let found = problems(&browser, &axe).await;
+    assert!(found.is_empty(), "the receipt with its one-stop form on a phone: {found:?}");
+
+    // The one-stop application from the receipt page, then 「自分の申請」.
+    fill(&browser, "#os-birth", "1985-04-01").await;
+    fill(&browser, "#os-number", "123456789018").await;
+    for checkbox in ["input[name=declares_no_tax_return]", "input[name=declares_within_five]"] {
+        browser.client.find(fantoccini::Locator::Css(checkbox)).await.unwrap().click().await.unwrap();
+    }
+    browser.client.find(fantoccini::Locator::Css("form[action$='/onestop'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    let mine = browser.wait_for_text("ワンストップ特例の申請").await.unwrap();
+    assert!(mine.contains("受付") && mine.contains("申請書を受け付けました"), "the application is listed with its status: {mine}");
+    browser.screenshot("phone-furusato-my-onestop").await.unwrap();
+
+    // Sign out; the next resident on the same phone sees none of it.
+    browser.client.find(fantoccini::Locator::Css("form.signout button")).await.unwrap().click().await.unwrap();
+    browser.wait_for_text("ログアウトしました").await.unwrap();
+    browser.client.goto(&format!("{origin}/donations/mine")).await.unwrap();
+    let residents = browser.client.find_all(fantoccini::Locator::Css("button[name=who][value^='resident:']")).await.unwrap();
+    residents[1].click().await.unwrap();
+    let page = browser.wait_for_text("自分の寄附").await.unwrap();
+    assert!(page.contains("まだ寄附はありません") && !page.contains("山田 蓮"), "{page}");
+    browser.client.goto(&format!("{origin}/onestop/mine")).await.unwrap();
+    assert!(browser.wait_for_text("まだ申請はありません").await.is_ok());
+}
