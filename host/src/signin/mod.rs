@@ -16,14 +16,15 @@
 //!    and `nonce` against the municipality's provider ([`oidc`]). The flow is kept in the
 //!    browser that started it, in a flow cookie signed with the host's secret, so an
 //!    anonymous client makes the host store nothing; the callback checks `state` against
-//!    it, deletes it (single use), exchanges the code server-side and verifies the ID token.
+//!    it, deletes it, exchanges the code server-side and verifies the ID token; a flow
+//!    makes one session at most, so a kept copy of its cookie is good for nothing.
 //! 3. `{module origin}/.nukisashi/session?code=` takes the handoff code (single use, bound to
 //!    that origin and to the pending-sign-in cookie of the browser that started, so nobody can
 //!    sign another browser in as themselves), sets the origin's cookie and returns to the page.
 //! 4. The gateway then finds the principal from the cookie ([`session_principal`]); modules
 //!    see only the verified claims through `identity`, never a cookie or a token. A
 //!    state-changing request with a session cookie must come from the module's own origin
-//!    (`Origin`, or `Sec-Fetch-Site: same-origin`), on top of SameSite=Lax.
+//!    (exactly one `Origin`, or `Sec-Fetch-Site: same-origin`), on top of SameSite=Lax.
 //! 5. A form posted from the module's own pages before sign-in (urlencoded, bounded) is
 //!    kept for ten minutes and posted again from the module origin after sign-in, by the
 //!    browser that posted it. A cross-site post is never kept: it would be a way round 4.
@@ -308,7 +309,9 @@ pub async fn session_principal(app: &App, target: &Target, method: &Method, head
 }
 
 /// A browser is asking a signed-in route without a session: where to send it, with a form
-/// it posted kept for after sign-in. `None` for API clients (they get 401 problem+json).
+/// it posted kept for after sign-in. `None` where there is no such way on: API clients (401
+/// problem+json), the path form, and posts that are not urlencoded forms (a browser gets
+/// the 401 as a page with a 「ログイン」 link).
 pub async fn send_to_sign_in(app: &App, target: &Target, request: Request) -> Result<Option<Response>, Problem> {
     if target.mount != crate::edge::Mount::Origin || !pages::wants_html(request.headers()) {
         return Ok(None);

@@ -1,7 +1,8 @@
 //! Browser sign-in state (`crate::signin`): sessions, the cookies a session has on module
 //! origins, one-time handoff codes and forms waiting to be posted again (flows in progress
-//! live in the browser's flow cookie, not here). Every secret is stored as its SHA-256 only; everything single-use is taken with
-//! `DELETE … RETURNING`, so two replicas cannot both use it.
+//! live in the browser's flow cookie, not here). Every secret is stored as its SHA-256
+//! only; everything single-use is taken with `DELETE … RETURNING`, so two replicas cannot
+//! both use it, and a flow's session is inserted once (`flow_hash` is unique).
 
 use super::Db;
 use crate::auth::Principal;
