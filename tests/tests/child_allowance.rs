@@ -64,6 +64,23 @@ async fn claims_payments_and_move_out() {
     let (status, _) = host.call(Some(&host.token("resident", None)), Method::GET, &format!("{base}/staff/claims"), None).await;
     assert_eq!(status, 403);
 
+    // The same from the staff page's form: another family's claim is taken and listed; a
+    // duplicate is refused with a Japanese page, not JSON.
+    let other = rows
+        .iter()
+        .find(|h| h[0] != head[0] && h[7] == "世帯主" && h[11] == "住民" && rows.iter().any(|c| c[2] == h[2] && c[7] == "子" && c[11] == "住民" && young(c)))
+        .expect("the demo registry has two families");
+    let no_redirects = nukisashi_e2e::client_without_redirects();
+    let claims = host.url(&format!("{base}/staff/claims"));
+    let r = no_redirects.post(&claims).bearer_auth(&staff).form(&[("claimant", other[0].as_str()), ("filed", "")]).send().await.unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let page = host.client.get(host.url(&format!("{base}/staff"))).bearer_auth(&staff).header("accept", "text/html").send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(&format!("<td>{}</td>", other[0])) && page.contains("認定請求を受け付ける"), "the new claim is on the staff page: {page}");
+    let r = no_redirects.post(&claims).bearer_auth(&staff).header("accept", "text/html").form(&[("claimant", other[0].as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let refused = r.text().await.unwrap();
+    assert!(refused.contains("lang=\"ja\"") && refused.contains("認定は既にあります"), "{refused}");
+
     // The payment runs: this month's payment and a later one both pay the claim.
     let now_payment = paid_in(today);
     let later_payment = paid_in(today + Months::new(2));

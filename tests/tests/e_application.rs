@@ -182,4 +182,37 @@ async fn an_application_from_form_to_hand_off() {
     let attachment = host.client.get(host.url(&format!("{base}/staff/applications/{no}/files/confirmation"))).bearer_auth(&staff).send().await.unwrap();
     assert_eq!(attachment.status(), 200);
     assert_eq!(attachment.bytes().await.unwrap().to_vec(), pdf, "the file arrives byte for byte");
+
+    // The same round in pages and forms: the clerk returns it with a comment from the staff
+    // page's form, the resident reads it on the application's page and corrects it there
+    // (the file on record stays), the clerk completes it.
+    let staff_form = |to: &'static str, comment: &'static str| {
+        let path = host.url(&format!("{base}/staff/applications/{no}/status"));
+        let no_redirects = no_redirects.clone();
+        let staff = staff.clone();
+        async move { no_redirects.post(path).bearer_auth(&staff).form(&[("status", to), ("comment", comment)]).send().await.unwrap() }
+    };
+    for to in ["received", "in-review"] {
+        assert_eq!(staff_form(to, "").await.status(), 303);
+    }
+    assert_eq!(staff_form("returned", "年金の種類を確認してください").await.status(), 303);
+    let page = host.client.get(host.url(&format!("{base}/applications/{no}"))).bearer_auth(&parent).header("accept", "text/html").send().await.unwrap().text().await.unwrap();
+    for expected in ["差し戻し：年金の種類を確認してください", "補正して再提出する", "<option selected>国民年金</option>", "添付済み：確認書.pdf"] {
+        assert!(page.contains(expected), "{expected} on the application's page: {page}");
+    }
+    let mut correction = reqwest::multipart::Form::new();
+    for (name, value) in [("name", &head[3]), ("name_kana", &head[4]), ("birth_date", &head[5]), ("postal_code", &head[8]), ("address", &head[9]), ("addressee_number", &head[0])] {
+        correction = correction.text(name, value.to_string());
+    }
+    let correction = correction.text("pension", "厚生年金");
+    let r = no_redirects.post(host.url(&format!("{base}/applications/{no}"))).bearer_auth(&parent).multipart(correction).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, corrected) = host.call(Some(&parent), Method::GET, &format!("{base}/applications/{no}"), None).await;
+    assert_eq!((corrected["status"].as_str(), corrected["values"]["pension"].as_str()), (Some("submitted"), Some("厚生年金")), "{corrected}");
+    assert_eq!(corrected["files"]["confirmation"]["name"], "確認書.pdf", "the file on record is kept");
+    for to in ["received", "in-review", "completed"] {
+        assert_eq!(staff_form(to, "").await.status(), 303);
+    }
+    let (_, done) = host.call(Some(&parent), Method::GET, &format!("{base}/applications/{no}"), None).await;
+    assert_eq!(done["status"], "completed");
 }

@@ -206,7 +206,7 @@ fn create_claim(req: &Request) -> Result<Response> {
     let filed = date_field(&m, "filed", "請求日")?.unwrap_or_else(Date::today);
     let event = date_field(&m, "event", "出生・転入日")?;
     let claim = new_claim(&claimant_number, filed, event, &numbers(&m, "supported"), staff_name(), "認定請求".into())?;
-    Ok(Response::json(&claim).with_status(201))
+    if req.is_form() { Ok(Response::redirect(format!("{}/staff", req.base_path()))) } else { Ok(Response::json(&claim).with_status(201)) }
 }
 
 /// Checks and records a claim: the claimant must be a resident with a child who counts.

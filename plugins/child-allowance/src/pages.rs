@@ -77,8 +77,15 @@ pub fn staff(req: &Request) -> Result<Response> {
         "<h1>{town} 児童手当 管理</h1>\
          <h2>次回支払（{payment}、{a}・{b}分）</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">認定番号</th><th scope=\"col\">宛名番号</th><th scope=\"col\">受給者</th><th scope=\"col\">支払額</th></tr></thead><tbody>{run_rows}</tbody>\
          <tfoot><tr><th scope=\"row\" colspan=\"3\">合計（{n}人）</th><td class=\"num\">{total}</td></tr></tfoot></table></div>\
+         <h2>認定請求を受け付ける</h2><form method=\"post\" action=\"{base}/staff/claims\">\
+         <label for=\"claimant\">請求者の宛名番号</label><input id=\"claimant\" name=\"claimant\" inputmode=\"numeric\" required>\
+         <label for=\"filed\">請求日</label><input id=\"filed\" name=\"filed\" type=\"date\">\
+         <label for=\"event\">出生・転入日（あれば）</label><input id=\"event\" name=\"event\" type=\"date\">\
+         <label for=\"supported\">養育している大学生年代の子の宛名番号（カンマ区切り）</label><input id=\"supported\" name=\"supported\">\
+         <p><button type=\"submit\">認定する</button></p></form>\
          <h2>認定</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">認定番号</th><th scope=\"col\">宛名番号</th><th scope=\"col\">請求者</th><th scope=\"col\">児童数</th><th scope=\"col\">支給開始</th><th scope=\"col\">状態</th></tr></thead><tbody>{claim_rows}</tbody></table></div>",
         town = h(&town),
+        base = h(req.base_path()),
         a = run.covers[0],
         b = run.covers[1],
         n = run.recipients,

@@ -25,8 +25,12 @@ fn routes() -> Router {
         .get("/forms/:id/definition", |r| Ok(Response::json(&latest_form(r.param("id").unwrap_or(""))?)))
         .post("/forms/:id", submit)
         .get("/applications/mine", |r| if r.wants_html() { pages::my_applications(r, &my_applications()?) } else { Ok(Response::json(&my_applications()?)) })
-        .get("/applications/:no", |r| Ok(Response::json(&visible_application(r.param("no").unwrap_or(""))?)))
+        .get("/applications/:no", |r| {
+            let app = visible_application(r.param("no").unwrap_or(""))?;
+            if r.wants_html() { pages::application(r, &app) } else { Ok(Response::json(&app)) }
+        })
         .put("/applications/:no", resubmit)
+        .post("/applications/:no", resubmit)
         .post("/applications/:no/withdraw", withdraw)
         .get("/staff", pages::staff)
         .get("/staff/applications", staff_list)
@@ -74,7 +78,7 @@ pub struct Application {
 
 // ---- storage -------------------------------------------------------------------------------
 
-fn form_key(id: &str, version: u32) -> String {
+pub(crate) fn form_key(id: &str, version: u32) -> String {
     format!("form/{id}/{version:06}")
 }
 
@@ -208,7 +212,11 @@ fn resubmit(req: &Request) -> Result<Response> {
         return Err(Error::forbidden("申請者本人だけが補正できます"));
     }
     workflow::transition(Actor::Applicant, app.status, Status::Submitted).map_err(Error::conflict)?;
-    let form: FormDef = kv::get_json(&form_key(&app.form_id, app.form_version))?.ok_or_else(|| Error::internal("the form version is missing"))?;
+    let mut form: FormDef = kv::get_json(&form_key(&app.form_id, app.form_version))?.ok_or_else(|| Error::internal("the form version is missing"))?;
+    // A file already on record need not be sent again; a new one replaces it.
+    for f in form.fields.iter_mut().filter(|f| f.kind == forms::FieldKind::File && app.files.contains_key(&f.name)) {
+        f.required = false;
+    }
     let validated = forms::validate(&form, &req.fields()?, max_attachment()).map_err(invalid)?;
     let mut files = app.files.clone();
     files.extend(store_files(&app.receipt_number, &validated)?);
@@ -217,7 +225,7 @@ fn resubmit(req: &Request) -> Result<Response> {
     app.history.push(HistoryEntry { on: Date::today(), by: who(), from: Some(app.status), to: Status::Submitted, comment: "補正して再提出".into() });
     app.status = Status::Submitted;
     save(&app)?;
-    Ok(Response::json(&app))
+    if req.is_form() { Ok(Response::redirect(format!("{}/applications/{}", req.base_path(), app.receipt_number))) } else { Ok(Response::json(&app)) }
 }
 
 fn withdraw(req: &Request) -> Result<Response> {

@@ -1,7 +1,7 @@
 //! Resident and staff pages, Japanese first, server-rendered with labels for every input.
 
 use crate::forms::{FieldKind, Prefill};
-use crate::{Application, all_applications, latest_form, latest_forms};
+use crate::{Application, FormDef, all_applications, latest_form, latest_forms};
 use nukisashi_sdk::escape_html as h;
 use nukisashi_sdk::prelude::*;
 use nukisashi_sdk::registry::Resident;
@@ -58,12 +58,51 @@ fn file_note(accept: &[String]) -> String {
     if kinds.is_empty() { "ファイルを選んでください".into() } else { format!("{} のファイルを選んでください", kinds.join("・")) }
 }
 
+/// The form's fields as labelled controls: `value` fills each in, `attached` names the
+/// file already on record for a file field (which then need not be chosen again), and a
+/// 宛名番号 vouched for by the sign-in (`vouched`) is shown read-only.
+fn fields_html(form: &FormDef, value: impl Fn(&crate::forms::Field) -> String, attached: impl Fn(&str) -> Option<String>, vouched: bool) -> String {
+    let mut fields = String::new();
+    for f in &form.fields {
+        let id = h(&f.name);
+        let on_record = if f.kind == FieldKind::File { attached(&f.name) } else { None };
+        let required = if f.required && on_record.is_none() { " required" } else { "" };
+        let mark = if f.required { " <span class=\"req\">（必須）</span>" } else { "" };
+        let value = h(&value(f));
+        let control = match f.kind {
+            FieldKind::Choice => {
+                let options: String = f.choices.iter().map(|c| format!("<option{}>{}</option>", if h(c) == value { " selected" } else { "" }, h(c))).collect();
+                format!("<select id=\"{id}\" name=\"{id}\"{required}><option value=\"\">選択してください</option>{options}</select>")
+            }
+            FieldKind::Date => format!("<input id=\"{id}\" name=\"{id}\" type=\"date\" value=\"{value}\"{required}>"),
+            FieldKind::File => {
+                let note = match &on_record {
+                    Some(name) => format!("添付済み：{}（差し替えるときだけ選んでください）", name),
+                    None => file_note(&f.accept),
+                };
+                format!(
+                    "<input id=\"{id}\" name=\"{id}\" type=\"file\" accept=\"{}\"{required} aria-describedby=\"{id}-types\"><span class=\"note\" id=\"{id}-types\">{}</span>",
+                    h(&f.accept.join(",")),
+                    h(&note)
+                )
+            }
+            // The 宛名番号 the identity provider vouched for is shown, not typed.
+            _ if f.prefill == Some(Prefill::AddresseeNumber) && vouched => {
+                format!("<input id=\"{id}\" name=\"{id}\" value=\"{value}\" size=\"40\" readonly aria-describedby=\"{id}-from-sign-in\"><span class=\"note\" id=\"{id}-from-sign-in\">ログイン情報から入力しています</span>")
+            }
+            _ => format!("<input id=\"{id}\" name=\"{id}\" value=\"{value}\" size=\"40\"{required}>"),
+        };
+        fields.push_str(&format!("<label for=\"{id}\">{}{mark}</label>{control}", h(&f.label)));
+    }
+    fields
+}
+
 pub fn form_page(req: &Request) -> Result<Response> {
     let base = h(req.base_path());
     let form = latest_form(req.param("id").unwrap_or(""))?;
     let me = prefill_source();
-    let prefill = |p: Option<Prefill>| -> String {
-        let (Some(p), Some((number, r))) = (p, &me) else { return String::new() };
+    let prefill = |f: &crate::forms::Field| -> String {
+        let (Some(p), Some((number, r))) = (f.prefill, &me) else { return String::new() };
         match p {
             Prefill::Name => r.name.clone(),
             Prefill::NameKana => r.name_kana.clone(),
@@ -73,31 +112,7 @@ pub fn form_page(req: &Request) -> Result<Response> {
             Prefill::AddresseeNumber => number.clone(),
         }
     };
-    let mut fields = String::new();
-    for f in &form.fields {
-        let id = h(&f.name);
-        let required = if f.required { " required" } else { "" };
-        let mark = if f.required { " <span class=\"req\">（必須）</span>" } else { "" };
-        let value = h(&prefill(f.prefill));
-        let control = match f.kind {
-            FieldKind::Choice => {
-                let options: String = f.choices.iter().map(|c| format!("<option>{}</option>", h(c))).collect();
-                format!("<select id=\"{id}\" name=\"{id}\"{required}><option value=\"\">選択してください</option>{options}</select>")
-            }
-            FieldKind::Date => format!("<input id=\"{id}\" name=\"{id}\" type=\"date\" value=\"{value}\"{required}>"),
-            FieldKind::File => format!(
-                "<input id=\"{id}\" name=\"{id}\" type=\"file\" accept=\"{}\"{required} aria-describedby=\"{id}-types\"><span class=\"note\" id=\"{id}-types\">{}</span>",
-                h(&f.accept.join(",")),
-                h(&file_note(&f.accept))
-            ),
-            // The 宛名番号 the identity provider vouched for is shown, not typed.
-            _ if f.prefill == Some(Prefill::AddresseeNumber) && me.is_some() => {
-                format!("<input id=\"{id}\" name=\"{id}\" value=\"{value}\" size=\"40\" readonly aria-describedby=\"{id}-from-sign-in\"><span class=\"note\" id=\"{id}-from-sign-in\">ログイン情報から入力しています</span>")
-            }
-            _ => format!("<input id=\"{id}\" name=\"{id}\" value=\"{value}\" size=\"40\"{required}>"),
-        };
-        fields.push_str(&format!("<label for=\"{id}\">{}{mark}</label>{control}", h(&f.label)));
-    }
+    let fields = fields_html(&form, prefill, |_| None, me.is_some());
     let anonymous = identity::caller().role == nukisashi_sdk::identity::Role::Anonymous;
     // Before sign-in the form cannot be sent (a form with files is not kept across
     // sign-in): sign in first, then fill it in.
@@ -164,7 +179,13 @@ pub fn my_applications(req: &Request, mine: &[Application]) -> Result<Response> 
             .iter()
             .map(|a| {
                 let said = a.history.last().map(|e| h(&e.comment)).unwrap_or_default();
-                format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{said}</td></tr>", h(&a.receipt_number), h(&a.form_title), a.submitted_on, a.status.label())
+                format!(
+                    "<tr><td><a href=\"{base}/applications/{no}\">{no}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{said}</td></tr>",
+                    h(&a.form_title),
+                    a.submitted_on,
+                    a.status.label(),
+                    no = h(&a.receipt_number)
+                )
             })
             .collect();
         format!(
@@ -173,4 +194,38 @@ pub fn my_applications(req: &Request, mine: &[Application]) -> Result<Response> 
         )
     };
     Ok(layout(req, "自分の申請", &body))
+}
+
+/// One application for its applicant: where it stands, what staff said, and, when it was
+/// returned, the correction form with what was sent before.
+pub fn application(req: &Request, app: &Application) -> Result<Response> {
+    let base = h(req.base_path());
+    let history: String = app
+        .history
+        .iter()
+        .map(|e| format!("<li>{} {}{}</li>", e.on, e.to.label(), if e.comment.is_empty() { String::new() } else { format!("：{}", h(&e.comment)) }))
+        .collect();
+    let correction = if app.status == crate::workflow::Status::Returned && app.applicant == identity::caller().subject {
+        let form: Option<FormDef> = kv::get_json(&crate::form_key(&app.form_id, app.form_version))?;
+        match form {
+            Some(form) => {
+                let fields = fields_html(&form, |f| app.values.get(&f.name).cloned().unwrap_or_default(), |name| app.files.get(name).map(|i| i.name.clone()), app.addressee_number.is_some());
+                format!(
+                    "<h2>補正して再提出する</h2><p>職員からの連絡を確かめて、内容を直してください。</p>\
+                     <form method=\"post\" action=\"{base}/applications/{no}\" enctype=\"multipart/form-data\">{fields}<p><button type=\"submit\">再提出する</button></p></form>",
+                    no = h(&app.receipt_number)
+                )
+            }
+            None => String::new(),
+        }
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<h1>{title}</h1><p>受付番号 {no}　状態：<strong>{status}</strong></p><h2>経過</h2><ul>{history}</ul>{correction}<p><a href=\"{base}/applications/mine\">自分の申請へ</a></p>",
+        title = h(&app.form_title),
+        no = h(&app.receipt_number),
+        status = app.status.label()
+    );
+    Ok(layout(req, &format!("申請 {}", app.receipt_number), &body))
 }
