@@ -43,14 +43,19 @@ async fn provider_and_host(dir: &Path, backend: Backend, user: impl FnOnce(&str)
     (idp, spec)
 }
 
+/// The link to our provider on the municipality's choice of providers.
+fn provider_link(page: &str) -> String {
+    let link = page.split("<a href=\"").skip(1).find(|a| a.contains(PROVIDER)).and_then(|a| a.split('"').next()).expect("a link to the provider");
+    link.replace("&amp;", "&")
+}
+
 /// Opens `url` and, where the municipality offers several providers, picks ours.
 async fn sign_in_and_open(web: &Web, url: &str) -> Page {
     let page = web.open(url).await;
     if !page.body.contains(PROVIDER) || !page.url.contains("/signin/") {
         return page;
     }
-    let link = page.body.split("<a href=\"").skip(1).find(|a| a.contains(PROVIDER)).and_then(|a| a.split('"').next()).expect("a link to the provider");
-    let link = link.replace("&amp;", "&");
+    let link = provider_link(&page.body);
     let next = reqwest::Url::parse(&page.url).unwrap().join(&link).unwrap();
     let mut signed_in = web.open(next.as_str()).await;
     let mut hops = page.hops;
@@ -161,7 +166,7 @@ async fn forged_callbacks_replayed_codes_and_wrong_nonces_sign_no_one_in() {
     // The code again, under a fresh state of the attacker's own: the provider refuses it.
     let fresh = Web::default();
     let page = fresh.open(&mine).await;
-    let choice = page.body.split("<a href=\"").skip(1).find(|a| a.contains(PROVIDER)).and_then(|a| a.split('"').next()).unwrap().replace("&amp;", "&");
+    let choice = provider_link(&page.body);
     let to_provider = fresh.send(reqwest::Method::GET, &host.url(&choice), None, &[]).await;
     let authorize = to_provider.headers()["location"].to_str().unwrap().to_string();
     let state = reqwest::Url::parse(&authorize).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.to_string();
@@ -176,7 +181,7 @@ async fn forged_callbacks_replayed_codes_and_wrong_nonces_sign_no_one_in() {
     // session.
     let keeper = Web::default();
     let page = keeper.open(&mine).await;
-    let choice = page.body.split("<a href=\"").skip(1).find(|a| a.contains(PROVIDER)).and_then(|a| a.split('"').next()).unwrap().replace("&amp;", "&");
+    let choice = provider_link(&page.body);
     let platform = format!("http://localhost:{}", host.port());
     let to_provider = keeper.send(reqwest::Method::GET, &format!("{platform}{choice}"), None, &[]).await;
     let authorize = to_provider.headers()["location"].to_str().unwrap().to_string();
@@ -246,7 +251,7 @@ async fn expired_sessions_and_cross_site_posts_are_refused_and_a_posted_form_sur
     for _ in 0..20 {
         let anonymous = Web::default();
         let page = anonymous.open(&mine).await;
-        let link = page.body.split("<a href=\"").skip(1).find(|a| a.contains(PROVIDER)).and_then(|a| a.split('"').next()).unwrap().replace("&amp;", "&");
+        let link = provider_link(&page.body);
         let started = anonymous.send(reqwest::Method::GET, &host.url(&link), None, &[]).await;
         assert_eq!(started.status(), 303);
     }

@@ -82,14 +82,8 @@ impl SignIn {
     }
 
     fn check(&self, issuer: &str) -> Result<()> {
-        for (what, url) in [("authorization_endpoint", &self.authorization_endpoint), ("token_endpoint", &self.token_endpoint)] {
-            let parsed = reqwest::Url::parse(url).with_context(|| format!("identity provider {issuer}: sign_in.{what} `{url}` is not a URL"))?;
-            let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-            if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
-                anyhow::bail!("identity provider {issuer}: sign_in.{what} must be https:// (plain http only on loopback), not `{url}`");
-            }
-        }
-        Ok(())
+        crate::signin::oidc::check_url(issuer, "sign_in.authorization_endpoint", &self.authorization_endpoint)?;
+        crate::signin::oidc::check_url(issuer, "sign_in.token_endpoint", &self.token_endpoint)
     }
 }
 

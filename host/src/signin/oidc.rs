@@ -320,7 +320,7 @@ impl Endpoints {
 }
 
 /// Provider URLs are https (plain http only on loopback).
-fn check_url(issuer: &str, what: &str, url: &str) -> Result<()> {
+pub(crate) fn check_url(issuer: &str, what: &str, url: &str) -> Result<()> {
     let parsed = url::Url::parse(url).with_context(|| format!("identity provider {issuer}: {what} `{url}` is not a URL"))?;
     let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
