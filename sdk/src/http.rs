@@ -34,6 +34,12 @@ impl Method {
     }
 }
 
+/// The form field that carries a signed-in browser's form token (see
+/// [`Request::form_token_field`]).
+pub const FORM_TOKEN_FIELD: &str = "nukisashi_form_token";
+/// The request header in which the host gives the module the session's form token.
+const FORM_TOKEN_HEADER: &str = "x-nukisashi-form-token";
+
 /// An incoming request, with its body read in full (up to the SDK's body limit).
 ///
 /// `path` is the path inside the module: the host strips `/{lg-code}/{module}` and passes
@@ -93,6 +99,46 @@ impl Request {
         self.header("accept").is_some_and(|a| a.contains("text/html"))
     }
 
+    /// The hidden field to put in every `<form method="post">` a page renders: it carries
+    /// the form token of the browser's sign-in session on this module's origin, and the
+    /// router refuses a form posted with that session unless it comes back (so a page
+    /// elsewhere cannot make a signed-in browser post a form, on top of the host's own
+    /// same-origin check). Empty when the page was asked without a session: such a form
+    /// posted after signing in is given the token by the host's sign-in.
+    pub fn form_token_field(&self) -> String {
+        match self.header(FORM_TOKEN_HEADER) {
+            Some(token) => format!("<input type=\"hidden\" name=\"{FORM_TOKEN_FIELD}\" value=\"{}\">", escape_html(token)),
+            None => String::new(),
+        }
+    }
+
+    /// The form-token check the router makes before any handler runs: a request with a
+    /// browser session (the host sent its token) whose body a cross-site HTML form could
+    /// have made (urlencoded, multipart or text/plain) must carry the token. JSON needs a
+    /// CORS preflight, which the host never grants, so it passes.
+    pub(crate) fn check_form_token(&self) -> Result<()> {
+        let Some(expected) = self.header(FORM_TOKEN_HEADER) else { return Ok(()) };
+        if matches!(self.method, Method::Get | Method::Head | Method::Options) {
+            return Ok(());
+        }
+        let content_type = self.header("content-type").unwrap_or("").to_ascii_lowercase();
+        let sent = if content_type.starts_with("multipart/form-data") {
+            self.multipart()?.into_iter().flatten().find(|p| p.name == FORM_TOKEN_FIELD && p.filename.is_none()).map(|p| p.data)
+        } else if content_type.starts_with("application/x-www-form-urlencoded") {
+            url::parse_pairs(self.text()?).into_iter().find(|(k, _)| k == FORM_TOKEN_FIELD).map(|(_, v)| v.into_bytes())
+        } else if content_type.starts_with("text/plain") {
+            None
+        } else {
+            return Ok(());
+        };
+        match sent {
+            Some(sent) if same_bytes(&sent, expected.as_bytes()) => Ok(()),
+            _ => Err(Error::forbidden(
+                "このフォームは、このサービスのページから送られたものと確かめられませんでした。ページを開き直して、もう一度送信してください。",
+            )),
+        }
+    }
+
     /// The body as UTF-8 text.
     pub fn text(&self) -> Result<&str> {
         std::str::from_utf8(&self.body).map_err(|_| Error::bad_request("the body is not valid UTF-8"))
@@ -103,12 +149,17 @@ impl Request {
         serde_json::from_slice(&self.body).map_err(|e| Error::bad_request(format!("invalid JSON body: {e}")))
     }
 
-    /// The body parsed as `application/x-www-form-urlencoded` pairs.
+    /// The body parsed as `application/x-www-form-urlencoded` pairs (a multipart form's
+    /// text fields), without the form token.
     pub fn form(&self) -> Result<Vec<(String, String)>> {
         if let Some(parts) = self.multipart()? {
-            return Ok(parts.into_iter().filter(|p| p.filename.is_none()).map(|p| (p.name, String::from_utf8_lossy(&p.data).into_owned())).collect());
+            return Ok(parts
+                .into_iter()
+                .filter(|p| p.filename.is_none() && p.name != FORM_TOKEN_FIELD)
+                .map(|p| (p.name, String::from_utf8_lossy(&p.data).into_owned()))
+                .collect());
         }
-        Ok(url::parse_pairs(self.text()?))
+        Ok(url::parse_pairs(self.text()?).into_iter().filter(|(k, _)| k != FORM_TOKEN_FIELD).collect())
     }
 
     /// The parts of a `multipart/form-data` body (a form with a file input); `None` for
@@ -126,7 +177,7 @@ impl Request {
         use base64::Engine as _;
         if let Some(parts) = self.multipart()? {
             let mut fields = serde_json::Map::new();
-            for part in parts {
+            for part in parts.into_iter().filter(|p| p.name != FORM_TOKEN_FIELD) {
                 let value = match &part.filename {
                     None => serde_json::Value::String(String::from_utf8_lossy(&part.data).into_owned()),
                     Some(name) if name.is_empty() && part.data.is_empty() => continue,
@@ -193,6 +244,18 @@ impl Response {
         Self::new(303).header("location", location.into())
     }
 
+    /// The answer to a POST that one handler serves to browsers and API clients alike
+    /// (redirect-after-post): a form gets 303 See Other to `page` (a path of this module;
+    /// the mount point is added), so reloading the page it lands on sends nothing twice;
+    /// an API client gets `value` as JSON with `status`.
+    pub fn after_post<T: Serialize>(req: &Request, page: &str, status: u16, value: &T) -> Self {
+        if req.is_form() {
+            Self::redirect(format!("{}{page}", req.base_path()))
+        } else {
+            Self::json(value).with_status(status)
+        }
+    }
+
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
         self
@@ -207,6 +270,11 @@ impl Response {
         self.body = body;
         self
     }
+}
+
+/// Equal, in time that does not depend on where they differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Escapes text for safe inclusion in HTML element content and attribute values.
@@ -236,6 +304,30 @@ mod tests {
         assert_eq!(r.query_param("q").as_deref(), Some("あ"));
         assert_eq!(r.query_param("missing"), None);
         assert_eq!(Request::new(Method::Get, "", vec![], vec![]).path, "/");
+    }
+
+    fn with_token(content_type: &str, body: &str) -> Request {
+        let headers = vec![("x-nukisashi-form-token".into(), b"tok-1".to_vec()), ("content-type".into(), content_type.as_bytes().to_vec())];
+        Request::new(Method::Post, "/entries", headers, body.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_form_posted_with_a_session_needs_its_token() {
+        assert!(with_token("application/x-www-form-urlencoded", "name=a&nukisashi_form_token=tok-1").check_form_token().is_ok());
+        assert_eq!(with_token("application/x-www-form-urlencoded", "name=a&nukisashi_form_token=tok-2").check_form_token().unwrap_err().status, 403);
+        assert_eq!(with_token("application/x-www-form-urlencoded", "name=a").check_form_token().unwrap_err().status, 403);
+        assert_eq!(with_token("text/plain", "nukisashi_form_token=tok-1").check_form_token().unwrap_err().status, 403);
+        let multipart = "--b\r\nContent-Disposition: form-data; name=\"nukisashi_form_token\"\r\n\r\ntok-1\r\n--b--\r\n";
+        assert!(with_token("multipart/form-data; boundary=b", multipart).check_form_token().is_ok());
+        // JSON cannot come from a cross-site form; nor is there anything to check without a session.
+        assert!(with_token("application/json", "{}").check_form_token().is_ok());
+        let anonymous = Request::new(Method::Post, "/entries", vec![("content-type".into(), b"application/x-www-form-urlencoded".to_vec())], b"name=a".to_vec());
+        assert!(anonymous.check_form_token().is_ok());
+        // Handlers never see the token among the fields.
+        let r = with_token("application/x-www-form-urlencoded", "name=a&nukisashi_form_token=tok-1");
+        assert_eq!(r.form().unwrap(), vec![("name".to_string(), "a".to_string())]);
+        assert!(!r.fields().unwrap().contains_key(FORM_TOKEN_FIELD));
+        assert!(r.form_token_field().contains("value=\"tok-1\""));
     }
 
     #[test]

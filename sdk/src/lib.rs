@@ -21,6 +21,14 @@
 //! nukisashi_sdk::module!(routes);
 //! ```
 //!
+//! Pages for browsers: [`Request::wants_html`] tells a browser from an API client (a
+//! handler's [`Error`] becomes a Japanese page or problem+json accordingly);
+//! [`identity::account_bar`] is the 「ログイン」/「ログアウト」 bar; put
+//! [`Request::form_token_field`] in every `<form method="post">` (the router refuses a form
+//! posted with a browser session without it); [`Request::fields`] reads JSON, urlencoded
+//! and multipart bodies (files included) alike; [`Response::after_post`] answers a form with
+//! a redirect to a page and an API client with JSON.
+//!
 //! Build with `cargo build --target wasm32-wasip2 --release`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the component to publish.
 

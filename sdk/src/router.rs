@@ -87,6 +87,9 @@ impl Router {
                 continue;
             }
             request.params = params;
+            if let Err(e) = request.check_form_token() {
+                return refuse(e);
+            }
             return (route.handler)(&request).unwrap_or_else(refuse);
         }
         if path_matched {

@@ -32,6 +32,25 @@ fn host_of(url: &str) -> String {
     reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()
 }
 
+impl Page {
+    /// The hidden fields of the page's forms (`<input type="hidden" name=… value=…>`, as
+    /// the platform's and the SDK's pages write them), in order.
+    pub fn hidden_fields(&self) -> Vec<(String, String)> {
+        let attribute = |tag: &str, name: &str| -> Option<String> {
+            let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+            let end = start + tag[start..].find('"')?;
+            Some(tag[start..end].replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+        };
+        self.body
+            .split("<input ")
+            .skip(1)
+            .filter_map(|rest| rest.split('>').next())
+            .filter(|tag| tag.starts_with("type=\"hidden\""))
+            .filter_map(|tag| Some((attribute(tag, "name")?, attribute(tag, "value")?)))
+            .collect()
+    }
+}
+
 impl Web {
     pub fn cookie(&self, url: &str, name: &str) -> Option<String> {
         self.jar.lock().unwrap().get(&host_of(url)).and_then(|c| c.get(name).cloned())

@@ -94,6 +94,18 @@ async fn claims_payments_and_move_out() {
     assert_eq!(status, 400, "odd months are not payment months");
     let page = host.client.get(host.url(&format!("{base}/staff"))).bearer_auth(&staff).send().await.unwrap().text().await.unwrap();
     assert!(page.contains(&head[3]) && page.contains("<tfoot>"));
+    // The same run as a file for the payment system: every row, the total matching.
+    let file = host.client.get(host.url(&format!("{base}/staff/payment-run.csv?month={now_payment}"))).bearer_auth(&staff).send().await.unwrap();
+    assert_eq!(file.status(), 200);
+    assert!(file.headers()["content-disposition"].to_str().unwrap().contains(&format!("payment-run-{now_payment}.csv")));
+    let bytes = file.bytes().await.unwrap();
+    assert!(bytes.starts_with("\u{feff}認定番号,宛名番号,受給者,支払額\r\n".as_bytes()), "UTF-8 with a BOM and a header row");
+    let lines: Vec<&str> = std::str::from_utf8(&bytes).unwrap().lines().skip(1).collect();
+    assert_eq!(lines.len(), run_now["rows"].as_array().unwrap().len());
+    let file_sum: i64 = lines.iter().map(|l| l.rsplit(',').next().unwrap().parse::<i64>().unwrap()).sum();
+    assert_eq!(file_sum, sum);
+    let (status, _) = host.call(Some(&host.token("resident", None)), Method::GET, &format!("{base}/staff/payment-run.csv"), None).await;
+    assert_eq!(status, 403, "the payment file is for staff");
 
     // The public calculator gives the published example.
     let (_, calc) = host.call(None, Method::GET, &format!("{base}/calculate?births=2009-01-10,2013-01-10,2016-01-10&supported=2006-01-10&month=2026-06"), None).await;

@@ -110,6 +110,31 @@ async fn every_resident_page_fits_a_phone_and_passes_axe() {
     assert!(report.is_empty(), "pages that fail on a phone or for accessibility:\n{}", report.join("\n"));
 }
 
+/// Fills the fields (selects included) of the form whose action ends in `action`, and
+/// sends it with its own button.
+async fn send_form(browser: &Browser, action: &str, fields: &[(&str, &str)]) {
+    let form = format!("form[action$='{action}']");
+    for (name, value) in fields {
+        fill(browser, &format!("{form} [name={name}]"), value).await;
+    }
+    browser.client.find(fantoccini::Locator::Css(&format!("{form} button[type=submit]"))).await.unwrap().click().await.unwrap();
+}
+
+/// Waits until the table row that starts with the cell `first` has a cell `cell` (a
+/// status the page shows once the change it was sent is made).
+async fn wait_for_row(browser: &Browser, first: &str, cell: &str) {
+    let xpath = format!("//tr[td[1][normalize-space()='{first}']]/td[normalize-space()='{cell}']");
+    let found = browser.client.wait().at_most(std::time::Duration::from_secs(15)).for_element(fantoccini::Locator::XPath(&xpath)).await;
+    assert!(found.is_ok(), "no row {first} showing {cell}: {}", browser.wait_for_text("").await.unwrap_or_default());
+}
+
+/// The text of `url` fetched by the page itself (same origin, with its cookies).
+async fn fetch_in_page(browser: &Browser, url: &str) -> String {
+    let script = "const done = arguments[arguments.length - 1];
+        fetch(arguments[0], { credentials: 'same-origin' }).then(r => r.text()).then(done).catch(e => done('fetch failed: ' + e));";
+    browser.client.execute_async(script, vec![Value::String(url.into())]).await.unwrap().as_str().unwrap_or_default().to_string()
+}
+
 #[tokio::test]
 async fn a_clerk_signs_in_once_and_works_the_staff_pages_in_the_browser() {
     let axe = std::fs::read_to_string(std::env::var("NUKISASHI_AXE_JS").expect("run through `cargo xtask test`, which fetches axe-core")).unwrap();
@@ -122,49 +147,152 @@ async fn a_clerk_signs_in_once_and_works_the_staff_pages_in_the_browser() {
     ];
     let host = spec.start().unwrap();
     let origin = |m: &str| host.origin(CHIYODA, m);
-    // A resident's donation, made by an API client.
+    let mut report = Vec::new();
+    let mut check = async |name: &str, browser: &Browser| {
+        browser.screenshot(name).await.unwrap();
+        for problem in problems(browser, &axe).await {
+            report.push(format!("{name}: {problem}"));
+        }
+    };
+
+    // A resident's two donations, one with a one-stop application, made by an API client.
     let resident = host.token("resident", None);
     let donation = serde_json::json!({"amount": 30000, "name": "山田 花子", "postal_code": "100-0001", "address": "東京都千代田区千代田1-1", "phone": "03-0000-0000"});
-    let r = host.client.post(format!("{}/donations", origin("furusato-tax"))).bearer_auth(&resident).json(&donation).send().await.unwrap();
+    let mut donations = Vec::new();
+    for _ in 0..2 {
+        let r = host.client.post(format!("{}/donations", origin("furusato-tax"))).bearer_auth(&resident).json(&donation).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        donations.push(r.json::<Value>().await.unwrap());
+    }
+    let onestop = serde_json::json!({"donation_id": donations[0]["id"], "name": "山田 花子", "address": "東京都千代田区千代田1-1", "individual_number": "123456789018",
+        "birth_date": "1980-04-01", "phone": "03-0000-0000", "declares_no_tax_return": true, "declares_within_five": true, "municipalities_this_year": 2});
+    let r = host.client.post(format!("{}/onestop", origin("furusato-tax"))).bearer_auth(&resident).json(&onestop).send().await.unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let onestop_id = r.json::<Value>().await.unwrap()["id"].clone();
 
-    let browser = Browser::start().await.unwrap();
-    browser.client.goto(&format!("{}/staff", origin("furusato-tax"))).await.unwrap();
-    browser.wait_for("button[name=who][value=staff]").await.unwrap().click().await.unwrap();
-    browser.wait_for_text("ふるさと納税 管理").await.unwrap();
-    let mut report = Vec::new();
-    for problem in problems(&browser, &axe).await {
-        report.push(format!("furusato-staff: {problem}"));
+    // A resident on a phone applies for 児童手当 online, signing in from the form page.
+    let phone = Browser::start().await.unwrap();
+    phone.client.set_window_size(PHONE_WIDTH, 844).await.unwrap();
+    let e_app = origin("e-application");
+    phone.client.goto(&format!("{e_app}/forms/child-allowance-claim")).await.unwrap();
+    phone.wait_for("button[type=submit][disabled]").await.unwrap();
+    phone.wait_for("p.note a").await.unwrap().click().await.unwrap();
+    phone.wait_for("button[name=who][value^='resident:']").await.unwrap().click().await.unwrap();
+    fill(&phone, "select[name=pension]", "国民年金").await;
+    let pdf = dir.path().join("confirmation.pdf");
+    std::fs::write(&pdf, b"%PDF-1.4 from the phone\n").unwrap();
+    phone.client.find(fantoccini::Locator::Css("input[type=file][name=confirmation]")).await.unwrap().send_keys(pdf.to_str().unwrap()).await.unwrap();
+    phone.client.find(fantoccini::Locator::Css("form[action$='/forms/child-allowance-claim'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    phone.wait_for("p[role=status] strong").await.unwrap();
+    let landed = phone.client.current_url().await.unwrap();
+    let no = landed.query_pairs().find(|(k, _)| k == "submitted").map(|(_, v)| v.into_owned()).expect("the 受付番号 in the page's address");
+
+    // The clerk signs in once, at the furusato staff page.
+    let clerk = Browser::start().await.unwrap();
+    clerk.client.goto(&format!("{}/staff", origin("furusato-tax"))).await.unwrap();
+    clerk.wait_for("button[name=who][value=staff]").await.unwrap().click().await.unwrap();
+    clerk.wait_for_text("ふるさと納税 管理").await.unwrap();
+    check("staff-furusato", &clerk).await;
+    // The one-stop queue: the application is accepted from its form.
+    send_form(&clerk, &format!("/staff/onestop/{onestop_id}/status"), &[("status", "accepted")]).await;
+    wait_for_row(&clerk, &onestop_id.to_string(), "受理").await;
+    let mine: Value = host.client.get(format!("{}/onestop/mine", origin("furusato-tax"))).bearer_auth(&resident).send().await.unwrap().json().await.unwrap();
+    assert_eq!(mine[0]["status"], "accepted", "{mine}");
+    // The second donation is cancelled, with the reason.
+    let cancel = format!("form[action$='/staff/donations/{}/cancel']", donations[1]["id"]);
+    fill(&clerk, &format!("{cancel} input[name=reason]"), "二重の申込み").await;
+    clerk.client.find(fantoccini::Locator::Css(&format!("{cancel} button"))).await.unwrap().click().await.unwrap();
+    wait_for_row(&clerk, donations[1]["receipt_number"].as_str().unwrap(), "取消").await;
+    let mine: Value = host.client.get(format!("{}/donations/mine", origin("furusato-tax"))).bearer_auth(&resident).send().await.unwrap().json().await.unwrap();
+    let cancelled = mine.as_array().unwrap().iter().find(|d| d["id"] == donations[1]["id"]).unwrap().to_string();
+    assert!(cancelled.contains("\"cancelled\"") && cancelled.contains("二重の申込み"), "the cancellation is recorded with its reason: {mine}");
+
+    // A form whose token was taken out is refused, and changes nothing (the same-origin
+    // check alone would have let it through).
+    let other = format!("form[action$='/staff/donations/{}/cancel']", donations[0]["id"]);
+    clerk.client.execute(&format!("document.querySelector(\"{other} input[name=nukisashi_form_token]\").remove();"), vec![]).await.unwrap();
+    fill(&clerk, &format!("{other} input[name=reason]"), "トークンなし").await;
+    clerk.client.find(fantoccini::Locator::Css(&format!("{other} button"))).await.unwrap().click().await.unwrap();
+    clerk.wait_for_text("ページを開き直して").await.unwrap();
+    let mine: Value = host.client.get(format!("{}/donations/mine", origin("furusato-tax"))).bearer_auth(&resident).send().await.unwrap().json().await.unwrap();
+    assert!(!mine.to_string().contains("トークンなし"), "{mine}");
+
+    // The e-application queue, without signing in again: received, in review, returned
+    // with a comment.
+    let url = format!("{e_app}/staff");
+    clerk.client.goto(&url).await.unwrap();
+    clerk.wait_for_text("電子申請 処理一覧").await.unwrap();
+    assert_eq!(clerk.client.current_url().await.unwrap().as_str(), url, "no sign-in page on the way");
+    check("staff-e-application", &clerk).await;
+    let status = format!("/staff/applications/{no}/status");
+    for (to, label) in [("received", "受付"), ("in-review", "処理中"), ("returned", "差し戻し")] {
+        let comment = if to == "returned" { "年金の種類を確認してください" } else { "" };
+        send_form(&clerk, &status, &[("status", to), ("comment", comment)]).await;
+        wait_for_row(&clerk, &no, label).await;
     }
-    browser.screenshot("staff-furusato").await.unwrap();
 
-    // The clerk cancels the donation from the page (a same-origin form post with the session).
-    browser.client.find(fantoccini::Locator::Css("input[name=reason]")).await.unwrap().send_keys("二重の申込み").await.unwrap();
-    browser.client.find(fantoccini::Locator::Css("form[action$='/cancel'] button")).await.unwrap().click().await.unwrap();
-    let page = browser.wait_for_text("取消").await.unwrap();
-    assert!(page.contains("ふるさと納税 管理"), "back on the staff page: {page}");
-    let mine = host.client.get(format!("{}/donations/mine", origin("furusato-tax"))).bearer_auth(&resident).send().await.unwrap().json::<Value>().await.unwrap();
-    let recorded = mine[0].to_string();
-    assert!(recorded.contains("\"cancelled\"") && recorded.contains("二重の申込み"), "the cancellation is recorded with its reason: {mine}");
+    // The resident reads it on the application's page and corrects it there.
+    phone.client.goto(&format!("{e_app}/applications/{no}")).await.unwrap();
+    phone.wait_for_text("年金の種類を確認してください").await.unwrap();
+    check("phone-e-application-returned", &phone).await;
+    send_form(&phone, &format!("/applications/{no}"), &[("pension", "厚生年金")]).await;
+    let resent = phone.client.wait().at_most(std::time::Duration::from_secs(15)).for_element(fantoccini::Locator::XPath("//strong[normalize-space()='送信済']")).await;
+    assert!(resent.is_ok(), "the corrected application is sent again");
 
-    // The other modules' staff pages: no second sign-in.
-    for (name, module, heading) in [("e-application", "e-application", "電子申請 処理一覧"), ("child-allowance", "child-allowance", "児童手当 管理")] {
-        let url = format!("{}/staff", origin(module));
-        browser.client.goto(&url).await.unwrap();
-        browser.wait_for_text(heading).await.unwrap();
-        assert_eq!(browser.client.current_url().await.unwrap().as_str(), url, "no sign-in page on the way");
-        for problem in problems(&browser, &axe).await {
-            report.push(format!("{name}-staff: {problem}"));
-        }
-        browser.screenshot(&format!("staff-{name}")).await.unwrap();
+    // The clerk completes it.
+    clerk.client.refresh().await.unwrap();
+    for (to, label) in [("received", "受付"), ("in-review", "処理中"), ("completed", "処理完了")] {
+        send_form(&clerk, &status, &[("status", to)]).await;
+        wait_for_row(&clerk, &no, label).await;
     }
-    assert!(report.is_empty(), "staff pages failing accessibility:\n{}", report.join("\n"));
+    let queue = clerk.wait_for_text("処理完了").await.unwrap();
+    assert!(clerk.client.find_all(fantoccini::Locator::Css(&format!("form[action$='{status}']"))).await.unwrap().is_empty(), "a completed application has no form left: {queue}");
+    phone.client.refresh().await.unwrap();
+    let page = phone.wait_for_text("処理完了").await.unwrap();
+    assert!(page.contains("差し戻し：年金の種類を確認してください"), "the resident sees the whole history: {page}");
+
+    // 児童手当: a family's claim taken from the form (filed five months ago, so it is in
+    // the next payment), then the payment list for a chosen month, as a file.
+    let admin = host.token("admin", Some(CHIYODA));
+    let csv = host.send_as(&admin, reqwest::Method::GET, &format!("/api/v1/municipalities/{CHIYODA}/linkage/residents/export"), None).await.text().await.unwrap();
+    let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
+    let today = chrono::Local::now().date_naive();
+    let young = |r: &Vec<String>| chrono::NaiveDate::parse_from_str(&r[5], "%Y-%m-%d").unwrap() > today - chrono::Duration::days(365 * 14);
+    let family = rows
+        .iter()
+        .find(|h| h[7] == "世帯主" && h[11] == "住民" && rows.iter().any(|c| c[2] == h[2] && c[7] == "子" && c[11] == "住民" && young(c)))
+        .expect("the demo registry has families");
+    let child_allowance = origin("child-allowance");
+    clerk.client.goto(&format!("{child_allowance}/staff")).await.unwrap();
+    clerk.wait_for_text("児童手当 管理").await.unwrap();
+    fill(&clerk, "#claimant", &family[0]).await;
+    fill(&clerk, "#filed", &(today - chrono::Months::new(5)).to_string()).await;
+    clerk.client.find(fantoccini::Locator::Css("form[action$='/staff/claims'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    let page = clerk.wait_for_text(&family[0]).await.unwrap();
+    assert!(page.contains("支給中"), "the claim is listed: {page}");
+    check("staff-child-allowance", &clerk).await;
+    let listed = |page: &str| page.lines().any(|l| l.contains(&family[0]) && l.contains('円'));
+    let in_two_months = today + chrono::Months::new(2);
+    let month = format!("{}", if in_two_months.format("%m").to_string().parse::<u32>().unwrap() % 2 == 0 { in_two_months } else { in_two_months + chrono::Months::new(1) }.format("%Y-%m"));
+    fill(&clerk, "#month", &month).await;
+    clerk.client.find(fantoccini::Locator::Css("form[action$='/staff'][method=get] button")).await.unwrap().click().await.unwrap();
+    let page = clerk.wait_for_text(&format!("{month}支払")).await.unwrap();
+    assert!(listed(&page), "the family is paid in {month}: {page}");
+    let link = clerk.wait_for("a[href*='payment-run.csv']").await.unwrap().attr("href").await.unwrap().unwrap();
+    assert!(link.ends_with(&format!("month={month}")), "{link}");
+    let file = fetch_in_page(&clerk, &link).await;
+    // (The page's `text()` takes the file's byte-order mark off.)
+    assert!(file.starts_with("認定番号,宛名番号,受給者,支払額\r\n"), "{file}");
+    assert!(file.lines().any(|l| l.contains(&format!("\"{}\"", family[0]))), "the family's row in the file: {file}");
+    assert!(report.is_empty(), "pages failing accessibility:\n{}", report.join("\n"));
 }
 
-/// Fills the field `css` (value set by script, as date inputs take no typing reliably).
+/// Fills the field `css` (value set by script, as date inputs take no typing reliably; a
+/// select must have an option of that value).
 async fn fill(browser: &Browser, css: &str, value: &str) {
     let element = browser.wait_for(css).await.unwrap();
-    browser.client.execute("arguments[0].value = arguments[1];", vec![serde_json::to_value(&element).unwrap(), Value::String(value.into())]).await.unwrap();
+    let set = browser.client.execute("arguments[0].value = arguments[1]; return arguments[0].value;", vec![serde_json::to_value(&element).unwrap(), Value::String(value.into())]).await.unwrap();
+    assert_eq!(set.as_str(), Some(value), "`{css}` takes {value}");
 }
 
 #[tokio::test]

@@ -267,8 +267,16 @@ async fn expired_sessions_and_cross_site_posts_are_refused_and_a_posted_form_sur
     for (name, value) in form {
         assert!(page.body.contains(&format!("name=\"{name}\" value=\"{value}\"")), "{name} kept: {}", page.body);
     }
-    // The page posts it again from the module's own origin.
-    let sent = web.submit(&furusato(&host, "/donations"), &origin, &form).await;
+    // The page posts it again from the module's own origin, with this session's form
+    // token added (the form was rendered before there was a session).
+    let replayed = page.hidden_fields();
+    assert!(replayed.iter().any(|(k, v)| k == "nukisashi_form_token" && v.len() == 43), "{replayed:?}");
+    let replayed: Vec<(&str, &str)> = replayed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // Without the token, from the right origin and with the session, the module refuses it.
+    let tokenless = web.submit(&furusato(&host, "/donations"), &origin, &form).await;
+    assert_eq!(tokenless.status, 403, "{tokenless:?}");
+    assert!(tokenless.body.contains("lang=\"ja\"") && tokenless.body.contains("ページを開き直して"), "{}", tokenless.body);
+    let sent = web.submit(&furusato(&host, "/donations"), &origin, &replayed).await;
     assert!(sent.status < 300, "{sent:?}");
     let donations: Value = api_json(&web, &mine).await;
     assert_eq!(donations.as_array().map(Vec::len), Some(1), "{donations}");

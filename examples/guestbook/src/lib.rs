@@ -81,11 +81,7 @@ fn add(req: &Request) -> Result<Response> {
     let entry = Entry { id, name: new.name, message: new.message };
     kv::set_json(&entry_key(id), &entry)?;
     log::info(&format!("guestbook entry {id} added"));
-    if req.is_form() {
-        Ok(Response::redirect(format!("{}/", req.base_path())))
-    } else {
-        Ok(Response::json(&entry).with_status(201))
-    }
+    Ok(Response::after_post(req, "/", 201, &entry))
 }
 
 fn validate(new: &NewEntry) -> Result<()> {
@@ -121,7 +117,7 @@ fn page(req: &Request) -> Result<Response> {
 <body><main>
 <h1>{title}</h1>
 <p>{town} ({code})</p>
-<form method="post" action="{action}">
+<form method="post" action="{action}">{token}
 <p><label for="name">お名前</label> <input id="name" name="name" required maxlength="{MAX_NAME_CHARS}"></p>
 <p><label for="message">メッセージ</label> <textarea id="message" name="message" required maxlength="{MAX_MESSAGE_CHARS}"></textarea></p>
 <p><button type="submit">記帳する</button></p>
@@ -130,5 +126,6 @@ fn page(req: &Request) -> Result<Response> {
 </main></body></html>"#,
         town = escape_html(&town.name),
         code = town.lg_code,
+        token = req.form_token_field(),
     )))
 }

@@ -91,9 +91,13 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
         http.status_code = tracing::field::Empty,
     );
     // A bearer token, else (on the module's own origin) the browser's sign-in session.
+    let mut form_token = None;
     let principal = match app.optional_principal(request.headers()).map_err(|e| e.into_problem())? {
         Some(p) => Some(p),
-        None if *mount == Mount::Origin => crate::signin::session_principal(app, target, request.method(), request.headers()).await?,
+        None if *mount == Mount::Origin => crate::signin::browser_session(app, target, request.method(), request.headers()).await?.map(|session| {
+            form_token = Some(session.form_token);
+            session.principal
+        }),
         None => None,
     };
     if level != AccessLevel::Public {
@@ -134,7 +138,7 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
     let _instance = app.governor.admit(lg_code, module).await.inspect_err(|p| refused(app, p))?;
     let platform = app.platform_state(municipality, &routed, caller, audit_context, audit_buffer.clone()).await?;
     let authority = app.edge.origins.authority(lg_code, module);
-    let request = into_module_request(request, path, mount, &authority, request_id)?;
+    let request = into_module_request(request, path, mount, &authority, request_id, form_token.as_deref())?;
     let peak_memory = platform.peak_memory.clone();
     let started = std::time::Instant::now();
     let cpu = CpuClock::default();
@@ -220,9 +224,9 @@ fn error_kind(error: &InvokeError) -> ErrorKind {
 
 /// The request as the module sees it: the checked path in its canonical form (relative to
 /// the mount point), its own origin as the authority (never what the client wrote in
-/// `Host`), the mount point in `x-nukisashi-base-path`, the request id, and no platform
-/// credentials.
-fn into_module_request(request: Request, path: &crate::edge::path::ModulePath, mount: &Mount, authority: &str, request_id: &str) -> Result<Request, Problem> {
+/// `Host`), the mount point in `x-nukisashi-base-path`, the request id, the browser
+/// session's form token if it came with one, and no platform credentials.
+fn into_module_request(request: Request, path: &crate::edge::path::ModulePath, mount: &Mount, authority: &str, request_id: &str, form_token: Option<&str>) -> Result<Request, Problem> {
     let (mut parts, body) = request.into_parts();
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
@@ -238,6 +242,9 @@ fn into_module_request(request: Request, path: &crate::edge::path::ModulePath, m
     parts.headers.insert(axum::http::header::HOST, HeaderValue::from_str(authority).expect("a module origin is a valid authority"));
     parts.headers.insert("x-nukisashi-base-path", HeaderValue::from_str(mount.base_path()).expect("a validated code and module id"));
     parts.headers.insert("x-request-id", HeaderValue::from_str(request_id).expect("uuid"));
+    if let Some(token) = form_token {
+        parts.headers.insert(crate::signin::FORM_TOKEN_HEADER, HeaderValue::from_str(token).expect("URL-safe base64"));
+    }
     Ok(Request::from_parts(parts, body))
 }
 

@@ -21,10 +21,12 @@
 //! 3. `{module origin}/.nukisashi/session?code=` takes the handoff code (single use, bound to
 //!    that origin and to the pending-sign-in cookie of the browser that started, so nobody can
 //!    sign another browser in as themselves), sets the origin's cookie and returns to the page.
-//! 4. The gateway then finds the principal from the cookie ([`session_principal`]); modules
+//! 4. The gateway then finds the principal from the cookie ([`browser_session`]); modules
 //!    see only the verified claims through `identity`, never a cookie or a token. A
 //!    state-changing request with a session cookie must come from the module's own origin
 //!    (exactly one `Origin`, or `Sec-Fetch-Site: same-origin`), on top of SameSite=Lax.
+//!    The module also gets the session's form token ([`FORM_TOKEN_HEADER`]), which the SDK
+//!    puts in every form it renders and checks on every form posted with the session.
 //! 5. A form posted from the module's own pages before sign-in (urlencoded, bounded) is
 //!    kept for ten minutes and posted again from the module origin after sign-in, by the
 //!    browser that posted it. A cross-site post is never kept: it would be a way round 4.
@@ -78,6 +80,11 @@ const ORIGIN_COOKIE: &str = "nukisashi_session";
 const PENDING_COOKIE: &str = "nukisashi_pending";
 /// Where sign-in lives on module origins; modules never see these paths.
 pub const RESERVED_PREFIX: &str = "/.nukisashi/";
+/// The request header that gives a module the form token of the browser's session on its
+/// origin (the SDK's `Request::form_token_field`); set by the host only, never by a client.
+pub const FORM_TOKEN_HEADER: &str = "x-nukisashi-form-token";
+/// The form field the SDK puts the token in (the host's replay page sets it too).
+const FORM_TOKEN_FIELD: &str = "nukisashi_form_token";
 
 /// How long a flow may take at the provider.
 const FLOW_SECONDS: i64 = 600;
@@ -100,6 +107,8 @@ pub struct SignIn {
     settings: SignInSettings,
     /// Signs and checks flow cookies (HS256 with the host's secret, which replicas share).
     flow_keys: (jsonwebtoken::EncodingKey, jsonwebtoken::DecodingKey),
+    /// Derives form tokens (HMAC-SHA256 with the host's secret, so every replica agrees).
+    form_key: Vec<u8>,
     /// When this host last deleted expired sessions.
     last_swept: std::sync::atomic::AtomicI64,
     /// The development provider, with `--demo` on loopback only.
@@ -132,7 +141,7 @@ impl SignIn {
         }
         let secret = crate::auth::local_secret(&settings.data_dir)?;
         let flow_keys = (jsonwebtoken::EncodingKey::from_secret(&secret), jsonwebtoken::DecodingKey::from_secret(&secret));
-        Ok(Self { providers, settings: s.clone(), flow_keys, last_swept: Default::default(), demo })
+        Ok(Self { providers, settings: s.clone(), flow_keys, form_key: secret.to_vec(), last_swept: Default::default(), demo })
     }
 
     fn offered_at(&self, lg_code: &LgCode) -> Vec<(usize, &OidcProvider)> {
@@ -154,6 +163,18 @@ impl SignIn {
         validation.set_required_spec_claims(&["exp", "aud"]);
         validation.leeway = 0;
         jsonwebtoken::decode::<FlowCookie>(cookie, &self.flow_keys.1, &validation).ok().map(|d| d.claims)
+    }
+
+    /// The form token of a module origin's session cookie (by its digest): the same for
+    /// every page of that origin while the session lasts, unguessable from elsewhere, and
+    /// different on every other origin.
+    fn form_token(&self, origin_cookie_digest: &str) -> String {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.form_key).expect("HMAC takes a key of any length");
+        mac.update(b"nukisashi form token\0");
+        mac.update(origin_cookie_digest.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
     /// Whether expired sessions should be swept now (at most once a minute per host).
@@ -285,11 +306,19 @@ fn cross_site(origin: &str) -> Problem {
     )
 }
 
-/// The principal of the module origin's session cookie, if it is valid here. A
+/// A browser's sign-in session on a module origin, as the gateway uses it.
+pub struct BrowserSession {
+    pub principal: Principal,
+    /// For the module, in [`FORM_TOKEN_HEADER`].
+    pub form_token: String,
+}
+
+/// The session of the module origin's session cookie, if it is valid here. A
 /// state-changing request that carries it must come from the module's own origin.
-pub async fn session_principal(app: &App, target: &Target, method: &Method, headers: &HeaderMap) -> Result<Option<Principal>, Problem> {
+pub async fn browser_session(app: &App, target: &Target, method: &Method, headers: &HeaderMap) -> Result<Option<BrowserSession>, Problem> {
     let Some(value) = cookie(headers, ORIGIN_COOKIE) else { return Ok(None) };
-    let Some(session) = app.db.origin_session(&digest(&value), &origin_key(&target.lg_code, &target.module)).await? else {
+    let cookie_digest = digest(&value);
+    let Some(session) = app.db.origin_session(&cookie_digest, &origin_key(&target.lg_code, &target.module)).await? else {
         return Ok(None);
     };
     let now = now();
@@ -305,7 +334,7 @@ pub async fn session_principal(app: &App, target: &Target, method: &Method, head
     if now - session.last_seen >= TOUCH_SECONDS {
         app.db.touch_sign_in_session(&session.id_hash, now).await?;
     }
-    Ok(Some(session.principal))
+    Ok(Some(BrowserSession { principal: session.principal, form_token: app.sign_in.form_token(&cookie_digest) }))
 }
 
 /// A browser is asking a signed-in route without a session: where to send it, with a form
@@ -437,7 +466,12 @@ async fn replay(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMap, 
     if replay.origin != origin_key(lg_code, module) || replay.expires_at < now() || pending.as_deref() != Some(replay.binding.as_str()) {
         return Ok(pages::refusal(StatusCode::BAD_REQUEST, "送信しようとした内容は、このブラウザーのものではないか、期限が切れています。", "もう一度入力してください。", Some("/")));
     }
+    // The form was posted before there was a session, so it carries no form token: it gets
+    // this session's (this browser proved it posted the form, by the pending cookie).
+    let token = cookie(headers, ORIGIN_COOKIE).map(|c| app.sign_in.form_token(&digest(&c))).unwrap_or_default();
     let fields: String = url::form_urlencoded::parse(replay.body.as_bytes())
+        .filter(|(k, _)| k != FORM_TOKEN_FIELD)
+        .chain([(FORM_TOKEN_FIELD.into(), token.into())])
         .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", pages::escape(&k), pages::escape(&v)))
         .collect();
     let body = format!(

@@ -26,6 +26,7 @@ fn routes() -> Router {
         .post("/staff/claims/:id/revision", revise_claim)
         .post("/staff/claims/:id/end", end_claim_route)
         .get("/staff/payment-run", |r| Ok(Response::json(&payment_run(payment_month_param(r)?)?)))
+        .get("/staff/payment-run.csv", payment_run_csv)
         .get("/staff/refused-handoffs", |_| Ok(Response::json(&refused_handoffs()?)))
 }
 
@@ -123,7 +124,7 @@ fn staff_name() -> String {
 }
 
 /// The payment month asked for, or the next one from today.
-fn payment_month_param(req: &Request) -> Result<Month> {
+pub fn payment_month_param(req: &Request) -> Result<Month> {
     let month = match req.query_param("month") {
         Some(m) => Month::parse(&m).ok_or_else(|| Error::bad_request("month は YYYY-MM で指定してください"))?,
         None => next_payment_month(),
@@ -206,7 +207,7 @@ fn create_claim(req: &Request) -> Result<Response> {
     let filed = date_field(&m, "filed", "請求日")?.unwrap_or_else(Date::today);
     let event = date_field(&m, "event", "出生・転入日")?;
     let claim = new_claim(&claimant_number, filed, event, &numbers(&m, "supported"), staff_name(), "認定請求".into())?;
-    if req.is_form() { Ok(Response::redirect(format!("{}/staff", req.base_path()))) } else { Ok(Response::json(&claim).with_status(201)) }
+    Ok(Response::after_post(req, "/staff", 201, &claim))
 }
 
 /// Checks and records a claim: the claimant must be a resident with a child who counts.
@@ -422,6 +423,26 @@ pub fn payment_run(payment: Month) -> Result<PaymentRun> {
     Ok(PaymentRun { payment_month: payment, covers: rules::covered_months(payment), recipients: rows.len(), rows, total })
 }
 
+/// `GET /staff/payment-run.csv?month=YYYY-MM`: the payment list as a file for the
+/// payment system (UTF-8 with a BOM, so spreadsheet software reads the names).
+fn payment_run_csv(req: &Request) -> Result<Response> {
+    let run = payment_run(payment_month_param(req)?)?;
+    let mut csv = String::from("\u{feff}認定番号,宛名番号,受給者,支払額\r\n");
+    for r in &run.rows {
+        csv.push_str(&format!("{},{},{},{}\r\n", r.claim_id, csv_text(&r.claimant), csv_text(&r.claimant_name), r.amount));
+    }
+    Ok(Response::new(200)
+        .header("content-type", "text/csv; charset=utf-8")
+        .header("content-disposition", format!("attachment; filename=\"payment-run-{}.csv\"", run.payment_month))
+        .body(csv.into_bytes()))
+}
+
+/// A text cell: quoted, and never read as a formula by spreadsheet software.
+fn csv_text(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_string() };
+    format!("\"{}\"", value.replace('"', "\"\""))
+}
+
 /// `GET /calculate?births=2016-05-01,2020-01-10&supported=2004-06-01&month=2026-06`: the
 /// monthly amount per child for a household (no personal data needed).
 fn calculate(req: &Request) -> Result<Response> {
@@ -453,4 +474,17 @@ fn calculate(req: &Request) -> Result<Response> {
     let amounts = rules::monthly_amounts(&children, month);
     let total: i64 = amounts.iter().map(|a| a.amount).sum();
     Ok(Response::json(&serde_json::json!({ "month": month, "children": amounts, "monthly_total": total })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_text;
+
+    #[test]
+    fn csv_cells_are_quoted_and_never_formulas() {
+        assert_eq!(csv_text("山田　蓮"), "\"山田　蓮\"");
+        assert_eq!(csv_text("a\"b,c"), "\"a\"\"b,c\"");
+        assert_eq!(csv_text("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_text("-1"), "\"'-1\"");
+    }
 }

@@ -1,7 +1,7 @@
 //! Resident and staff pages, in Japanese, server-rendered.
 
 use crate::rules::{self, Month};
-use crate::{all_claims, next_payment_month, payment_run, ClaimState};
+use crate::{all_claims, payment_month_param, payment_run, ClaimState};
 use nukisashi_sdk::escape_html as h;
 use nukisashi_sdk::prelude::*;
 
@@ -56,8 +56,10 @@ pub fn home(req: &Request) -> Result<Response> {
 }
 
 pub fn staff(req: &Request) -> Result<Response> {
+    let token = req.form_token_field();
     let town = context::municipality().name;
-    let payment: Month = next_payment_month();
+    // The next payment, or the one the clerk chose.
+    let payment: Month = payment_month_param(req)?;
     let run = payment_run(payment)?;
     let claims = all_claims()?;
     let claim_rows: String = claims
@@ -75,9 +77,11 @@ pub fn staff(req: &Request) -> Result<Response> {
     let run_rows = if run_rows.is_empty() { "<tr><td colspan=\"4\">今回の支払対象はありません。</td></tr>".to_string() } else { run_rows };
     let body = format!(
         "<h1>{town} 児童手当 管理</h1>\
-         <h2>次回支払（{payment}、{a}・{b}分）</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">認定番号</th><th scope=\"col\">宛名番号</th><th scope=\"col\">受給者</th><th scope=\"col\">支払額</th></tr></thead><tbody>{run_rows}</tbody>\
+         <h2>支払一覧（{payment}支払、{a}・{b}分）</h2>\
+         <form method=\"get\" action=\"{base}/staff\"><label for=\"month\">支払月（偶数月）</label><input id=\"month\" name=\"month\" type=\"month\" value=\"{payment}\" required> <button type=\"submit\">表示する</button></form>\
+         <p><a href=\"{base}/staff/payment-run.csv?month={payment}\" download>この支払一覧をCSVでダウンロードする</a></p><div class=\"scroll\"><table><thead><tr><th scope=\"col\">認定番号</th><th scope=\"col\">宛名番号</th><th scope=\"col\">受給者</th><th scope=\"col\">支払額</th></tr></thead><tbody>{run_rows}</tbody>\
          <tfoot><tr><th scope=\"row\" colspan=\"3\">合計（{n}人）</th><td class=\"num\">{total}</td></tr></tfoot></table></div>\
-         <h2>認定請求を受け付ける</h2><form method=\"post\" action=\"{base}/staff/claims\">\
+         <h2>認定請求を受け付ける</h2><form method=\"post\" action=\"{base}/staff/claims\">{token}\
          <label for=\"claimant\">請求者の宛名番号</label><input id=\"claimant\" name=\"claimant\" inputmode=\"numeric\" required>\
          <label for=\"filed\">請求日</label><input id=\"filed\" name=\"filed\" type=\"date\">\
          <label for=\"event\">出生・転入日（あれば）</label><input id=\"event\" name=\"event\" type=\"date\">\

@@ -198,11 +198,7 @@ fn submit(req: &Request) -> Result<Response> {
     };
     save(&app)?;
     log::info(&format!("application {no} ({} v{})", form.id, form.version));
-    if req.is_form() {
-        Ok(Response::redirect(format!("{}/?submitted={no}", req.base_path())))
-    } else {
-        Ok(Response::json(&app).with_status(201))
-    }
+    Ok(Response::after_post(req, &format!("/?submitted={no}"), 201, &app))
 }
 
 /// A returned application, corrected: validated again against the version it was made on.
@@ -225,7 +221,7 @@ fn resubmit(req: &Request) -> Result<Response> {
     app.history.push(HistoryEntry { on: Date::today(), by: who(), from: Some(app.status), to: Status::Submitted, comment: "補正して再提出".into() });
     app.status = Status::Submitted;
     save(&app)?;
-    if req.is_form() { Ok(Response::redirect(format!("{}/applications/{}", req.base_path(), app.receipt_number))) } else { Ok(Response::json(&app)) }
+    Ok(Response::after_post(req, &format!("/applications/{}", app.receipt_number), 200, &app))
 }
 
 fn withdraw(req: &Request) -> Result<Response> {
@@ -295,7 +291,7 @@ fn set_status(req: &Request) -> Result<Response> {
     app.history.push(HistoryEntry { on: Date::today(), by: who(), from: Some(app.status), to, comment });
     app.status = to;
     save(&app)?;
-    if req.is_form() { Ok(Response::redirect(format!("{}/staff", req.base_path()))) } else { Ok(Response::json(&app)) }
+    Ok(Response::after_post(req, "/staff", 200, &app))
 }
 
 fn attachment(req: &Request) -> Result<Response> {

@@ -1,6 +1,7 @@
 //! Resident and staff pages, Japanese first, server-rendered with labels for every input.
 
 use crate::forms::{FieldKind, Prefill};
+use crate::workflow::{Actor, Status, transition};
 use crate::{Application, FormDef, all_applications, latest_form, latest_forms};
 use nukisashi_sdk::escape_html as h;
 use nukisashi_sdk::prelude::*;
@@ -98,6 +99,7 @@ fn fields_html(form: &FormDef, value: impl Fn(&crate::forms::Field) -> String, a
 }
 
 pub fn form_page(req: &Request) -> Result<Response> {
+    let token = req.form_token_field();
     let base = h(req.base_path());
     let form = latest_form(req.param("id").unwrap_or(""))?;
     let me = prefill_source();
@@ -126,7 +128,7 @@ pub fn form_page(req: &Request) -> Result<Response> {
     };
     let submit = if anonymous { "<button type=\"submit\" disabled>送信する（ログインが必要です）</button>" } else { "<button type=\"submit\">送信する</button>" };
     let body = format!(
-        "<h1>{}</h1><p>{}</p>{signed_in}<form method=\"post\" action=\"{base}/forms/{}\" enctype=\"multipart/form-data\">{fields}<p>{submit}</p></form><p><a href=\"{base}/\">手続一覧へ戻る</a></p>",
+        "<h1>{}</h1><p>{}</p>{signed_in}<form method=\"post\" action=\"{base}/forms/{}\" enctype=\"multipart/form-data\">{token}{fields}<p>{submit}</p></form><p><a href=\"{base}/\">手続一覧へ戻る</a></p>",
         h(&form.title),
         h(&form.description),
         h(&form.id)
@@ -135,18 +137,24 @@ pub fn form_page(req: &Request) -> Result<Response> {
 }
 
 pub fn staff(req: &Request) -> Result<Response> {
+    let token = req.form_token_field();
     let base = h(req.base_path());
     let mut apps: Vec<Application> = all_applications()?;
     apps.sort_by(|a, b| a.receipt_number.cmp(&b.receipt_number));
     let rows: String = apps
         .iter()
         .map(|a| {
-            let action = if a.status.is_final() {
-                String::new()
+            // Only the moves staff may make from where the application is now.
+            let next: String = [Status::Received, Status::InReview, Status::Completed, Status::Returned, Status::Rejected]
+                .into_iter()
+                .filter(|to| transition(Actor::Staff, a.status, *to).is_ok())
+                .map(|to| format!("<option value=\"{}\">{}</option>", to.key(), to.label()))
+                .collect();
+            let action = if next.is_empty() {
+                if a.status == Status::Returned { "申請者の補正待ち".to_string() } else { String::new() }
             } else {
                 format!(
-                    "<form method=\"post\" action=\"{base}/staff/applications/{no}/status\"><label>新しい状態 <select name=\"status\">\
-                     <option value=\"in-review\">処理中</option><option value=\"completed\">処理完了</option><option value=\"returned\">差し戻し</option><option value=\"rejected\">却下</option></select></label>\
+                    "<form method=\"post\" action=\"{base}/staff/applications/{no}/status\">{token}<label>新しい状態 <select name=\"status\">{next}</select></label>\
                      <label>申請者への連絡（差し戻し・却下のとき） <input name=\"comment\"></label><button type=\"submit\">変更する</button></form>",
                     no = h(&a.receipt_number)
                 )
@@ -199,20 +207,21 @@ pub fn my_applications(req: &Request, mine: &[Application]) -> Result<Response> 
 /// One application for its applicant: where it stands, what staff said, and, when it was
 /// returned, the correction form with what was sent before.
 pub fn application(req: &Request, app: &Application) -> Result<Response> {
+    let token = req.form_token_field();
     let base = h(req.base_path());
     let history: String = app
         .history
         .iter()
         .map(|e| format!("<li>{} {}{}</li>", e.on, e.to.label(), if e.comment.is_empty() { String::new() } else { format!("：{}", h(&e.comment)) }))
         .collect();
-    let correction = if app.status == crate::workflow::Status::Returned && app.applicant == identity::caller().subject {
+    let correction = if app.status == Status::Returned && app.applicant == identity::caller().subject {
         let form: Option<FormDef> = kv::get_json(&crate::form_key(&app.form_id, app.form_version))?;
         match form {
             Some(form) => {
                 let fields = fields_html(&form, |f| app.values.get(&f.name).cloned().unwrap_or_default(), |name| app.files.get(name).map(|i| i.name.clone()), app.addressee_number.is_some());
                 format!(
                     "<h2>補正して再提出する</h2><p>職員からの連絡を確かめて、内容を直してください。</p>\
-                     <form method=\"post\" action=\"{base}/applications/{no}\" enctype=\"multipart/form-data\">{fields}<p><button type=\"submit\">再提出する</button></p></form>",
+                     <form method=\"post\" action=\"{base}/applications/{no}\" enctype=\"multipart/form-data\">{token}{fields}<p><button type=\"submit\">再提出する</button></p></form>",
                     no = h(&app.receipt_number)
                 )
             }

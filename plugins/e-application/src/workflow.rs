@@ -36,6 +36,19 @@ impl Status {
         }
     }
 
+    /// The name the API and forms use (`in-review`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Status::Submitted => "submitted",
+            Status::Received => "received",
+            Status::InReview => "in-review",
+            Status::Completed => "completed",
+            Status::Returned => "returned",
+            Status::Rejected => "rejected",
+            Status::Withdrawn => "withdrawn",
+        }
+    }
+
     pub fn is_final(self) -> bool {
         matches!(self, Status::Completed | Status::Rejected | Status::Withdrawn)
     }
@@ -69,6 +82,13 @@ pub fn transition(actor: Actor, from: Status, to: Status) -> Result<bool, String
 mod tests {
     use super::*;
     use Status::*;
+
+    #[test]
+    fn keys_are_the_serialised_names() {
+        for s in [Submitted, Received, InReview, Completed, Returned, Rejected, Withdrawn] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.key());
+        }
+    }
 
     #[test]
     fn staff_follow_the_main_line() {

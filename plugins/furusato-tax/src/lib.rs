@@ -96,14 +96,6 @@ fn caller_name() -> String {
     c.display_name.or(c.subject).unwrap_or_else(|| "anonymous".into())
 }
 
-/// Answers a form post with a redirect to `to`, and an API call with `value`.
-fn done<T: Serialize>(req: &Request, value: &T, status: u16, to: &str) -> Result<Response> {
-    if req.is_form() {
-        Ok(Response::redirect(format!("{}{to}", req.base_path())))
-    } else {
-        Ok(Response::json(value).with_status(status))
-    }
-}
 
 // ---- gifts ---------------------------------------------------------------------------------
 
@@ -168,7 +160,7 @@ fn create_gift(req: &Request) -> Result<Response> {
         store::add_stock(gift.id, stock.max(0))?;
     }
     log::info(&format!("gift {} added: {}", gift.id, gift.title));
-    done(req, &gift, 201, "/staff")
+    Ok(Response::after_post(req, "/staff", 201, &gift))
 }
 
 fn update_gift(req: &Request) -> Result<Response> {
@@ -178,7 +170,7 @@ fn update_gift(req: &Request) -> Result<Response> {
     }
     let gift = gift_from(&req.fields()?, id)?;
     store::save("gift", id, &gift)?;
-    done(req, &gift, 200, "/staff")
+    Ok(Response::after_post(req, "/staff", 200, &gift))
 }
 
 fn add_stock(req: &Request) -> Result<Response> {
@@ -189,7 +181,7 @@ fn add_stock(req: &Request) -> Result<Response> {
         return Err(Error::unprocessable("在庫を0未満にはできません"));
     }
     let stock = store::add_stock(id, delta)?;
-    done(req, &serde_json::json!({ "gift_id": id, "stock": stock }), 200, "/staff")
+    Ok(Response::after_post(req, "/staff", 200, &serde_json::json!({ "gift_id": id, "stock": stock })))
 }
 
 // ---- donations -----------------------------------------------------------------------------
@@ -246,7 +238,7 @@ fn donate(req: &Request) -> Result<Response> {
     };
     store::save("donation", donation.id, &donation)?;
     log::info(&format!("donation {} of {} yen, receipt {}", donation.id, donation.amount, donation.receipt_number));
-    done(req, &donation, 201, &format!("/donations/{}/receipt", donation.id))
+    Ok(Response::after_post(req, &format!("/donations/{}/receipt", donation.id), 201, &donation))
 }
 
 fn my_donations() -> Result<Vec<Donation>> {
@@ -278,7 +270,7 @@ fn cancel_donation(req: &Request) -> Result<Response> {
         store::return_stock(g)?;
     }
     store::save("donation", id, &donation)?;
-    done(req, &donation, 200, "/staff")
+    Ok(Response::after_post(req, "/staff", 200, &donation))
 }
 
 // ---- one-stop ------------------------------------------------------------------------------
@@ -320,7 +312,7 @@ fn apply_onestop(req: &Request) -> Result<Response> {
         subject: identity::caller().subject,
     };
     store::save("onestop", onestop.id, &onestop)?;
-    done(req, &onestop, 201, "/onestop/mine")
+    Ok(Response::after_post(req, "/onestop/mine", 201, &onestop))
 }
 
 fn my_onestop(req: &Request) -> Result<Response> {
@@ -360,7 +352,7 @@ fn change_onestop(req: &Request) -> Result<Response> {
         onestop.history.push(StatusChange { on: today, status: OnestopStatus::Received, by: caller_name(), reason: "変更届により補正".into() });
     }
     store::save("onestop", id, &onestop)?;
-    done(req, &onestop, 200, "/")
+    Ok(Response::after_post(req, "/", 200, &onestop))
 }
 
 use store::ChangeForm;
@@ -388,7 +380,7 @@ fn set_onestop_status(req: &Request) -> Result<Response> {
     onestop.status = status;
     onestop.history.push(StatusChange { on: Date::today(), status, by: caller_name(), reason });
     store::save("onestop", id, &onestop)?;
-    done(req, &onestop, 200, "/staff")
+    Ok(Response::after_post(req, "/staff", 200, &onestop))
 }
 
 // ---- simulator and report ------------------------------------------------------------------
@@ -466,7 +458,7 @@ fn add_cost(req: &Request) -> Result<Response> {
     }
     let cost = Cost { id: store::next_id("cost")?, year: int(&m, "year", "年")? as i32, label: required(&m, "label", "費目")?, amount };
     store::save("cost", cost.id, &cost)?;
-    done(req, &cost, 201, "/staff")
+    Ok(Response::after_post(req, "/staff", 201, &cost))
 }
 
 /// Donations (calendar year), the gifts' procurement and shipping costs, other costs, and

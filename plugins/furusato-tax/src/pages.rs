@@ -45,6 +45,7 @@ fn contact() -> String {
 }
 
 pub fn catalogue(req: &Request) -> Result<Response> {
+    let token = req.form_token_field();
     let base = h(req.base_path());
     let gifts = offered_gifts()?;
     let rows: String = gifts
@@ -69,7 +70,7 @@ pub fn catalogue(req: &Request) -> Result<Response> {
          <p>{town}への寄附をお寄せください。寄附金は選んだ使い道に活用します。<a href=\"{base}/simulator\">控除上限額のめやすを試算する</a></p>\
          <h2>返礼品</h2>{gift_list}\
          <h2>寄附の申込み（ログインが必要です）</h2>\
-         <form method=\"post\" action=\"{base}/donations\">\
+         <form method=\"post\" action=\"{base}/donations\">{token}\
          <label for=\"amount\">寄附額（円）</label><input id=\"amount\" name=\"amount\" inputmode=\"numeric\" required>\
          <label for=\"gift_id\">返礼品</label><select id=\"gift_id\" name=\"gift_id\"><option value=\"\">返礼品を希望しない</option>{options}</select>\
          <label for=\"purpose\">使い道</label><select id=\"purpose\" name=\"purpose\">{purposes}</select>\
@@ -159,11 +160,12 @@ pub fn receipt(req: &Request) -> Result<Response> {
 
 /// The ワンストップ特例 application for one donation, prefilled from the donation.
 fn onestop_form(req: &Request, d: &Donation) -> String {
+    let token = req.form_token_field();
     let base = h(req.base_path());
     format!(
         "<section class=\"noprint\"><h2>ワンストップ特例の申請</h2>\
          <p>確定申告をしない給与所得者等で、本年の寄附先が5団体以内なら、申請書の提出で寄附金控除を受けられます（翌年1月10日必着）。</p>\
-         <form method=\"post\" action=\"{base}/onestop\"><input type=\"hidden\" name=\"donation_id\" value=\"{id}\">\
+         <form method=\"post\" action=\"{base}/onestop\">{token}<input type=\"hidden\" name=\"donation_id\" value=\"{id}\">\
          <label for=\"os-name\">氏名</label><input id=\"os-name\" name=\"name\" value=\"{name}\" autocomplete=\"name\" required>\
          <label for=\"os-address\">住所</label><input id=\"os-address\" name=\"address\" value=\"{address}\" autocomplete=\"street-address\" required>\
          <label for=\"os-birth\">生年月日</label><input id=\"os-birth\" name=\"birth_date\" type=\"date\" required>\
@@ -181,6 +183,7 @@ fn onestop_form(req: &Request, d: &Donation) -> String {
 }
 
 pub fn staff(req: &Request) -> Result<Response> {
+    let token = req.form_token_field();
     let base = h(req.base_path());
     let year = Date::today().year;
     let r = report(year)?;
@@ -192,7 +195,7 @@ pub fn staff(req: &Request) -> Result<Response> {
             let state = if d.is_active() { "受領" } else { "取消" };
             let cancel = if d.is_active() {
                 format!(
-                    "<form method=\"post\" action=\"{base}/staff/donations/{id}/cancel\"><label>取消の理由 <input name=\"reason\" required></label>\
+                    "<form method=\"post\" action=\"{base}/staff/donations/{id}/cancel\">{token}<label>取消の理由 <input name=\"reason\" required></label>\
                      <label><input type=\"checkbox\" name=\"refunded\" value=\"true\"> 返金済み</label><button type=\"submit\">取り消す</button></form>",
                     id = d.id
                 )
@@ -209,7 +212,7 @@ pub fn staff(req: &Request) -> Result<Response> {
                 String::new()
             } else {
                 format!(
-                    "<form method=\"post\" action=\"{base}/staff/onestop/{id}/status\"><label>新しい状態 <select name=\"status\">\
+                    "<form method=\"post\" action=\"{base}/staff/onestop/{id}/status\">{token}<label>新しい状態 <select name=\"status\">\
                      <option value=\"accepted\">受理</option><option value=\"incomplete\">不備</option><option value=\"voided\">無効</option></select></label>\
                      <label>理由（不備・無効のとき） <input name=\"reason\"></label><button type=\"submit\">変更する</button></form>",
                     id = o.id
