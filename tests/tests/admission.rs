@@ -17,8 +17,35 @@ fn a_module_importing_what_the_host_lacks_is_refused_at_load() {
         .unwrap();
     assert!(!output.status.success(), "the host must not start with a module it cannot serve");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("wasi:http/outgoing-handler"), "the error names the import: {stderr}");
+    // Every offending import in one refusal, and what a module may import instead.
+    assert!(stderr.contains("`fixture:bad-import/vault`, `fixture:bad-import/ledger`"), "the error names both imports: {stderr}");
+    assert!(stderr.contains("a module may import the nukisashi:platform interfaces"), "{stderr}");
     assert!(stderr.contains("bad_import_fixture.wasm"), "the error names the file: {stderr}");
+}
+
+/// What the probe module reports about each authority it tried, by name.
+fn attempts(report: &str) -> std::collections::BTreeMap<&str, &str> {
+    report.lines().filter_map(|l| l.split_once(": ")).collect()
+}
+
+#[tokio::test]
+async fn what_toolchains_import_is_linked_and_grants_nothing() {
+    // The probe imports wasi:http/outgoing-handler and (through Rust's std) wasi:sockets,
+    // wasi:filesystem and wasi:cli, as componentize-py and componentize-js components do.
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = HostSpec::new(Backend::Sqlite, dir.path(), &[]).await.unwrap();
+    spec.plugins = vec![module("probe-fixture")];
+    let host = spec.start().unwrap();
+    let r = host.client.get(format!("{}/", host.origin("131016", "probe-fixture"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let report = r.text().await.unwrap();
+    let attempts = attempts(&report);
+    assert_eq!(attempts.keys().copied().collect::<Vec<_>>(), ["dir", "dns", "env", "file", "http", "tcp", "udp"], "{report}");
+    for (name, outcome) in &attempts {
+        assert!(outcome.starts_with("denied"), "{name} must be denied: {report}");
+    }
+    assert!(attempts["http"].contains("HttpRequestDenied"), "outbound HTTP is refused by policy: {report}");
+    assert!(attempts["tcp"].contains("PermissionDenied") || attempts["tcp"].contains("denied (Other"), "{report}");
 }
 
 #[test]

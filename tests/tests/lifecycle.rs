@@ -249,7 +249,7 @@ async fn bad_uploads_are_refused_and_leave_nothing() {
         ("not wasm", signed(good_manifest.clone(), not_wasm).await, 422, "not-wasm", "not a WebAssembly file"),
         ("core module", signed(good_manifest.clone(), core).await, 422, "not-a-component", "core WebAssembly module"),
         ("wrong world", signed(good_manifest.clone(), empty_component).await, 422, "wrong-world", "incoming-handler"),
-        ("unknown import", signed(good_manifest.clone(), bad_import).await, 422, "forbidden-import", "wasi:http/outgoing-handler"),
+        ("unknown imports", signed(good_manifest.clone(), bad_import).await, 422, "forbidden-import", "`fixture:bad-import/vault`, `fixture:bad-import/ledger`"),
         ("unknown capability", signed(unknown_cap, component.clone()).await, 422, "invalid-manifest", "teleport"),
         ("missing signature", upload(good_manifest.clone(), component.clone(), None).await, 422, "missing-signature", "no signature"),
         ("bad signature", upload(good_manifest.clone(), component.clone(), Some("c2lnbmF0dXJl".into())).await, 422, "bad-signature", "64 bytes"),

@@ -114,6 +114,7 @@ fn admission_problem(e: AdmissionError) -> Problem {
         AdmissionError::Load(crate::plugins::load::LoadError::ForbiddenImport(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "forbidden-import"),
         AdmissionError::Load(crate::plugins::load::LoadError::WrongWorld(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "wrong-world"),
         AdmissionError::Load(crate::plugins::load::LoadError::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-component"),
+        AdmissionError::Load(crate::plugins::load::LoadError::OverLimit(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "over-host-limit"),
         AdmissionError::HealthCheck(_) => (StatusCode::UNPROCESSABLE_ENTITY, "health-check-failed"),
         AdmissionError::Internal(e) => return Problem::internal(anyhow::anyhow!("{e:#}")),
     };

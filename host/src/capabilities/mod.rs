@@ -211,7 +211,17 @@ pub const ALLOWED_IMPORT_PREFIXES: &[&str] = &[
     "wasi:io/",
     "wasi:clocks/",
     "wasi:random/",
-    // Rust's std links these; with no preopens, no environment and no stdio they are inert.
+    // The C libraries and runtimes of Rust, Python and JavaScript link these whether or not
+    // the module uses them. They grant nothing: no preopened directories, no environment,
+    // no stdio but a captured stderr, every socket address and name lookup denied, every
+    // outbound HTTP request refused.
     "wasi:cli/",
     "wasi:filesystem/",
+    "wasi:sockets/",
+    "wasi:http/outgoing-handler",
 ];
+
+/// The imports a module may have, for a refusal's message.
+pub const ALLOWED_IMPORTS_SENTENCE: &str = "a module may import the nukisashi:platform interfaces, wasi:http/types, wasi:io, wasi:clocks and wasi:random, \
+and (linked without authority: no files, no environment, every socket and outbound HTTP request denied) wasi:cli, wasi:filesystem, \
+wasi:sockets and wasi:http/outgoing-handler, each at any 0.2.x version";

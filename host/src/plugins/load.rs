@@ -6,7 +6,7 @@ use super::LoadedVersion;
 use crate::capabilities::bindings::exports::nukisashi::platform::change_handler::GuestIndices as ChangeHandlerIndices;
 use crate::capabilities::bindings::exports::nukisashi::platform::event_handler::GuestIndices as EventHandlerIndices;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use crate::capabilities::{ALLOWED_IMPORT_PREFIXES, ModuleIdentity};
+use crate::capabilities::{ALLOWED_IMPORTS_SENTENCE, ALLOWED_IMPORT_PREFIXES, ModuleIdentity};
 use crate::catalog::manifest::Manifest;
 use crate::engine::{Compiler, digest};
 use crate::runtime::state::RequestState;
@@ -21,8 +21,10 @@ pub enum LoadError {
     CoreModule,
     #[error("the component does not compile: {0}")]
     Invalid(String),
-    #[error("the component imports `{0}`, which this host does not provide (modules may import only nukisashi:platform interfaces, wasi:http/types and the inert WASI interfaces Rust's std needs)")]
-    ForbiddenImport(String),
+    #[error("{0}")]
+    OverLimit(String),
+    #[error("the component imports {}, which this host does not provide; {ALLOWED_IMPORTS_SENTENCE}", quoted(.0))]
+    ForbiddenImport(Vec<String>),
     #[error("the component does not fit the nukisashi:platform/module world: {0}")]
     WrongWorld(String),
 }
@@ -55,7 +57,7 @@ pub async fn load(
     })
     .await
     .map_err(|e| LoadError::Invalid(format!("hashing the component failed: {e}")))?;
-    let (component, cached) = compiler.compile(bytes, &digest).await.map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+    let (component, cached) = compiler.compile(bytes, &digest).await.map_err(|e| compile_error(&format!("{e:#}")))?;
     check_imports(&component, compiler.engine())?;
     let instance_pre = linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
     // The change handler is optional: a version without it simply gets no pushed changes.
@@ -66,13 +68,38 @@ pub async fn load(
     Ok((LoadedVersion { identity, manifest, pre, change_handler, event_handler }, cached))
 }
 
+/// Every import the platform does not provide, all named at once.
 fn check_imports(component: &Component, engine: &wasmtime::Engine) -> Result<(), LoadError> {
-    for (name, _) in component.component_type().imports(engine) {
-        if !ALLOWED_IMPORT_PREFIXES.iter().any(|prefix| name.starts_with(prefix)) {
-            return Err(LoadError::ForbiddenImport(name.to_string()));
-        }
+    let refused: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| !ALLOWED_IMPORT_PREFIXES.iter().any(|prefix| name.starts_with(prefix)))
+        .collect();
+    if refused.is_empty() { Ok(()) } else { Err(LoadError::ForbiddenImport(refused)) }
+}
+
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// A compile failure, told apart from a component that exceeds what the host gives one
+/// request (wasmtime checks the per-component counts of the instance pool when it
+/// compiles): that is no fault in the component's code, and the message names the setting.
+fn compile_error(message: &str) -> LoadError {
+    if !message.contains("configured maximum") {
+        return LoadError::Invalid(message.to_string());
     }
-    Ok(())
+    let setting = if message.contains("core module instances") {
+        "the operator sets it with `[limits] instances` in the settings file"
+    } else if message.contains("linear memories") {
+        "the operator sets it with `[limits] memories` in the settings file"
+    } else if message.contains("tables") {
+        "the operator sets it with `[limits] tables` in the settings file"
+    } else {
+        "this limit is built into the host"
+    };
+    LoadError::OverLimit(format!("the component compiles, but needs more than this host gives one request ({message}); {setting}"))
 }
 
 #[cfg(test)]
@@ -84,5 +111,12 @@ mod tests {
         assert!(matches!(check_header(b"hello world"), Err(LoadError::NotWasm)));
         assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule)));
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn pool_limits_are_named_as_settings_not_compile_errors() {
+        let over = compile_error("The component transitively contains 40 core module instances, which exceeds the configured maximum of 32");
+        assert!(matches!(&over, LoadError::OverLimit(m) if m.contains("`[limits] instances`") && m.contains("40 core module instances")), "{over}");
+        assert!(matches!(compile_error("invalid leb128 number"), LoadError::Invalid(_)));
     }
 }

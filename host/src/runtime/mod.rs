@@ -83,13 +83,11 @@ impl Runtime {
         start_epoch_ticker(&engine);
         let compiler = Compiler::new(engine.clone(), &settings.artifact_dir())?;
         let mut linker = Linker::<RequestState>::new(&engine);
+        // WASI with no authority (no files, no environment, every socket address denied)
+        // and wasi:http whose outgoing handler refuses every request: what mainstream
+        // toolchains import links, and grants nothing.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        let http_options = wasmtime_wasi_http::p2::bindings::LinkOptions::default();
-        wasmtime_wasi_http::p2::bindings::http::types::add_to_linker::<_, wasmtime_wasi_http::WasiHttp>(
-            &mut linker,
-            &(&http_options).into(),
-            RequestState::http,
-        )?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         capabilities::add_to_linker(&mut linker, |state: &mut RequestState| &mut state.platform)?;
         Ok(Self { compiler, linker, limits: settings.limits.clone() })
     }

@@ -25,9 +25,9 @@ pub struct RequestState {
 impl RequestState {
     pub fn new(platform: PlatformState, limiter: StoreLimiter, deadline: std::time::Instant, limits: &crate::governor::limits::Limits) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
-        // No preopened directories, no environment, no arguments, no inherited stdio, and
-        // the default socket policy denies every address: the module has no ambient
-        // authority. Admission additionally refuses components that import sockets.
+        // No preopened directories, no environment, no arguments, no inherited stdio, no
+        // name lookup, and the default socket policy denies every address: the module has
+        // no ambient authority, whatever WASI interfaces it imports.
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         // Host memory a module can hold through resources is bounded too: so many of them,
         // headers objects of at most so many bytes each.
@@ -65,9 +65,9 @@ impl WasiHttpView for RequestState {
     }
 }
 
-/// wasi:http policy for modules: they only answer requests. Outbound HTTP is not linked at
-/// all (`wasi:http/outgoing-handler` is refused at load), so the defaults here only govern
-/// header handling of incoming requests and outgoing responses.
+/// wasi:http policy for modules: they only answer requests. `wasi:http/outgoing-handler`
+/// is linked (toolchains import it whether or not the module sends anything) and every
+/// request through it fails with `HTTP-request-denied`.
 struct NoOutboundHttp;
 
 type HttpBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, wasmtime_wasi_http::Error>;
