@@ -112,24 +112,26 @@ impl Request {
         }
     }
 
-    /// The form-token check the router makes before any handler runs: a request with a
-    /// browser session (the host sent its token) whose body a cross-site HTML form could
-    /// have made (urlencoded, multipart or text/plain) must carry the token. JSON needs a
-    /// CORS preflight, which the host never grants, so it passes.
+    /// The form-token check the router makes before any handler runs: a state-changing
+    /// request with a browser session (the host sent its token) must carry the token in
+    /// its form, unless it is JSON (which needs a CORS preflight, and the host never grants
+    /// one) or has no body at all. Any other body, a form's or not, is refused without it.
     pub(crate) fn check_form_token(&self) -> Result<()> {
         let Some(expected) = self.header(FORM_TOKEN_HEADER) else { return Ok(()) };
         if matches!(self.method, Method::Get | Method::Head | Method::Options) {
             return Ok(());
         }
         let content_type = self.header("content-type").unwrap_or("").to_ascii_lowercase();
-        let sent = if content_type.starts_with("multipart/form-data") {
-            self.multipart()?.into_iter().flatten().find(|p| p.name == FORM_TOKEN_FIELD && p.filename.is_none()).map(|p| p.data)
-        } else if content_type.starts_with("application/x-www-form-urlencoded") {
-            url::parse_pairs(self.text()?).into_iter().find(|(k, _)| k == FORM_TOKEN_FIELD).map(|(_, v)| v.into_bytes())
-        } else if content_type.starts_with("text/plain") {
-            None
-        } else {
+        let media_type = content_type.split(';').next().unwrap_or("").trim();
+        if media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json")) || (media_type.is_empty() && self.body.is_empty()) {
             return Ok(());
+        }
+        let sent = if media_type == "multipart/form-data" {
+            self.multipart()?.into_iter().flatten().find(|p| p.name == FORM_TOKEN_FIELD && p.filename.is_none()).map(|p| p.data)
+        } else if media_type == "application/x-www-form-urlencoded" {
+            url::parse_pairs(self.text()?).into_iter().find(|(k, _)| k == FORM_TOKEN_FIELD).map(|(_, v)| v.into_bytes())
+        } else {
+            None
         };
         match sent {
             Some(sent) if same_bytes(&sent, expected.as_bytes()) => Ok(()),
@@ -317,6 +319,10 @@ mod tests {
         assert_eq!(with_token("application/x-www-form-urlencoded", "name=a&nukisashi_form_token=tok-2").check_form_token().unwrap_err().status, 403);
         assert_eq!(with_token("application/x-www-form-urlencoded", "name=a").check_form_token().unwrap_err().status, 403);
         assert_eq!(with_token("text/plain", "nukisashi_form_token=tok-1").check_form_token().unwrap_err().status, 403);
+        assert_eq!(with_token("application/xml", "{}").check_form_token().unwrap_err().status, 403);
+        assert_eq!(with_token("", "{}").check_form_token().unwrap_err().status, 403, "a body of no declared type");
+        assert!(with_token("", "").check_form_token().is_ok(), "no body at all");
+        assert!(with_token("application/merge-patch+json", "{}").check_form_token().is_ok());
         let multipart = "--b\r\nContent-Disposition: form-data; name=\"nukisashi_form_token\"\r\n\r\ntok-1\r\n--b--\r\n";
         assert!(with_token("multipart/form-data; boundary=b", multipart).check_form_token().is_ok());
         // JSON cannot come from a cross-site form; nor is there anything to check without a session.

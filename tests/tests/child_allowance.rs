@@ -41,9 +41,13 @@ async fn claims_payments_and_move_out() {
     let young = |r: &Vec<String>| NaiveDate::parse_from_str(&r[5], "%Y-%m-%d").unwrap() > today - chrono::Duration::days(365 * 15);
     let head = rows
         .iter()
-        .find(|h| h[7] == "世帯主" && h[11] == "住民" && rows.iter().any(|c| c[2] == h[2] && c[7] == "子" && c[11] == "住民" && young(c)))
-        .expect("the demo registry has families")
+        .find(|h| {
+            let member = |relation: &[&str], also: &dyn Fn(&Vec<String>) -> bool| rows.iter().any(|m| m[2] == h[2] && relation.contains(&m[7].as_str()) && m[11] == "住民" && also(m));
+            h[7] == "世帯主" && h[11] == "住民" && member(&["子"], &young) && member(&["妻", "夫"], &|_| true)
+        })
+        .expect("the demo registry has families with two parents")
         .clone();
+    let spouse = rows.iter().find(|m| m[2] == head[2] && (m[7] == "妻" || m[7] == "夫")).unwrap().clone();
     let single = rows.iter().find(|h| h[11] == "住民" && rows.iter().filter(|r| r[2] == h[2]).count() == 1).unwrap().clone();
     let children: Vec<&Vec<String>> = rows.iter().filter(|c| c[2] == head[2] && c[7] == "子" && c[11] == "住民").collect();
 
@@ -59,6 +63,10 @@ async fn claims_payments_and_move_out() {
     }
     let (status, _) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/claims"), Some(json!({"claimant": head[0]}))).await;
     assert_eq!(status, 409, "one claim per claimant");
+    // The other parent cannot be paid for the same children as well.
+    let (status, twice) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/claims"), Some(json!({"claimant": spouse[0]}))).await;
+    assert_eq!(status, 409, "{twice}");
+    assert!(twice["detail"].as_str().unwrap().contains(&format!("認定番号 {}", claim["id"])), "{twice}");
     let (status, none) = host.call(Some(&staff), Method::POST, &format!("{base}/staff/claims"), Some(json!({"claimant": single[0]}))).await;
     assert_eq!(status, 422, "{none}");
     let (status, _) = host.call(Some(&host.token("resident", None)), Method::GET, &format!("{base}/staff/claims"), None).await;

@@ -83,6 +83,12 @@ async fn an_application_from_form_to_hand_off() {
         "addressee_number": head[0], "pension": "国民年金",
         "confirmation": {"name": "確認書.pdf", "content_type": "application/pdf", "data": base64::engine::general_purpose::STANDARD.encode(&pdf)}
     });
+    // The vouched 宛名番号 cannot be swapped for someone else's by a hand-made post.
+    let mut someone_else = submission.clone();
+    someone_else["addressee_number"] = json!("999999999");
+    let (status, refused) = host.call(Some(&parent), Method::POST, &format!("{base}/forms/child-allowance-claim"), Some(someone_else)).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["detail"].as_str().unwrap().contains("ログインした本人の宛名番号"), "{refused}");
     let (status, app) = host.call(Some(&parent), Method::POST, &format!("{base}/forms/child-allowance-claim"), Some(submission.clone())).await;
     assert_eq!(status, 201, "{app}");
     let no = app["receipt_number"].as_str().unwrap().to_string();

@@ -326,6 +326,12 @@ async fn a_module_origin_reaches_only_its_module() {
     assert_eq!(r.status, 200, "host names are case-insensitive");
     let r = raw_request(host.port(), "GET", &format!("{origin}/"), &format!("127.0.0.1:{}", host.port()), &[], b"").await;
     assert_eq!(r.status, 400, "a target and a Host header that disagree are refused");
+    // The platform's own namespace on a module origin is the platform's in every spelling.
+    for target in ["/.nukisashi/nothing", "/%2enukisashi/replay?id=x", "/.NUKISASHI/signin", "/.Nukisashi/session?code=x", "/%2Enukisashi"] {
+        let r = send(&host, "GET", "guestbook", target, true, None).await;
+        assert!(r.header("x-nukisashi-version").is_none(), "{target} reached the module: {r:?}");
+        assert!(matches!(r.status, 400 | 404), "{target}: {}", r.status);
+    }
     // A tunnel, an echo or an invented method is the platform's to refuse, on both mounts.
     for method in ["CONNECT", "TRACE", "PROPFIND"] {
         // (CONNECT names an authority, so it only has the origin form.)

@@ -219,7 +219,8 @@ async fn forged_callbacks_replayed_codes_and_wrong_nonces_sign_no_one_in() {
     let taken = victim.open(&code_url).await;
     assert_eq!(taken.status, 400, "{taken:?}");
     assert_eq!(api_status(&victim, &format!("{e_application}/applications/mine")).await, 401);
-    // The refused attempt used the code up: it is good for nobody now.
+    // The refused attempt leaves the code to the browser it was made for, once.
+    assert_eq!(attacker.open(&code_url).await.status, 200);
     assert_eq!(attacker.open(&code_url).await.status, 400);
 }
 
@@ -260,8 +261,13 @@ async fn expired_sessions_and_cross_site_posts_are_refused_and_a_posted_form_sur
     // A resident fills in the donation form before signing in: what they typed survives.
     let web = Web::default();
     let form = [("amount", "10000"), ("name", "千代田 三郎"), ("postal_code", "100-0001"), ("address", "東京都千代田区千代田1-1"), ("phone", "03-0000-0000")];
-    let page = web.submit(&furusato(&host, "/donations"), &origin, &form).await;
-    let page = if page.url.contains("/signin/") { sign_in_and_open(&web, &page.url).await } else { page };
+    let posted = web.send(reqwest::Method::POST, &furusato(&host, "/donations"), Some(&form), &[("accept", "text/html"), ("origin", &origin)]).await;
+    assert_eq!(posted.status(), 303);
+    let to_sign_in = reqwest::Url::parse(&origin).unwrap().join(posted.headers()["location"].to_str().unwrap()).unwrap();
+    let kept = to_sign_in.query_pairs().find(|(k, _)| k == "return_to").map(|(_, v)| v.into_owned()).expect("sign-in comes back to the kept form");
+    // Another browser that learns the link gets nothing, and takes nothing away.
+    assert_eq!(Web::default().open(&format!("{origin}{kept}")).await.status, 404);
+    let page = sign_in_and_open(&web, to_sign_in.as_str()).await;
     assert_eq!(page.status, 200, "{page:?}");
     assert!(page.url.starts_with(&format!("{origin}/.nukisashi/replay?id=")), "{}", page.url);
     for (name, value) in form {

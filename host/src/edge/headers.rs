@@ -27,7 +27,6 @@ const MODULE_MAY_NOT_SEND: &[&str] = &[
     "origin-agent-cluster",
     "set-cookie2",
     "x-request-id",
-    "content-length",
 ];
 
 /// Request headers a client may send that would lie to a module about where the request
@@ -74,6 +73,9 @@ pub fn scrub_request(headers: &mut HeaderMap, mount: &Mount) {
 /// dropped, for the log.
 pub fn filter_response(headers: &mut HeaderMap, mount: &Mount) -> Vec<String> {
     let mut dropped = Vec::new();
+    // The host frames the body itself (JavaScript runtimes send a length as a matter of
+    // course): not worth a warning.
+    headers.remove(header::CONTENT_LENGTH);
     let names: Vec<HeaderName> = headers.keys().cloned().collect();
     for name in names {
         let n = name.as_str();

@@ -136,10 +136,12 @@ pub async fn entry(State(app): State<Arc<App>>, request: Request, next: Next) ->
 async fn route(app: &Arc<App>, request: Request, next: Next) -> Response {
     match app.edge.origins.destination(request.uri(), request.headers()) {
         Err(problem) => problem.into_response(),
-        Ok(Destination::Module { lg_code, module }) if request.uri().path().starts_with(crate::signin::RESERVED_PREFIX) => {
-            crate::signin::module_origin(app, lg_code, module, request).await
-        }
         Ok(Destination::Module { lg_code, module }) => match ModulePath::parse(request.uri().path()) {
+            // Decided on the canonical path: however it is spelt (`%2e`, capitals), the
+            // platform's own namespace never reaches a module.
+            Ok(path) if path.segments().first().is_some_and(|s| s.eq_ignore_ascii_case(crate::signin::RESERVED_SEGMENT)) => {
+                crate::signin::module_origin(app, lg_code, module, request).await
+            }
             Ok(path) => crate::api::gateway::serve(app, Target { lg_code, module, path, mount: Mount::Origin }, request).await,
             Err(e) => refused_path(e).into_response(),
         },

@@ -61,29 +61,32 @@ pub fn refusal(status: StatusCode, what: &str, todo: &str, back: Option<&str>) -
     page(status, "ログインできませんでした", &format!("<p>{}</p><p class=\"note\">{}</p>{back}", escape(what), escape(todo)))
 }
 
-/// A platform refusal for a person: what it means in Japanese, what to do, and the
-/// refusal's own sentence and request id for whoever they ask for help.
+/// A platform refusal for a person: what it means and what to do, in Japanese, and the
+/// refusal's code and request id for whoever they ask for help. The refusal's own sentence
+/// is for API clients and operators (problem+json, the log), not on the page.
 pub fn problem_page(problem: &crate::api::problem::Problem, request_id: &str) -> Response {
-    let (title, todo) = match problem.status {
-        401 => ("ログインが必要です", "ログインしてから、もう一度お試しください。"),
-        403 => ("この操作はできません", "この操作をする権限がないか、ほかのサイトから送られた操作です。このサービスのページから操作してください。"),
-        404 => ("ページが見つかりません", "アドレスを確かめてください。"),
-        405 => ("この方法では使えません", "サービスのページから操作してください。"),
-        408 | 413 | 414 | 431 => ("送信できませんでした", "送信する内容を小さくするか、通信の良いところでもう一度お試しください。"),
-        429 | 503 => ("ただいま混み合っています", "しばらくしてから、もう一度お試しください。"),
-        400..=499 => ("送信された内容を受け付けられませんでした", "入力を確かめて、もう一度お試しください。"),
+    let code = problem.kind.trim_start_matches("urn:nukisashi:problem:");
+    let (title, todo) = match (problem.status, code) {
+        (403, "cross-site-request") => ("この操作はできません", "ほかのサイトやページから送られた操作は受け付けていません。このサービスのページを開き直して、そこから操作してください。"),
+        (401, _) => ("ログインが必要です", "ログインしてから、もう一度お試しください。"),
+        (403, _) => ("この操作はできません", "このページを使う権限がありません。権限のあるアカウントでログインし直してください。"),
+        (404, _) => ("ページが見つかりません", "アドレスを確かめてください。"),
+        (405, _) => ("この方法では使えません", "サービスのページから操作してください。"),
+        (408 | 413 | 414 | 431, _) => ("送信できませんでした", "送信する内容を小さくするか、通信の良いところでもう一度お試しください。"),
+        (429 | 503, _) => ("ただいま混み合っています", "しばらくしてから、もう一度お試しください。"),
+        (400..=499, _) => ("送信された内容を受け付けられませんでした", "入力を確かめて、もう一度お試しください。"),
         _ => ("エラーが発生しました", "しばらくしてから、もう一度お試しください。続くときは、下の番号を添えて自治体にお問い合わせください。"),
     };
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = format!(
-        "<p>{}</p><p>{}</p><p class=\"note\"><small>詳細: {}（問い合わせ番号 {}）</small></p>",
+        "<p>{}</p><p>{}</p><p class=\"note\"><small>理由コード {}、問い合わせ番号 {}</small></p>",
         escape(todo),
         if problem.status == 401 {
             format!("<a href=\"{}\">ログイン</a>", escape(&crate::signin::signin_link("/")))
         } else {
             "<a href=\"/\">はじめのページへ</a>".to_string()
         },
-        escape(&problem.detail),
+        escape(code),
         escape(request_id)
     );
     let mut response = page(status, title, &body);

@@ -78,8 +78,10 @@ const FLOW_AUDIENCE: &str = "urn:nukisashi:sign-in-flow";
 const ORIGIN_COOKIE: &str = "nukisashi_session";
 /// A module origin's pending-sign-in cookie (path `/.nukisashi/`).
 const PENDING_COOKIE: &str = "nukisashi_pending";
-/// Where sign-in lives on module origins; modules never see these paths.
+/// Where sign-in lives on module origins; modules never see these paths (nor any path
+/// whose first segment is this one in another spelling: the host answers those with 404).
 pub const RESERVED_PREFIX: &str = "/.nukisashi/";
+pub const RESERVED_SEGMENT: &str = ".nukisashi";
 /// The request header that gives a module the form token of the browser's session on its
 /// origin (the SDK's `Request::form_token_field`); set by the host only, never by a client.
 pub const FORM_TOKEN_HEADER: &str = "x-nukisashi-form-token";
@@ -437,14 +439,12 @@ fn is_local_path(path: &str) -> bool {
 
 /// `/.nukisashi/session?code=`: the handoff from the platform origin.
 async fn arrive(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMap, code: &str) -> anyhow::Result<Response> {
-    let again = || pages::refusal(StatusCode::BAD_REQUEST, "このログインは無効か、期限が切れています。", "もう一度ログインしてください。", Some("/"));
-    let Some(handoff) = app.db.take_sign_in_handoff(&digest(code)).await? else { return Ok(again()) };
     let origin = origin_key(lg_code, module);
-    let pending = cookie(headers, PENDING_COOKIE).map(|p| digest(&p));
-    if handoff.origin != origin || handoff.expires_at < now() || pending.as_deref() != Some(handoff.binding.as_str()) {
-        tracing::warn!(origin, "a sign-in handoff was refused: another origin, expired, or not the browser that started it");
-        return Ok(again());
-    }
+    let pending = cookie(headers, PENDING_COOKIE).map(|p| digest(&p)).unwrap_or_default();
+    let Some(handoff) = app.db.take_sign_in_handoff(&digest(code), &origin, &pending, now()).await? else {
+        tracing::warn!(origin, "a sign-in handoff was refused: unknown, used, expired, another origin's, or not the browser that started it");
+        return Ok(pages::refusal(StatusCode::BAD_REQUEST, "このログインは無効か、期限が切れています。", "もう一度ログインしてください。", Some("/")));
+    };
     let value = secret();
     app.db.insert_sign_in_origin(&digest(&value), &handoff.session_hash, &origin).await?;
     let mut response = see_other(&handoff.return_path);
@@ -455,17 +455,15 @@ async fn arrive(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMap, 
 /// `/.nukisashi/replay?id=`: the form this browser posted before signing in, posted again
 /// from this origin (by script, or by the person pressing the button).
 async fn replay(app: &App, lg_code: &LgCode, module: &str, headers: &HeaderMap, id: &str) -> anyhow::Result<Response> {
-    let Some(replay) = app.db.take_sign_in_replay(&digest(id)).await? else {
+    // Only this browser, on this origin, takes it: anyone else's attempt leaves it be.
+    let pending = cookie(headers, PENDING_COOKIE).map(|p| digest(&p)).unwrap_or_default();
+    let Some(replay) = app.db.take_sign_in_replay(&digest(id), &origin_key(lg_code, module), &pending, now()).await? else {
         return Ok(pages::page(
             StatusCode::NOT_FOUND,
             "送信を続けられません",
-            "<p>送信しようとした内容は見つかりませんでした（期限切れか、送信済みです）。</p><p>お手数ですが、もう一度入力してください。</p><p><a href=\"/\">はじめのページへ</a></p>",
+            "<p>送信しようとした内容は見つかりませんでした（期限切れか、送信済みか、このブラウザーで入力されたものではありません）。</p><p>お手数ですが、もう一度入力してください。</p><p><a href=\"/\">はじめのページへ</a></p>",
         ));
     };
-    let pending = cookie(headers, PENDING_COOKIE).map(|p| digest(&p));
-    if replay.origin != origin_key(lg_code, module) || replay.expires_at < now() || pending.as_deref() != Some(replay.binding.as_str()) {
-        return Ok(pages::refusal(StatusCode::BAD_REQUEST, "送信しようとした内容は、このブラウザーのものではないか、期限が切れています。", "もう一度入力してください。", Some("/")));
-    }
     // The form was posted before there was a session, so it carries no form token: it gets
     // this session's (this browser proved it posted the form, by the pending cookie).
     let token = cookie(headers, ORIGIN_COOKIE).map(|c| app.sign_in.form_token(&digest(&c))).unwrap_or_default();

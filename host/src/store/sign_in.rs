@@ -116,9 +116,15 @@ impl Db {
         Ok(())
     }
 
-    pub async fn take_sign_in_handoff(&self, code_hash: &str) -> Result<Option<Handoff>> {
-        let row = sqlx::query("DELETE FROM sign_in_handoffs WHERE code_hash = $1 RETURNING session_hash, origin, return_path, binding, expires_at")
+    /// Takes (deletes and returns) a handoff code, only for the origin it was made for, the
+    /// browser that started the sign-in (`binding`), and before it expires: anyone else's
+    /// attempt leaves it for its browser.
+    pub async fn take_sign_in_handoff(&self, code_hash: &str, origin: &str, binding: &str, now: i64) -> Result<Option<Handoff>> {
+        let row = sqlx::query("DELETE FROM sign_in_handoffs WHERE code_hash = $1 AND origin = $2 AND binding = $3 AND expires_at >= $4 RETURNING session_hash, origin, return_path, binding, expires_at")
             .bind(code_hash)
+            .bind(origin)
+            .bind(binding)
+            .bind(now)
             .fetch_optional(self.pool())
             .await?;
         row.map(|r| Ok(Handoff { session_hash: r.try_get(0)?, origin: r.try_get(1)?, return_path: r.try_get(2)?, binding: r.try_get(3)?, expires_at: r.try_get(4)? }))
@@ -158,9 +164,13 @@ impl Db {
         Ok(())
     }
 
-    pub async fn take_sign_in_replay(&self, id_hash: &str) -> Result<Option<Replay>> {
-        let row = sqlx::query("DELETE FROM sign_in_replays WHERE id_hash = $1 RETURNING binding, origin, path, body, expires_at")
+    /// Takes a kept form, under the same conditions as [`Self::take_sign_in_handoff`].
+    pub async fn take_sign_in_replay(&self, id_hash: &str, origin: &str, binding: &str, now: i64) -> Result<Option<Replay>> {
+        let row = sqlx::query("DELETE FROM sign_in_replays WHERE id_hash = $1 AND origin = $2 AND binding = $3 AND expires_at >= $4 RETURNING binding, origin, path, body, expires_at")
             .bind(id_hash)
+            .bind(origin)
+            .bind(binding)
+            .bind(now)
             .fetch_optional(self.pool())
             .await?;
         row.map(|r| Ok(Replay { binding: r.try_get(0)?, origin: r.try_get(1)?, path: r.try_get(2)?, body: r.try_get(3)?, expires_at: r.try_get(4)? })).transpose()

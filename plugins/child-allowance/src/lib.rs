@@ -223,6 +223,7 @@ fn new_claim(claimant_number: &str, filed: Date, event: Option<Date>, supported:
     let first_month = rules::first_paid_month(filed, event);
     let household = registry::household(&claimant.household_number)?;
     let children = children_of(&household, &claimant, supported, first_month)?;
+    refuse_claimed_elsewhere(&children, None)?;
     if rules::monthly_total(&children, first_month) == 0 {
         return Err(Error::unprocessable(format!("{} さんの世帯に支給対象となる児童がいません", claimant.name)));
     }
@@ -240,6 +241,20 @@ fn new_claim(claimant_number: &str, filed: Date, event: Option<Date>, supported:
     save_claim(&claim)?;
     log::info(&format!("claim {} for household {}", claim.id, claim.household_number));
     Ok(claim)
+}
+
+/// A child is paid to one recipient: refuses children already in another active claim
+/// (the other parent's, say), naming the claim.
+fn refuse_claimed_elsewhere(children: &[rules::Child], except: Option<u64>) -> Result<()> {
+    for claim in all_claims()?.iter().filter(|c| c.is_active() && Some(c.id) != except) {
+        if let Some(child) = children.iter().find(|child| claim.children.iter().any(|c| c.addressee_number == child.addressee_number)) {
+            return Err(Error::conflict(format!(
+                "宛名番号 {} の児童は、既に認定番号 {} で {} さんに支給されています（児童手当の受給者は児童1人につき1人です）",
+                child.addressee_number, claim.id, claim.claimant_name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What the e-application module hands over when a 児童手当 認定請求 is completed.
@@ -342,6 +357,8 @@ fn revise_claim(req: &Request) -> Result<Response> {
     if added.is_empty() && !m.contains_key("supported") {
         return Err(Error::unprocessable("世帯に新しい児童がいません"));
     }
+    let new_children: Vec<rules::Child> = claim.children.iter().filter(|c| added.contains(&c.addressee_number)).cloned().collect();
+    refuse_claimed_elsewhere(&new_children, Some(claim.id))?;
     let after = claim.monthly(from);
     claim.history.push(HistoryEntry { on: Date::today(), by: staff_name(), what: format!("額改定（{from}分から月額 {before}円 → {after}円、追加 {}）", added.join("・")) });
     save_claim(&claim)?;

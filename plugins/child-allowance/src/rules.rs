@@ -28,8 +28,12 @@ impl Month {
     /// `YYYY-MM`.
     pub fn parse(s: &str) -> Option<Self> {
         let (y, m) = s.split_once('-')?;
+        if y.len() != 4 || m.len() != 2 || !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         let (year, month) = (y.parse().ok()?, m.parse().ok()?);
-        (y.len() == 4 && m.len() == 2 && (1..=12).contains(&month)).then_some(Month { year, month })
+        // 児童手当 began in 1972; a year past 2999 is a typing mistake.
+        ((1972..=2999).contains(&year) && (1..=12).contains(&month)).then_some(Month { year, month })
     }
 }
 
@@ -166,6 +170,14 @@ pub fn payment_due(children: &[Child], payment: Month) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn months_are_four_digit_years_and_two_digit_months() {
+        assert_eq!(Month::parse("2026-06"), Some(Month { year: 2026, month: 6 }));
+        for bad in ["0000-02", "+999-12", "2026-13", "2026-6", "２０２６-06", "9999-02"] {
+            assert_eq!(Month::parse(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     fn d(s: &str) -> Date {

@@ -176,10 +176,27 @@ fn store_files(no: &str, validated: &Validated) -> Result<BTreeMap<String, FileI
     Ok(files)
 }
 
+/// The 宛名番号 the sign-in vouched for is the applicant's own: a field prefilled from it
+/// takes it (the page shows it read-only), and a post that says another is refused.
+fn with_vouched_number(form: &FormDef, mut fields: serde_json::Map<String, Value>) -> Result<serde_json::Map<String, Value>> {
+    let Some(number) = identity::addressee_number() else { return Ok(fields) };
+    for f in form.fields.iter().filter(|f| f.prefill == Some(forms::Prefill::AddresseeNumber)) {
+        match fields.get(&f.name).and_then(Value::as_str) {
+            Some(sent) if !sent.is_empty() && sent != number => {
+                return Err(Error::unprocessable(format!("{}: ログインした本人の宛名番号（{number}）以外は指定できません", f.label)));
+            }
+            _ => {
+                fields.insert(f.name.clone(), Value::String(number.clone()));
+            }
+        }
+    }
+    Ok(fields)
+}
+
 fn submit(req: &Request) -> Result<Response> {
     let caller = identity::require(Role::Resident)?;
     let form = latest_form(req.param("id").unwrap_or(""))?;
-    let validated = forms::validate(&form, &req.fields()?, max_attachment()).map_err(invalid)?;
+    let validated = forms::validate(&form, &with_vouched_number(&form, req.fields()?)?, max_attachment()).map_err(invalid)?;
     let today = Date::today();
     let no = format!("{}-{:06}", today.year, kv::increment(&format!("seq/receipt/{}", today.year), 1)?);
     let files = store_files(&no, &validated)?;
@@ -213,7 +230,7 @@ fn resubmit(req: &Request) -> Result<Response> {
     for f in form.fields.iter_mut().filter(|f| f.kind == forms::FieldKind::File && app.files.contains_key(&f.name)) {
         f.required = false;
     }
-    let validated = forms::validate(&form, &req.fields()?, max_attachment()).map_err(invalid)?;
+    let validated = forms::validate(&form, &with_vouched_number(&form, req.fields()?)?, max_attachment()).map_err(invalid)?;
     let mut files = app.files.clone();
     files.extend(store_files(&app.receipt_number, &validated)?);
     app.values = validated.values;
