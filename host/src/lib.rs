@@ -29,6 +29,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod transfer_client;
 pub mod transfers;
+pub mod wit;
 
 /// Module ids are what appears in URLs and host names: 1–55 of `a-z`, `0-9` and `-`,
 /// starting with a letter or digit, not `xn--…` (an internationalised-name prefix). 55 keeps

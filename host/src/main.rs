@@ -102,6 +102,17 @@ enum Command {
     /// Read or replace a municipality's settings for a subscribed module.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write the platform's WIT (platform.wit and its WASI deps/) for a toolchain to build
+    /// against, e.g. `nukisashi wit --wasi 0.2.10 --out wit/` for componentize-js.
+    Wit {
+        /// Directory to write into (created if missing).
+        #[arg(long, short, default_value = "wit")]
+        out: PathBuf,
+        /// Name this WASI 0.2 release instead of the one the platform publishes; the host
+        /// runs modules built against any 0.2 release.
+        #[arg(long)]
+        wasi: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -547,6 +558,11 @@ async fn run(command: Command) -> Result<()> {
         Command::Module(cmd) => module(cmd).await,
         Command::Linkage(cmd) => linkage(cmd).await,
         Command::Dev(cmd) => dev(cmd),
+        Command::Wit { out, wasi } => {
+            let written = nukisashi::wit::write(&out, wasi.as_deref())?;
+            println!("wrote {} files to {} (WASI {})", written.len(), out.display(), wasi.as_deref().unwrap_or(nukisashi::wit::WASI_VERSION));
+            Ok(())
+        }
         Command::Report(cmd) => report(cmd).await,
         Command::Backup { out, api } => {
             let bytes = download_to(&api.client(), "/backup", &out).await?;

@@ -5,6 +5,8 @@
 //! - `bench [NAME]`   build everything and run every benchmark (or one), against wasmtime
 //!                    serve, native axum and a throwaway PostgreSQL (writes docs/BENCHMARKS.md)
 //! - `modules`        build every guest module (wasm32-wasip2) only
+//! - `polyglot`       build the host and the Python and JavaScript examples
+//!                    (componentize-py, componentize-js; installed into target/tools once)
 //!
 //! Everything host-side uses the release profile, so wasmtime compiles once for the demo,
 //! the tests and the benchmarks.
@@ -37,7 +39,11 @@ fn run() -> Result<()> {
         "demo" => demo(&rest),
         "test" => test(&rest),
         "bench" => bench(&rest),
-        _ => bail!("usage: cargo xtask <demo|test|bench|modules> [args…]"),
+        "polyglot" => {
+            build_host_and_tests()?;
+            build_polyglot_examples()
+        }
+        _ => bail!("usage: cargo xtask <demo|test|bench|modules|polyglot> [args…]"),
     }
 }
 
@@ -98,15 +104,14 @@ fn test(extra: &[String]) -> Result<()> {
     // targets of the same packages so that features unify exactly as in `cargo test`:
     // building `-p nukisashi --bin nukisashi` alone resolves other features for shared
     // dependencies (serde, syn, sqlx…) and compiles wasmtime a second time on a clean machine.
-    status({
-        let mut c = cargo();
-        c.args(["build", "--release", "--bins", "--tests"]);
-        select_test_packages(&mut c);
-        c
-    })?;
+    build_host_and_tests()?;
+    let selected: Vec<&String> = extra.windows(2).filter(|w| w[0] == "--test").map(|w| &w[1]).collect();
+    // Only the polyglot tests need the Python and JavaScript examples (and PyPI and npm).
+    if selected.is_empty() || selected.iter().any(|t| *t == "polyglot") {
+        build_polyglot_examples()?;
+    }
     let _postgres = throwaway_postgres()?;
     // Only a run that includes the contract test needs schemathesis (and PyPI).
-    let selected: Vec<&String> = extra.windows(2).filter(|w| w[0] == "--test").map(|w| &w[1]).collect();
     let schemathesis = if selected.is_empty() || selected.iter().any(|t| *t == "contract") { Some(install_schemathesis()?) } else { None };
     // Only the page tests need axe-core (and the npm registry).
     let axe = if selected.is_empty() || selected.iter().any(|t| *t == "pages") { Some(install_axe_core()?) } else { None };
@@ -125,6 +130,17 @@ fn test(extra: &[String]) -> Result<()> {
         c.env("RUST_BACKTRACE", "0");
     }
     status(c)
+}
+
+/// The host binary and the test targets, built together so that features unify exactly as
+/// in `cargo test`.
+fn build_host_and_tests() -> Result<()> {
+    status({
+        let mut c = cargo();
+        c.args(["build", "--release", "--bins", "--tests"]);
+        select_test_packages(&mut c);
+        c
+    })
 }
 
 fn select_test_packages(c: &mut Command) {
@@ -197,6 +213,70 @@ fn install_schemathesis() -> Result<PathBuf> {
     let mut c = Command::new(venv.join("bin/pip"));
     c.args(["install", "--quiet", "--disable-pip-version-check", &format!("schemathesis=={SCHEMATHESIS}")]);
     status(c).context("installing schemathesis from PyPI failed")?;
+    Ok(program)
+}
+
+/// The toolchains the Python and JavaScript examples are built with, pinned.
+const COMPONENTIZE_PY: &str = "0.25.1";
+const COMPONENTIZE_JS: &str = "0.23.0";
+/// The WASI release componentize-js builds against (its runtime exports
+/// `wasi:http/incoming-handler` at this version).
+const COMPONENTIZE_JS_WASI: &str = "0.2.10";
+
+/// Builds `examples/guestbook-python` and `examples/guestbook-js` into target/polyglot, as
+/// a vendor would: componentize-py against `wit/`, componentize-js against the WIT that
+/// `nukisashi wit --wasi 0.2.10` writes.
+fn build_polyglot_examples() -> Result<()> {
+    let out = root().join("target/polyglot");
+    std::fs::create_dir_all(&out)?;
+    let python = install_componentize_py()?;
+    let mut c = Command::new(&python);
+    c.current_dir(root().join("examples/guestbook-python"));
+    c.args(["-d"]).arg(root().join("wit")).args(["-w", "nukisashi:platform/module", "componentize", "app", "-o"]).arg(out.join("guestbook-python.wasm"));
+    status(c).context("componentize-py could not build examples/guestbook-python")?;
+
+    let js = install_componentize_js()?;
+    let wit = out.join(format!("wit-{COMPONENTIZE_JS_WASI}"));
+    let mut c = Command::new(root().join("target/release/nukisashi"));
+    c.args(["wit", "--wasi", COMPONENTIZE_JS_WASI, "--out"]).arg(&wit);
+    status(c)?;
+    let mut c = Command::new(&js);
+    c.arg(root().join("examples/guestbook-js/app.js")).arg("--wit").arg(&wit).args(["-n", "nukisashi:platform/module", "-o"]).arg(out.join("guestbook-js.wasm"));
+    status(c).context("componentize-js could not build examples/guestbook-js")?;
+    Ok(())
+}
+
+/// Installs componentize-py from PyPI into a virtual environment under target/tools once;
+/// returns the program.
+fn install_componentize_py() -> Result<PathBuf> {
+    let venv = root().join(format!("target/tools/componentize-py-{COMPONENTIZE_PY}"));
+    let program = venv.join("bin/componentize-py");
+    if program.exists() {
+        return Ok(program);
+    }
+    eprintln!("xtask: installing componentize-py {COMPONENTIZE_PY} into {} for the Python example (once)", venv.display());
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut c = Command::new(&python);
+    c.args(["-m", "venv", "--clear"]).arg(&venv);
+    status(c).with_context(|| format!("the Python example needs Python 3 with venv (`{python}`; on Debian: apt-get install python3-venv)"))?;
+    let mut c = Command::new(venv.join("bin/pip"));
+    c.args(["install", "--quiet", "--disable-pip-version-check", &format!("componentize-py=={COMPONENTIZE_PY}")]);
+    status(c).context("installing componentize-py from PyPI failed")?;
+    Ok(program)
+}
+
+/// Installs componentize-js from npm under target/tools once; returns the program.
+fn install_componentize_js() -> Result<PathBuf> {
+    let dir = root().join(format!("target/tools/componentize-js-{COMPONENTIZE_JS}"));
+    let program = dir.join("node_modules/.bin/componentize-js");
+    if program.exists() {
+        return Ok(program);
+    }
+    eprintln!("xtask: installing componentize-js {COMPONENTIZE_JS} into {} for the JavaScript example (once)", dir.display());
+    std::fs::create_dir_all(&dir)?;
+    let mut c = Command::new("npm");
+    c.args(["install", "--prefix"]).arg(&dir).args(["--no-audit", "--no-fund", "--loglevel=error", &format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}")]);
+    status(c).context("installing componentize-js from npm failed (the JavaScript example needs Node.js and npm: on Debian, apt-get install nodejs npm)")?;
     Ok(program)
 }
 
