@@ -160,6 +160,7 @@ impl App {
             audit,
             kv_writes: None,
             peak_memory: Default::default(),
+            kv_handles: Default::default(),
         })
     }
 

@@ -23,6 +23,8 @@ const FILES: &[(&str, &str)] = &[
     ("deps/io.wit", include_str!("../../wit/deps/io.wit")),
     ("deps/random.wit", include_str!("../../wit/deps/random.wit")),
     ("deps/sockets.wit", include_str!("../../wit/deps/sockets.wit")),
+    ("deps/keyvalue.wit", include_str!("../../wit/deps/keyvalue.wit")),
+    ("deps/config.wit", include_str!("../../wit/deps/config.wit")),
 ];
 
 /// The minor-patch number of a `0.2.N` version the host can satisfy.

@@ -179,11 +179,18 @@ impl reqwest::dns::Resolve for LoopbackNames {
     }
 }
 
+/// How long the test clients keep an idle connection for reuse: well under the host's
+/// `[limits.connections] header_read_ms` (10 s), after which the host closes a kept-alive
+/// connection that has not started its next request. Reusing one at that moment races the
+/// close, and a POST that loses the race fails (`IncompleteMessage`).
+const KEPT_ALIVE: Duration = Duration::from_secs(4);
+
 /// An HTTP client that resolves `*.localhost` to loopback and follows no redirects.
 pub fn client_without_redirects() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
+        .pool_idle_timeout(KEPT_ALIVE)
         .dns_resolver(std::sync::Arc::new(LoopbackNames))
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -192,7 +199,7 @@ pub fn client_without_redirects() -> reqwest::Client {
 
 fn client(ca: Option<&Path>) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60)).dns_resolver(std::sync::Arc::new(LoopbackNames));
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_idle_timeout(KEPT_ALIVE).dns_resolver(std::sync::Arc::new(LoopbackNames));
     if let Some(ca) = ca {
         builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).expect("CA file")).expect("CA PEM"));
     }
@@ -574,4 +581,16 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
         body = rest[size..].strip_prefix(b"\r\n").unwrap_or(&rest[size..]);
     }
     out
+}
+
+/// Checks a sandbox probe's report (`tests/fixtures/probe`, `tests/fixtures/probe-python`:
+/// one `name: outcome` line per authority tried): every one was tried and denied, outbound
+/// HTTP by the host's policy.
+pub fn assert_every_attempt_denied(report: &str) {
+    let attempts: std::collections::BTreeMap<&str, &str> = report.lines().filter_map(|l| l.split_once(": ")).collect();
+    assert_eq!(attempts.keys().copied().collect::<Vec<_>>(), ["dir", "dns", "env", "file", "http", "tcp", "udp"], "{report}");
+    for (name, outcome) in &attempts {
+        assert!(outcome.starts_with("denied"), "{name} must be denied: {report}");
+    }
+    assert!(attempts["http"].contains("HttpRequestDenied"), "outbound HTTP is refused by policy: {report}");
 }

@@ -23,11 +23,6 @@ fn a_module_importing_what_the_host_lacks_is_refused_at_load() {
     assert!(stderr.contains("bad_import_fixture.wasm"), "the error names the file: {stderr}");
 }
 
-/// What the probe module reports about each authority it tried, by name.
-fn attempts(report: &str) -> std::collections::BTreeMap<&str, &str> {
-    report.lines().filter_map(|l| l.split_once(": ")).collect()
-}
-
 #[tokio::test]
 async fn what_toolchains_import_is_linked_and_grants_nothing() {
     // The probe imports wasi:http/outgoing-handler and (through Rust's std) wasi:sockets,
@@ -38,14 +33,7 @@ async fn what_toolchains_import_is_linked_and_grants_nothing() {
     let host = spec.start().unwrap();
     let r = host.client.get(format!("{}/", host.origin("131016", "probe-fixture"))).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let report = r.text().await.unwrap();
-    let attempts = attempts(&report);
-    assert_eq!(attempts.keys().copied().collect::<Vec<_>>(), ["dir", "dns", "env", "file", "http", "tcp", "udp"], "{report}");
-    for (name, outcome) in &attempts {
-        assert!(outcome.starts_with("denied"), "{name} must be denied: {report}");
-    }
-    assert!(attempts["http"].contains("HttpRequestDenied"), "outbound HTTP is refused by policy: {report}");
-    assert!(attempts["tcp"].contains("PermissionDenied") || attempts["tcp"].contains("denied (Other"), "{report}");
+    nukisashi_e2e::assert_every_attempt_denied(&r.text().await.unwrap());
 }
 
 #[test]

@@ -108,3 +108,18 @@ async fn python_and_javascript_guestbooks_are_published_and_keep_each_municipali
         assert_eq!(post(&host, NAHA, module, "届かない").await.0, 403, "grants survive the restart");
     }
 }
+
+#[tokio::test]
+async fn a_python_module_for_the_standard_proxy_world_runs_and_is_denied_every_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = HostSpec::new(Backend::Sqlite, &dir.path().join("host"), &[]).await.unwrap();
+    spec.plugins = vec![polyglot("probe-python")];
+    let host = spec.start().unwrap();
+    let r = host.client.get(format!("{}/", host.origin(CHIYODA, "probe-python"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let report = r.text().await.unwrap();
+    nukisashi_e2e::assert_every_attempt_denied(&report);
+    // Python's own words for each denial reach the module.
+    assert!(report.contains("udp: denied (PermissionError"), "{report}");
+    assert!(report.contains("file: denied (FileNotFoundError"), "{report}");
+}

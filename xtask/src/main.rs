@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest packages, built for wasm32-wasip2 with the `guest` profile.
-const GUEST_PACKAGES: &[&str] = &["guestbook", "fault-fixture", "bad-import-fixture", "large-fixture", "linkage-fixture", "plain-http-fixture", "hostile-fixture", "probe-fixture", "furusato-tax", "child-allowance", "e-application"];
+const GUEST_PACKAGES: &[&str] = &["guestbook", "fault-fixture", "bad-import-fixture", "large-fixture", "linkage-fixture", "plain-http-fixture", "hostile-fixture", "probe-fixture", "standard-kv-fixture", "furusato-tax", "child-allowance", "e-application"];
 
 /// Host-side packages whose tests make up the test suite.
 const TEST_PACKAGES: &[&str] = &["nukisashi", "nukisashi-sdk", "nukisashi-e2e", "furusato-tax", "child-allowance", "e-application"];
@@ -67,12 +67,29 @@ fn status(mut command: Command) -> Result<()> {
 }
 
 fn build_modules() -> Result<()> {
+    ensure_wasm_target()?;
     let mut c = cargo();
     c.args(["build", "--target", "wasm32-wasip2", "--profile", "guest"]);
     for p in GUEST_PACKAGES {
         c.args(["-p", p]);
     }
-    status(c).context("building the modules failed (is the target installed? `rustup target add wasm32-wasip2`)")
+    status(c).context("building the modules failed")
+}
+
+/// Modules compile for wasm32-wasip2: add the target through rustup when it is missing, or
+/// say what to install when the toolchain did not come from rustup.
+fn ensure_wasm_target() -> Result<()> {
+    let Ok(listed) = Command::new("rustup").args(["target", "list", "--installed"]).output() else {
+        eprintln!("xtask: rustup not found; the wasm32-wasip2 standard library must be installed for this toolchain");
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&listed.stdout).lines().any(|t| t.trim() == "wasm32-wasip2") {
+        return Ok(());
+    }
+    eprintln!("xtask: adding the wasm32-wasip2 target (modules compile to WebAssembly components)");
+    let mut add = Command::new("rustup");
+    add.args(["target", "add", "wasm32-wasip2"]);
+    status(add).context("cannot add the wasm32-wasip2 target; run `rustup target add wasm32-wasip2` and try again")
 }
 
 fn module_path(name: &str) -> PathBuf {
@@ -223,17 +240,21 @@ const COMPONENTIZE_JS: &str = "0.23.0";
 /// `wasi:http/incoming-handler` at this version).
 const COMPONENTIZE_JS_WASI: &str = "0.2.10";
 
-/// Builds `examples/guestbook-python` and `examples/guestbook-js` into target/polyglot, as
-/// a vendor would: componentize-py against `wit/`, componentize-js against the WIT that
-/// `nukisashi wit --wasi 0.2.10` writes.
+/// Builds `examples/guestbook-python`, `examples/guestbook-js` and the Python sandbox probe
+/// into target/polyglot, as a vendor would: componentize-py against `wit/`, componentize-js
+/// against the WIT that `nukisashi wit --wasi 0.2.10` writes.
 fn build_polyglot_examples() -> Result<()> {
     let out = root().join("target/polyglot");
     std::fs::create_dir_all(&out)?;
     let python = install_componentize_py()?;
-    let mut c = Command::new(&python);
-    c.current_dir(root().join("examples/guestbook-python"));
-    c.args(["-d"]).arg(root().join("wit")).args(["-w", "nukisashi:platform/module", "componentize", "app", "-o"]).arg(out.join("guestbook-python.wasm"));
-    status(c).context("componentize-py could not build examples/guestbook-python")?;
+    // The guestbook against the platform's world; the sandbox probe against the standard
+    // wasi:http proxy world, as a module written for any wasi:http host.
+    for (dir, world, name) in [("examples/guestbook-python", "nukisashi:platform/module", "guestbook-python"), ("tests/fixtures/probe-python", "wasi:http/proxy@0.2.12", "probe-python")] {
+        let mut c = Command::new(&python);
+        c.current_dir(root().join(dir));
+        c.args(["-d"]).arg(root().join("wit")).args(["-w", world, "componentize", "app", "-o"]).arg(out.join(format!("{name}.wasm")));
+        status(c).with_context(|| format!("componentize-py could not build {dir}"))?;
+    }
 
     let js = install_componentize_js()?;
     let wit = out.join(format!("wit-{COMPONENTIZE_JS_WASI}"));

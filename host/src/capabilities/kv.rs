@@ -13,7 +13,7 @@ pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_PAGE: u32 = 1000;
 
 impl PlatformState {
-    fn check_key(&self, key: &str) -> Result<(), Error> {
+    pub(super) fn check_key(&self, key: &str) -> Result<(), Error> {
         if key.is_empty() {
             return Err(Error::Invalid("kv keys must not be empty".into()));
         }
@@ -22,10 +22,17 @@ impl PlatformState {
         }
         Ok(())
     }
+
+    pub(super) fn check_value(&self, value: &[u8]) -> Result<(), Error> {
+        if value.len() > self.host_call_bytes {
+            return Err(Error::TooLarge(format!("kv values are limited to {} bytes, this one has {}", self.host_call_bytes, value.len())));
+        }
+        Ok(())
+    }
 }
 
 impl PlatformState {
-    fn quota(&self) -> crate::store::kv::Quota {
+    pub(super) fn quota(&self) -> crate::store::kv::Quota {
         let storage = &self.governor.limits.storage;
         crate::store::kv::Quota { bytes: storage.kv_bytes, keys: storage.kv_keys }
     }
@@ -35,7 +42,7 @@ impl PlatformState {
     }
 }
 
-fn unavailable(e: anyhow::Error) -> Error {
+pub(super) fn unavailable(e: anyhow::Error) -> Error {
     tracing::error!(error = %e, "kv storage call failed");
     Error::Unavailable("the platform's storage is unavailable; nothing was written".into())
 }
@@ -102,13 +109,7 @@ impl Host for PlatformState {
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), Error> {
         self.require(Capability::Kv)?;
         self.check_key(&key)?;
-        if value.len() > self.host_call_bytes {
-            return Err(Error::TooLarge(format!(
-                "kv values are limited to {} bytes, this one has {}",
-                self.host_call_bytes,
-                value.len()
-            )));
-        }
+        self.check_value(&value)?;
         let limit = self.delivery_write_limit();
         if let Some(writes) = &mut self.kv_writes {
             return writes.hold(key, Some(value), limit).inspect_err(|_| self.governor.refused("delivery-write-bytes"));

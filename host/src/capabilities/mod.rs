@@ -12,6 +12,8 @@ mod kv;
 mod log;
 mod registry;
 mod tax;
+mod wasi_config;
+mod wasi_keyvalue;
 
 use crate::linkage::audit::AuditBuffer;
 use crate::store::Db;
@@ -42,6 +44,30 @@ pub mod bindings {
 }
 
 use bindings::nukisashi::platform as wit;
+
+/// Host-side bindings of the standard WASI interfaces Spin 3 modules import for storage and
+/// settings (`wit/deps/keyvalue.wit`, `wit/deps/config.wit`), answered from the same kv and
+/// config as the platform's own interfaces.
+pub mod standard {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        inline: "
+            package nukisashi:standard-interfaces;
+            world standard {
+                import wasi:keyvalue/store@0.2.0-draft2;
+                import wasi:keyvalue/atomics@0.2.0-draft2;
+                import wasi:keyvalue/batch@0.2.0-draft2;
+                import wasi:config/store@0.2.0-draft-2024-09-27;
+            }
+        ",
+        world: "nukisashi:standard-interfaces/standard",
+        imports: { default: async },
+        with: {
+            "wasi:keyvalue/store.bucket": super::wasi_keyvalue::Bucket,
+            "wasi:keyvalue/atomics.cas": super::wasi_keyvalue::Cas,
+        },
+    });
+}
 
 /// A capability a municipality can grant a module. Interfaces that expose nothing about
 /// anyone (context, identity of the current caller, the module's own config, logging) are
@@ -139,6 +165,8 @@ pub struct PlatformState {
     /// The largest linear memory the instance grew to, set by the runtime when it ends
     /// (shared so the gateway can meter it).
     pub peak_memory: Arc<std::sync::atomic::AtomicUsize>,
+    /// The wasi:keyvalue buckets and `cas` handles the module holds.
+    pub kv_handles: wasi_keyvalue::Handles,
 }
 
 impl PlatformState {
@@ -200,6 +228,10 @@ pub fn add_to_linker<T: Send + 'static>(
     wit::tax::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     wit::changes::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     wit::events::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    standard::wasi::keyvalue::store::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    standard::wasi::keyvalue::atomics::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    standard::wasi::keyvalue::batch::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    standard::wasi::config::store::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     Ok(())
 }
 
@@ -211,6 +243,10 @@ pub const ALLOWED_IMPORT_PREFIXES: &[&str] = &[
     "wasi:io/",
     "wasi:clocks/",
     "wasi:random/",
+    // The standard storage and settings interfaces, onto the module's own kv (behind the
+    // `kv` grant) and config.
+    "wasi:keyvalue/",
+    "wasi:config/store",
     // The C libraries and runtimes of Rust, Python and JavaScript link these whether or not
     // the module uses them. They grant nothing: no preopened directories, no environment,
     // no stdio but a captured stderr, every socket address and name lookup denied, every
@@ -223,5 +259,6 @@ pub const ALLOWED_IMPORT_PREFIXES: &[&str] = &[
 
 /// The imports a module may have, for a refusal's message.
 pub const ALLOWED_IMPORTS_SENTENCE: &str = "a module may import the nukisashi:platform interfaces, wasi:http/types, wasi:io, wasi:clocks and wasi:random, \
+wasi:keyvalue@0.2.0-draft2 and wasi:config/store@0.2.0-draft-2024-09-27 (the module's own kv and config), \
 and (linked without authority: no files, no environment, every socket and outbound HTTP request denied) wasi:cli, wasi:filesystem, \
 wasi:sockets and wasi:http/outgoing-handler, each at any 0.2.x version";

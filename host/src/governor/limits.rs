@@ -90,9 +90,12 @@ pub struct ConnectionLimits {
     pub max: u32,
     /// Open connections from one client address.
     pub per_client: u32,
-    /// Time a client has to send a request's headers (→ connection closed).
+    /// Time a client has to send a request's headers (→ connection closed). The clock also
+    /// runs while a kept-alive HTTP/1.1 connection waits for its next request, so this is
+    /// how long such a connection stays open between requests.
     pub header_read_ms: u64,
-    /// Time a kept-alive connection may sit idle between requests.
+    /// Time a connection may go without a byte moving either way, mid-request or with an
+    /// answer its client does not read (and between requests on HTTP/2).
     pub idle_ms: u64,
     /// Time a client has to send a request body to a module (→ 408).
     pub body_read_ms: u64,

@@ -182,5 +182,6 @@ fn health_check_state(app: &App, loaded: &LoadedVersion) -> PlatformState {
         audit: Default::default(),
         kv_writes: None,
         peak_memory: Default::default(),
+        kv_handles: Default::default(),
     }
 }

@@ -100,6 +100,30 @@ impl Db {
         Ok(Ok(next))
     }
 
+    /// Stores `value` under `key` only if the key still holds `seen` (`None`: absent), in
+    /// one transaction that first takes the scope's usage row, so it serialises with every
+    /// other write of the scope. `Ok(Ok(false))`: the value had changed, nothing written.
+    pub async fn kv_swap(&self, scope: &KvScope, key: &str, seen: Option<&[u8]>, value: &[u8], quota: Quota) -> Result<std::result::Result<bool, OverQuota>> {
+        let mut tx = self.pool().begin().await?;
+        lock_usage(&mut tx, scope).await?;
+        let current: Option<Vec<u8>> = sqlx::query("SELECT value FROM kv_entries WHERE lg_code = $1 AND module_id = $2 AND key = $3")
+            .bind(&scope.lg_code)
+            .bind(&scope.module_id)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        if current.as_deref() != seen {
+            return Ok(Ok(false));
+        }
+        if let Err(over) = set(&mut tx, scope, key, value, quota).await? {
+            return Ok(Err(over));
+        }
+        tx.commit().await?;
+        Ok(Ok(true))
+    }
+
     /// What `scope` keeps now.
     pub async fn kv_usage(&self, scope: &KvScope) -> Result<Usage> {
         let row = sqlx::query("SELECT bytes, keys FROM kv_usage WHERE lg_code = $1 AND module_id = $2")
