@@ -155,7 +155,7 @@ impl atomics::Host for PlatformState {
         if swapped {
             return Ok(());
         }
-        let fresh = match self.take_cas(key).await {
+        let fresh = match self.new_cas(key).await {
             Ok(fresh) => fresh,
             Err(e) => return Err(atomics::CasError::StoreError(e)),
         };
@@ -164,7 +164,7 @@ impl atomics::Host for PlatformState {
 }
 
 impl PlatformState {
-    async fn take_cas(&mut self, key: String) -> Result<Resource<Cas>, Error> {
+    async fn new_cas(&mut self, key: String) -> Result<Resource<Cas>, Error> {
         let seen = PlatformKv::get(self, key.clone()).await.map_err(standard)?;
         self.kv_handles.cas(Cas { key, seen })
     }
@@ -191,7 +191,7 @@ impl PlatformState {
 
 impl atomics::HostCas for PlatformState {
     async fn new(&mut self, _: Resource<Bucket>, key: String) -> Result<Resource<Cas>, Error> {
-        self.take_cas(key).await
+        self.new_cas(key).await
     }
 
     async fn current(&mut self, cas: Resource<Cas>) -> Result<Option<Vec<u8>>, Error> {

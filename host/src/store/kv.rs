@@ -81,14 +81,7 @@ impl Db {
     pub async fn kv_increment(&self, scope: &KvScope, key: &str, delta: i64, quota: Quota) -> Result<std::result::Result<i64, NotIncremented>> {
         let mut tx = self.pool().begin().await?;
         lock_usage(&mut tx, scope).await?;
-        let current: Option<Vec<u8>> = sqlx::query("SELECT value FROM kv_entries WHERE lg_code = $1 AND module_id = $2 AND key = $3")
-            .bind(&scope.lg_code)
-            .bind(&scope.module_id)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
+        let current = value_in(&mut tx, scope, key).await?;
         let next = match current.as_deref().map(parse_counter).unwrap_or(Some(0)).and_then(|n| n.checked_add(delta)) {
             Some(next) => next,
             None => return Ok(Err(NotIncremented::NotAnInteger(format!("the value under `{key}` is not an integer that can take {delta} more")))),
@@ -106,14 +99,7 @@ impl Db {
     pub async fn kv_swap(&self, scope: &KvScope, key: &str, seen: Option<&[u8]>, value: &[u8], quota: Quota) -> Result<std::result::Result<bool, OverQuota>> {
         let mut tx = self.pool().begin().await?;
         lock_usage(&mut tx, scope).await?;
-        let current: Option<Vec<u8>> = sqlx::query("SELECT value FROM kv_entries WHERE lg_code = $1 AND module_id = $2 AND key = $3")
-            .bind(&scope.lg_code)
-            .bind(&scope.module_id)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
+        let current = value_in(&mut tx, scope, key).await?;
         if current.as_deref() != seen {
             return Ok(Ok(false));
         }
@@ -225,6 +211,20 @@ async fn lock_usage(conn: &mut AnyConnection, scope: &KvScope) -> Result<()> {
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The value under `key`, read inside the caller's transaction.
+async fn value_in(conn: &mut AnyConnection, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>> {
+    let row = sqlx::query("SELECT value FROM kv_entries WHERE lg_code = $1 AND module_id = $2 AND key = $3")
+        .bind(&scope.lg_code)
+        .bind(&scope.module_id)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
 }
 
 /// Stored size of `key`'s entry (key and value), if it exists.
