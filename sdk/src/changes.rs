@@ -7,7 +7,7 @@
 //! with the delivery, so a change is handled exactly once. Return `Err` to be called again
 //! later with the same change.
 
-use crate::bindings::nukisashi::platform::changes as raw;
+use crate::platform::changes as raw;
 use crate::Result;
 use serde::Serialize;
 

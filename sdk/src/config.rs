@@ -1,6 +1,6 @@
 //! This municipality's configuration of the module (its name, address, contact, settings).
 
-use crate::bindings::nukisashi::platform::config as raw;
+use crate::platform::config as raw;
 use crate::{Error, Result};
 
 /// One setting, if the municipality set it.

@@ -1,6 +1,6 @@
 //! Which municipality and module version is serving this request.
 
-use crate::bindings::nukisashi::platform::context as raw;
+use crate::platform::context as raw;
 
 pub use raw::{ModuleInfo, Municipality};
 

@@ -7,7 +7,7 @@
 //! once; the module's [`kv`](crate::kv) writes during the call are committed with it.
 //! Return `Err` to be called again later with the same event.
 
-use crate::bindings::nukisashi::platform::events as raw;
+use crate::platform::events as raw;
 use crate::Result;
 use serde::Serialize;
 

@@ -272,6 +272,21 @@ impl Response {
         self.body = body;
         self
     }
+
+    /// The body as text (for tests and logs).
+    pub fn body_text(&self) -> Result<&str> {
+        std::str::from_utf8(&self.body).map_err(|_| Error::internal("the response body is not UTF-8"))
+    }
+
+    /// The body parsed as JSON into `T` (for tests).
+    pub fn body_json<T: DeserializeOwned>(&self) -> Result<T> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+
+    /// The first value of header `name` (case-insensitive) as text.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
 }
 
 /// Equal, in time that does not depend on where they differ.

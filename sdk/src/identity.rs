@@ -1,6 +1,6 @@
 //! The verified caller of the current request (never the raw token).
 
-use crate::bindings::nukisashi::platform::identity as raw;
+use crate::platform::identity as raw;
 use crate::{Error, Result};
 
 pub use raw::{Caller, Role};

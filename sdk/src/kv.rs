@@ -4,7 +4,7 @@
 //! to name another municipality's data. Values are bytes; [`get_json`]/[`set_json`] add
 //! serde on top.
 
-use crate::bindings::nukisashi::platform::kv as raw;
+use crate::platform::kv as raw;
 use crate::Result;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

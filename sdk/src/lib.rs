@@ -29,6 +29,9 @@
 //! and multipart bodies (files included) alike; [`Response::after_post`] answers a form with
 //! a redirect to a page and an API client with JSON.
 //!
+//! Unit-test handlers natively with [`testing::TestPlatform`]: `cargo test` runs them
+//! against an in-memory platform (kv, config, identity, registry, events …).
+//!
 //! Build with `cargo build --target wasm32-wasip2 --release`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the component to publish.
 
@@ -54,12 +57,15 @@ mod http;
 pub mod identity;
 pub mod kv;
 pub mod log;
+mod platform;
 pub mod registry;
 mod router;
 #[doc(hidden)]
 pub mod serve;
 pub mod tax;
 pub mod multipart;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 mod url;
 
 pub use error::{Error, Result};

@@ -1,6 +1,6 @@
 //! Log lines into the host's log, tagged with the request, municipality and module.
 
-use crate::bindings::nukisashi::platform::log::{log, Level};
+use crate::platform::log::{log, Level};
 
 pub fn debug(message: &str) {
     log(Level::Debug, message)

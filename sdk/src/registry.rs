@@ -7,8 +7,8 @@
 //! 403 that a handler can pass on with `?` or handle (for example, show a form without
 //! prefilled fields).
 
-use crate::bindings::nukisashi::platform::identity_numbers as raw_numbers;
-use crate::bindings::nukisashi::platform::resident_registry as raw;
+use crate::platform::identity_numbers as raw_numbers;
+use crate::platform::resident_registry as raw;
 use crate::Result;
 use serde::Serialize;
 

@@ -1,6 +1,6 @@
 //! 個人住民税 summaries (capability `tax`), e.g. for ふるさと納税 deduction limits. Audited.
 
-use crate::bindings::nukisashi::platform::tax as raw;
+use crate::platform::tax as raw;
 use crate::Result;
 use serde::Serialize;
 

@@ -21,7 +21,7 @@ use std::process::Command;
 const GUEST_PACKAGES: &[&str] = &["guestbook", "fault-fixture", "bad-import-fixture", "large-fixture", "linkage-fixture", "plain-http-fixture", "hostile-fixture", "probe-fixture", "standard-kv-fixture", "furusato-tax", "child-allowance", "e-application"];
 
 /// Host-side packages whose tests make up the test suite.
-const TEST_PACKAGES: &[&str] = &["nukisashi", "nukisashi-sdk", "nukisashi-e2e", "furusato-tax", "child-allowance", "e-application"];
+const TEST_PACKAGES: &[&str] = &["nukisashi", "nukisashi-sdk", "nukisashi-e2e", "guestbook", "furusato-tax", "child-allowance", "e-application"];
 
 fn main() {
     if let Err(e) = run() {

@@ -129,3 +129,49 @@ fn page(req: &Request) -> Result<Response> {
         token = req.form_token_field(),
     )))
 }
+
+// Run natively with `cargo test -p guestbook`: the SDK answers the platform's calls from
+// an in-memory platform set up per test.
+#[cfg(test)]
+mod tests {
+    use super::routes;
+    use nukisashi_sdk::testing::TestPlatform;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn an_entry_posted_is_listed_and_logged() {
+        let platform = TestPlatform::new();
+        let posted = platform.post_json(routes, "/entries", &json!({"name": "山田", "message": "こんにちは"}));
+        assert_eq!(posted.status, 201, "{:?}", posted.body_text());
+        let listed: Vec<Value> = platform.get(routes, "/entries").body_json().unwrap();
+        assert_eq!(listed, vec![json!({"id": 1, "name": "山田", "message": "こんにちは"})]);
+        assert_eq!(platform.kv_keys(), ["entry/000000000001", "last-id"]);
+        assert_eq!(platform.logs(), ["info: guestbook entry 1 added"]);
+    }
+
+    #[test]
+    fn the_page_uses_the_municipalitys_title() {
+        let platform = TestPlatform::new();
+        platform.municipality("011002", "札幌市", "北海道").config("title", "市民の声");
+        let page = platform.get(routes, "/");
+        let html = page.body_text().unwrap();
+        assert!(html.contains("<h1>市民の声</h1>") && html.contains("札幌市 (011002)"), "{html}");
+    }
+
+    #[test]
+    fn without_the_kv_grant_the_module_says_so() {
+        let platform = TestPlatform::new();
+        platform.grant_only(&[]);
+        let refused = platform.get(routes, "/entries");
+        assert_eq!(refused.status, 403);
+        assert!(refused.body_text().unwrap().contains("`kv` capability"), "{:?}", refused.body_text());
+    }
+
+    #[test]
+    fn an_empty_message_is_refused_and_nothing_is_stored() {
+        let platform = TestPlatform::new();
+        let refused = platform.post_form(routes, "/entries", &[("name", "山田"), ("message", " ")]);
+        assert_eq!(refused.status, 422);
+        assert!(platform.kv_keys().is_empty());
+    }
+}
