@@ -29,6 +29,17 @@ pub struct NewVendor {
     auto_approve: bool,
 }
 
+/// The JSON Schema of a module manifest
+///
+/// Who: anyone. Every field of the manifest a vendor publishes, with its description and its
+/// valid values (capabilities, route auth levels); `nukisashi module schema` prints the same.
+#[utoipa::path(get, path = "/schemas/manifest.json", tag = "modules", responses((status = 200, description = "a JSON Schema (draft 2020-12)", content_type = "application/schema+json")))]
+pub async fn manifest_schema() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    static JSON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| crate::catalog::manifest::Manifest::json_schema().to_string());
+    ([(axum::http::header::CONTENT_TYPE, "application/schema+json")], JSON.as_str()).into_response()
+}
+
 /// Register a vendor and its Ed25519 public key
 ///
 /// Who: operator.

@@ -98,6 +98,7 @@ fn api_v1() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(usage::publish_policy))
         .routes(routes!(backup::backup))
         .routes(routes!(openapi::serve))
+        .routes(routes!(catalog::manifest_schema))
 }
 
 /// `GET /healthz`: the process answers (also while it compiles its modules at start-up).

@@ -72,7 +72,7 @@ pub mod standard {
 /// A capability a municipality can grant a module. Interfaces that expose nothing about
 /// anyone (context, identity of the current caller, the module's own config, logging) are
 /// always available; the rest need a grant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Capability {
     /// `kv`: key-value storage scoped to (municipality, module).

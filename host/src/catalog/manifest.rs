@@ -9,29 +9,38 @@ use std::collections::BTreeMap;
 /// WIT majors of `nukisashi:platform` this host can run.
 pub const SUPPORTED_WIT_MAJORS: &[u32] = &[1];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// URL name of the module, e.g. `furusato-tax`.
+    /// URL name of the module, e.g. `furusato-tax`: 1–55 lower-case letters, digits and
+    /// hyphens, not starting with `-` or `xn--`. It names the module's origin
+    /// (`{id}--{lg_code}.…`) and belongs to the vendor that first publishes it.
+    #[schemars(regex(pattern = r"^(?!xn--)[a-z0-9][a-z0-9-]{0,54}$"))]
     pub id: String,
-    /// Semantic version, e.g. `1.2.0`.
+    /// Semantic version, e.g. `1.2.0`; each published version is immutable.
+    #[schemars(regex(pattern = r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"))]
     pub version: String,
     /// Vendor id, as registered by the operator.
     pub vendor: String,
     /// e.g. `ふるさと納税`, `電子申請`, `福祉`.
     pub category: String,
+    /// The module's name as the catalog and the console show it.
     pub name: Names,
+    /// One or two sentences for the catalog: what the module does, for whom.
     pub description: String,
     /// Capabilities the module asks for; it gets these ∩ what the municipality grants.
     #[serde(default)]
+    #[schemars(extend("uniqueItems" = true))]
     pub capabilities: Vec<Capability>,
     /// Auth level per path prefix; the longest matching prefix decides. A path no route
     /// covers is refused by the host.
+    #[schemars(length(min = 1))]
     pub routes: Vec<Route>,
     /// Per-municipality settings the module reads through `config`.
     #[serde(default)]
     pub config: BTreeMap<String, ConfigField>,
-    /// Major version of `nukisashi:platform` the module targets.
+    /// Major version of `nukisashi:platform` the module targets (this host runs 1).
+    #[schemars(range(min = 1, max = 1))]
     pub wit_major: u32,
     /// Events of other modules this module wants pushed (`<module>/<topic>`, e.g.
     /// `e-application/child-allowance-claim`); needs the `events` capability.
@@ -39,27 +48,36 @@ pub struct Manifest {
     pub subscribes: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Names {
+    /// In Japanese, e.g. `ふるさと納税`.
     pub ja: String,
+    /// In English, e.g. `Hometown tax donations`.
     pub en: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
+    /// A path prefix inside the module, e.g. `/` or `/staff`; it covers itself and every
+    /// path below it, segment by segment.
     pub path: String,
+    /// Who may call paths under it: `public`, `resident`, `staff` or `admin` (of the
+    /// municipality); the host refuses everyone else before the module runs.
     pub auth: AccessLevel,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigField {
+    /// What the municipality's admin is asked for, shown in the console.
     #[serde(default)]
     pub description: String,
+    /// The value when the municipality sets none.
     #[serde(default)]
     pub default: Option<String>,
+    /// A subscription without this setting (and without a default) is refused.
     #[serde(default)]
     pub required: bool,
 }
@@ -81,6 +99,16 @@ impl Manifest {
             wit_major: SUPPORTED_WIT_MAJORS[0],
             subscribes: Vec::new(),
         }
+    }
+
+    /// The JSON Schema of a manifest (served at `/api/v1/schemas/manifest.json`, printed by
+    /// `nukisashi module schema`): every field with its description and every valid value
+    /// of `capabilities` and `routes[].auth`. Editors validate TOML manifests against it too.
+    pub fn json_schema() -> serde_json::Value {
+        let mut schema = serde_json::to_value(schemars::schema_for!(Manifest)).expect("a schema is JSON");
+        schema["$id"] = "urn:nukisashi:schema:manifest".into();
+        schema["title"] = "Nukisashi module manifest".into();
+        schema
     }
 
     /// Parses JSON (if it starts with `{`) or TOML, then checks every field.
@@ -158,6 +186,23 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_lists_every_valid_value_the_parser_accepts() {
+        let schema = Manifest::json_schema().to_string();
+        for capability in Capability::ALL {
+            assert!(schema.contains(&format!("\"{}\"", capability.name())), "{capability:?} missing from the schema");
+        }
+        for auth in ["public", "resident", "staff", "admin"] {
+            assert!(schema.contains(&format!("\"{auth}\"")), "{auth} missing");
+        }
+        let schema = Manifest::json_schema();
+        let wit = &schema["properties"]["wit_major"];
+        assert_eq!((wit["minimum"].as_u64(), wit["maximum"].as_u64()), (SUPPORTED_WIT_MAJORS.first().map(|&m| m as u64), SUPPORTED_WIT_MAJORS.last().map(|&m| m as u64)));
+        let required: Vec<&str> = schema["required"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        assert_eq!(required, ["id", "version", "vendor", "category", "name", "description", "routes", "wit_major"]);
+        assert_eq!(schema["additionalProperties"], false);
+    }
 
     const TOML: &str = r#"
 id = "guestbook"
