@@ -96,6 +96,7 @@ async fn run() -> anyhow::Result<()> {
                 granted: routed.capabilities.clone(),
                 db: app.db.clone(),
                 governor: app.governor.clone(),
+                module_logs: app.module_logs.clone(),
                 host_call_bytes: 1 << 20,
                 log_lines_left: 100,
                 log_bytes_left: 1 << 20,

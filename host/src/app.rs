@@ -39,6 +39,8 @@ pub struct App {
     pub deliveries: crate::linkage::delivery::Deliveries,
     /// Counters and histograms for `/metrics` and OTLP.
     pub metrics: crate::telemetry::Metrics,
+    /// Each module's recent log lines and requests, redacted, for its vendor.
+    pub module_logs: Arc<crate::telemetry::module_logs::ModuleLogs>,
     /// This process, among the hosts sharing a database (`replicas`).
     pub replica_id: String,
     /// Set once every admitted version is compiled and the routes are built (`/readyz`).
@@ -80,6 +82,7 @@ impl App {
             deliveries: Default::default(),
             meter: Default::default(),
             metrics,
+            module_logs: Default::default(),
             configs: ConfigCache::default(),
         })
     }
@@ -154,6 +157,7 @@ impl App {
             granted: routed.capabilities.clone(),
             db: self.db.clone(),
             governor: self.governor.clone(),
+            module_logs: self.module_logs.clone(),
             host_call_bytes: self.runtime.limits().host_call_bytes,
             log_lines_left: self.runtime.limits().log_lines,
             log_bytes_left: self.runtime.limits().log_bytes,

@@ -54,9 +54,10 @@ enum Command {
         #[arg(long, env = "NUKISASHI_DATABASE_URL")]
         database_url: Option<String>,
     },
-    /// Developer tools: synthetic municipalities.
-    #[command(subcommand)]
-    Dev(DevCommand),
+    /// Serve the module in DIR (default: here) on a local host with the demo municipalities
+    /// and sign-in, reloading it whenever it is rebuilt; `dev generate` writes synthetic
+    /// municipalities.
+    Dev(DevArgs),
     /// Subscribe a municipality to a module, with grants, config and an optional pin.
     Subscribe {
         #[arg(long)]
@@ -237,6 +238,18 @@ enum ReportCommand {
     },
 }
 
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct DevArgs {
+    #[command(subcommand)]
+    command: Option<DevCommand>,
+    /// The module folder (with dev.toml and manifest.toml).
+    dir: Option<PathBuf>,
+    /// Loopback keeps the demo sign-in on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+}
+
 #[derive(Subcommand)]
 enum DevCommand {
     /// Write a synthetic municipality as residents and tax CSV files (import them with
@@ -315,6 +328,47 @@ enum VendorCommand {
 
 #[derive(Subcommand)]
 enum ModuleCommand {
+    /// Create a module folder that builds, checks and runs as written: build file, manifest
+    /// with every field explained, dev.toml, a GET and a POST route using config and kv.
+    New {
+        /// The module id (lower-case letters, digits and `-`); also the folder's name.
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: nukisashi::scaffold::Language,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The Rust SDK (the `sdk` folder of a Nukisashi checkout); defaults to the one
+        /// this nukisashi was built from.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of a module manifest (every field and every valid value).
+    Schema,
+    /// Check a manifest and a component as admission would, before signing: sizes, the
+    /// manifest's fields, compilation, imports, world, and one instantiation. Every problem
+    /// is listed; nothing is signed or uploaded.
+    Check {
+        /// manifest.toml (or .json); defaults to ./manifest.toml when present.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The component (.wasm); defaults to the `component` named in ./dev.toml.
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// An operator's settings file, to check against their `[limits]`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print a module's recent log lines and requests on the host (its vendor or an
+    /// operator), redacted: long digit runs and e-mail addresses are masked.
+    Logs {
+        module: String,
+        /// How many of the newest entries.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Print the signature of a component and manifest.
     Sign {
         #[command(flatten)]
@@ -557,7 +611,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Vendor(cmd) => vendor(cmd).await,
         Command::Module(cmd) => module(cmd).await,
         Command::Linkage(cmd) => linkage(cmd).await,
-        Command::Dev(cmd) => dev(cmd),
+        Command::Dev(DevArgs { command: Some(cmd), .. }) => dev(cmd),
+        Command::Dev(DevArgs { command: None, dir, listen }) => nukisashi::dev::run(dir.unwrap_or_else(|| PathBuf::from(".")), listen).await,
         Command::Wit { out, wasi } => {
             let written = nukisashi::wit::write(&out, wasi.as_deref())?;
             println!("wrote {} files to {} (WASI {})", written.len(), out.display(), wasi.as_deref().unwrap_or(nukisashi::wit::WASI_VERSION));
@@ -787,12 +842,60 @@ async fn vendor(cmd: VendorCommand) -> Result<()> {
     Ok(())
 }
 
+/// `nukisashi module check`: prints every finding, fails when there is a problem.
+async fn check_module(manifest: Option<PathBuf>, component: Option<PathBuf>, config: Option<PathBuf>) -> Result<()> {
+    let folder = nukisashi::dev::ModuleFolder::open(std::path::Path::new(".")).ok();
+    let manifest = manifest.or_else(|| folder.as_ref().map(|f| f.manifest.clone()));
+    let component = component.or_else(|| folder.as_ref().map(|f| f.component.clone()));
+    if manifest.is_none() && component.is_none() {
+        anyhow::bail!("nothing to check: pass --manifest and/or --component, or run it in a module folder (one with manifest.toml and dev.toml)");
+    }
+    let settings = match &config {
+        Some(path) => nukisashi::settings::Settings::from_file(path)?,
+        None => Default::default(),
+    };
+    let manifest_bytes = manifest.as_deref().map(read).transpose()?;
+    let component_bytes = component.as_deref().map(read).transpose()?;
+    let report = nukisashi::plugins::check::check(manifest_bytes.as_deref(), component_bytes.as_deref(), &settings).await?;
+    for finding in &report.findings {
+        match finding {
+            nukisashi::plugins::check::Finding::Passed(what) => println!("ok       {what}"),
+            nukisashi::plugins::check::Finding::Problem(what) => println!("PROBLEM  {what}"),
+        }
+    }
+    let problems = report.problems().count();
+    if problems > 0 {
+        anyhow::bail!("{problems} problem(s) found; fix them before signing and publishing");
+    }
+    println!("ready to sign and publish (`nukisashi module publish`)");
+    Ok(())
+}
+
 fn read(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 async fn module(cmd: ModuleCommand) -> Result<()> {
     match cmd {
+        ModuleCommand::New { name, lang, dir, sdk } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            for line in nukisashi::scaffold::new_module(&dir, &name, lang, sdk.as_deref())? {
+                println!("{line}");
+            }
+        }
+        ModuleCommand::Schema => {
+            println!("{}", serde_json::to_string_pretty(&nukisashi::catalog::manifest::Manifest::json_schema())?);
+        }
+        ModuleCommand::Check { manifest, component, config } => return check_module(manifest, component, config).await,
+        ModuleCommand::Logs { module, limit, api } => {
+            let entries: Vec<nukisashi::telemetry::module_logs::Entry> = api.client().get(&format!("/modules/{module}/logs?limit={limit}")).await?;
+            if entries.is_empty() {
+                println!("no log lines or requests of {module} on this host since it started");
+            }
+            for entry in entries {
+                println!("{}", entry.line());
+            }
+        }
         ModuleCommand::Sign { files } => {
             println!("{}", files.read_and_sign()?.2);
         }

@@ -168,6 +168,39 @@ pub async fn versions(State(app): State<Arc<App>>, Caller(who): Caller, Path(Mod
     }))
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogsQuery {
+    /// How many of the newest entries (default and most: 500).
+    limit: Option<usize>,
+}
+
+/// A module's recent log lines and requests on this host
+///
+/// Who: its vendor or an operator. The newest entries (at most 500) this host kept in
+/// memory: each log line the module wrote and each request it answered, with status, time
+/// and the module's error. Redacted when written: runs of four or more digits and e-mail
+/// addresses are masked, and no entry names the caller. Lost on restart; each replica
+/// keeps its own.
+#[utoipa::path(
+    get,
+    path = "/modules/{id}/logs",
+    tag = "modules",
+    security(("bearer" = [])),
+    params(ModulePath, LogsQuery),
+    responses((status = 200, description = "entries, oldest first")),
+)]
+pub async fn logs(State(app): State<Arc<App>>, Caller(who): Caller, Path(ModulePath { id }): Path<ModulePath>, Query(query): Query<LogsQuery>) -> Result<Json<Vec<crate::telemetry::module_logs::Entry>>, Problem> {
+    match app.db.module_owner(&id).await? {
+        Some(owner) => who.require_vendor(&owner).map_err(|e| refused(&who, e))?,
+        // Loaded from a file (outside the catalog): the operator's.
+        None if app.file_routes.lock().expect("file routes").contains_key(&id) => who.require_operator().map_err(|e| refused(&who, e))?,
+        None => return Err(Problem::not_found("unknown-module", format!("no module `{id}`"))),
+    }
+    let limit = query.limit.unwrap_or(crate::telemetry::module_logs::KEPT_PER_MODULE);
+    Ok(Json(app.module_logs.recent(&id, limit)))
+}
+
 /// Versions waiting for review
 ///
 /// Who: operator.

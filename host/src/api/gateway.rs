@@ -138,6 +138,7 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
     let _instance = app.governor.admit(lg_code, module).await.inspect_err(|p| refused(app, p))?;
     let platform = app.platform_state(municipality, &routed, caller, audit_context, audit_buffer.clone()).await?;
     let authority = app.edge.origins.authority(lg_code, module);
+    let method = request.method().clone();
     let request = into_module_request(request, path, mount, &authority, request_id, form_token.as_deref())?;
     let peak_memory = platform.peak_memory.clone();
     let started = std::time::Instant::now();
@@ -158,6 +159,11 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
     // What the module read is on record already: each read's row was written before its
     // data was handed over.
     app.metrics.audited_reads(lg_code.as_str(), &version.identity.id, &audit_buffer.take());
+    // What went wrong, for the vendor's log: the module's own error, not the caller's page.
+    let failure = match &outcome {
+        Err(error) => Some(error.to_string()),
+        Ok(_) => None,
+    };
     let result = match outcome {
         Ok(response) => {
             // Held until the client has read it: a client that does not read cannot make
@@ -192,6 +198,8 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
         Err(problem) => problem.status,
     };
     span.record("http.status_code", status);
+    let source = crate::telemetry::module_logs::Source { module: &version.identity.id, version: &version.identity.version, lg_code: lg_code.as_str(), request_id };
+    app.module_logs.request(source, method.as_str(), path.as_str(), status, elapsed, failure);
     app.metrics.request(lg_code.as_str(), &version.identity.id, &version.identity.version, status, elapsed, error_kind);
     result
 }

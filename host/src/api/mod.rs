@@ -99,6 +99,7 @@ fn api_v1() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(backup::backup))
         .routes(routes!(openapi::serve))
         .routes(routes!(catalog::manifest_schema))
+        .routes(routes!(catalog::logs))
 }
 
 /// `GET /healthz`: the process answers (also while it compiles its modules at start-up).

@@ -1,5 +1,6 @@
 //! `nukisashi:platform/log`: module log lines into the host's tracing pipeline, inside the
-//! request's span (which carries municipality, module, version and request id).
+//! request's span (which carries municipality, module, version and request id), and into
+//! the module's own redacted log for its vendor (`telemetry::module_logs`).
 
 use super::PlatformState;
 use super::wit::log::{Host, Level};
@@ -31,6 +32,13 @@ impl Host for PlatformState {
             return;
         }
         let module = self.module.id.as_str();
+        let source = crate::telemetry::module_logs::Source {
+            module,
+            version: &self.module.version,
+            lg_code: self.municipality.lg_code.as_str(),
+            request_id: &self.request_id,
+        };
+        self.module_logs.log(source, level_name(level), &message);
         match level {
             Level::Trace => tracing::trace!(target: "module", module, "{message}"),
             Level::Debug => tracing::debug!(target: "module", module, "{message}"),
@@ -38,5 +46,15 @@ impl Host for PlatformState {
             Level::Warn => tracing::warn!(target: "module", module, "{message}"),
             Level::Error => tracing::error!(target: "module", module, "{message}"),
         }
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
     }
 }

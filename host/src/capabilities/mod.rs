@@ -150,6 +150,8 @@ pub struct PlatformState {
     pub db: Db,
     /// Every limit, and the governor's shared counters (event rate).
     pub governor: Arc<crate::governor::Governor>,
+    /// Where the module's log lines are kept for its vendor.
+    pub module_logs: Arc<crate::telemetry::module_logs::ModuleLogs>,
     /// Largest value one host call may carry.
     pub host_call_bytes: usize,
     /// Log lines and bytes this request may still write.

@@ -84,14 +84,8 @@ pub async fn admit(app: &App, principal: &Principal, upload: Upload) -> Result<(
 }
 
 async fn admit_steps(app: &App, principal: &Principal, upload: Upload) -> Result<(VersionRecord, Arc<LoadedVersion>), AdmissionError> {
-    if upload.component.len() > MAX_COMPONENT_BYTES {
-        return Err(AdmissionError::TooLarge(format!(
-            "the component has {} bytes; the limit is {MAX_COMPONENT_BYTES}",
-            upload.component.len()
-        )));
-    }
-    if upload.manifest.len() > MAX_MANIFEST_BYTES {
-        return Err(AdmissionError::TooLarge(format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes")));
+    if let Some(too_large) = size_problems(upload.manifest.len(), upload.component.len()).into_iter().next() {
+        return Err(too_large);
     }
     let manifest = Manifest::parse(&upload.manifest).map_err(AdmissionError::Manifest)?;
     tracing::Span::current().record("module", manifest.id.as_str()).record("version", manifest.version.as_str());
@@ -116,15 +110,7 @@ async fn admit_steps(app: &App, principal: &Principal, upload: Upload) -> Result
     }
 
     let manifest = Arc::new(manifest);
-    let loaded = Arc::new(app.runtime.load(manifest.clone(), upload.component.clone()).await?);
-    {
-        // The health check runs in one of the instances kept for platform work.
-        let _instance = app.governor.admission.admit_platform().await;
-        app.runtime
-            .health_check(&loaded, health_check_state(app, &loaded))
-            .await
-            .map_err(|e| AdmissionError::HealthCheck(e.to_string()))?;
-    }
+    let loaded = load_and_health_check(app, manifest.clone(), upload.component.clone()).await?;
 
     let approve_as = vendor.auto_approve.then_some("auto-approve");
     let inserted = app
@@ -152,6 +138,34 @@ async fn admit_steps(app: &App, principal: &Principal, upload: Upload) -> Result
     Ok((record, loaded))
 }
 
+/// What is too large in an upload, for the manifest and the component each.
+pub fn size_problems(manifest_bytes: usize, component_bytes: usize) -> Vec<AdmissionError> {
+    let mut problems = Vec::new();
+    if component_bytes > MAX_COMPONENT_BYTES {
+        problems.push(AdmissionError::TooLarge(format!(
+            "the component has {component_bytes} bytes; the upload limit is {MAX_COMPONENT_BYTES} bytes (32 MiB): build in release mode, strip debug information (`wasm-tools strip`), or leave unused dependencies out"
+        )));
+    }
+    if manifest_bytes > MAX_MANIFEST_BYTES {
+        problems.push(AdmissionError::TooLarge(format!("the manifest has {manifest_bytes} bytes; the limit is {MAX_MANIFEST_BYTES} bytes (64 KiB)")));
+    }
+    problems
+}
+
+/// Compiles the component (header, compile, pool limits, imports, world) and instantiates
+/// it once with no grants: the steps of admission that look at the code, shared with
+/// `nukisashi module check`.
+pub async fn load_and_health_check(app: &App, manifest: Arc<Manifest>, component: Vec<u8>) -> Result<Arc<LoadedVersion>, AdmissionError> {
+    let loaded = Arc::new(app.runtime.load(manifest, component).await?);
+    // The health check runs in one of the instances kept for platform work.
+    let _instance = app.governor.admission.admit_platform().await;
+    app.runtime
+        .health_check(&loaded, health_check_state(app, &loaded))
+        .await
+        .map_err(|e| AdmissionError::HealthCheck(e.to_string()))?;
+    Ok(loaded)
+}
+
 /// A store state with no grants and no caller, for instantiating once.
 fn health_check_state(app: &App, loaded: &LoadedVersion) -> PlatformState {
     PlatformState {
@@ -176,6 +190,7 @@ fn health_check_state(app: &App, loaded: &LoadedVersion) -> PlatformState {
         granted: Default::default(),
         db: app.db.clone(),
         governor: app.governor.clone(),
+        module_logs: app.module_logs.clone(),
         host_call_bytes: 0,
         log_lines_left: 0,
         log_bytes_left: 0,

@@ -2,6 +2,7 @@
 //! each (municipality, module) to exactly one version at a time.
 
 pub mod admission;
+pub mod check;
 pub mod lifecycle;
 pub mod live;
 pub mod load;

@@ -8,6 +8,7 @@
 
 pub mod cpu;
 pub mod metrics;
+pub mod module_logs;
 
 use anyhow::{Context, Result};
 use opentelemetry::trace::TracerProvider as _;
