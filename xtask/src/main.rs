@@ -123,8 +123,9 @@ fn test(extra: &[String]) -> Result<()> {
     // dependencies (serde, syn, sqlx…) and compiles wasmtime a second time on a clean machine.
     build_host_and_tests()?;
     let selected: Vec<&String> = extra.windows(2).filter(|w| w[0] == "--test").map(|w| &w[1]).collect();
-    // Only the polyglot tests need the Python and JavaScript examples (and PyPI and npm).
-    if selected.is_empty() || selected.iter().any(|t| *t == "polyglot") {
+    // Only the polyglot and vendor-loop tests need the Python and JavaScript toolchains
+    // (and PyPI and npm).
+    if selected.is_empty() || selected.iter().any(|t| *t == "polyglot" || *t == "vendor_loop") {
         build_polyglot_examples()?;
     }
     let _postgres = throwaway_postgres()?;
@@ -167,7 +168,7 @@ fn select_test_packages(c: &mut Command) {
 }
 
 /// Every benchmark, in the order `cargo xtask bench` runs them.
-const BENCHES: &[&str] = &["gateway", "peers", "linkage", "density", "replicas", "fairness"];
+const BENCHES: &[&str] = &["gateway", "peers", "linkage", "density", "replicas", "fairness", "languages"];
 
 /// `bench` runs them all; `bench NAME [ARGS…]` one of them (e.g. `bench gateway quick`).
 fn bench(extra: &[String]) -> Result<()> {
@@ -179,6 +180,13 @@ fn bench(extra: &[String]) -> Result<()> {
     build_modules()?;
     if selected.contains(&"peers") {
         install_wasmtime_cli()?;
+    }
+    if selected.contains(&"languages") {
+        // The Python and JavaScript guestbooks; `nukisashi wit` restates the contract for JS.
+        let mut c = cargo();
+        c.args(["build", "--release", "-p", "nukisashi"]);
+        status(c)?;
+        build_polyglot_examples()?;
     }
     let _postgres = if selected.contains(&"replicas") { throwaway_postgres()? } else { None };
     for bench in selected {

@@ -87,6 +87,16 @@ fn quoted(names: &[String]) -> String {
 /// request (wasmtime checks the per-component counts of the instance pool when it
 /// compiles): that is no fault in the component's code, and the message names the setting.
 fn compile_error(message: &str) -> LoadError {
+    if message.contains("pooling allocator") && message.contains("memory") {
+        return LoadError::OverLimit(format!(
+            "the component compiles, but its memory starts larger than this host gives one request ({message}); the operator sets it with `[limits] memory_bytes` in the settings file"
+        ));
+    }
+    if message.contains("pooling allocator") && message.contains("table") {
+        return LoadError::OverLimit(format!(
+            "the component compiles, but its table starts larger than this host gives one request ({message}); the operator sets it with `[limits] table_elements` in the settings file"
+        ));
+    }
     if !message.contains("configured maximum") {
         return LoadError::Invalid(message.to_string());
     }
@@ -118,5 +128,7 @@ mod tests {
         let over = compile_error("The component transitively contains 40 core module instances, which exceeds the configured maximum of 32");
         assert!(matches!(&over, LoadError::OverLimit(m) if m.contains("`[limits] instances`") && m.contains("40 core module instances")), "{over}");
         assert!(matches!(compile_error("invalid leb128 number"), LoadError::Invalid(_)));
+        let memory = compile_error("module memory does not fit in pooling allocator requirements: memory index 0 is unsupported in this pooling allocator configuration: memory has a minimum byte size of 1114112 which exceeds the limit of 0x10000 bytes");
+        assert!(matches!(&memory, LoadError::OverLimit(m) if m.contains("`[limits] memory_bytes`")), "{memory}");
     }
 }

@@ -5,5 +5,6 @@
 # componentize-js: `npm install @bytecodealliance/componentize-js@0.23.0`.
 set -e
 cd "$(dirname "$0")"
-npx --no-install componentize-js app.js --wit wit -n nukisashi:platform/module -o {{name}}.wasm
+if command -v componentize-js >/dev/null 2>&1; then componentize=componentize-js; else componentize="npx --no-install componentize-js"; fi
+$componentize app.js --wit wit -n nukisashi:platform/module -o {{name}}.wasm
 echo "built {{name}}.wasm; check it with: nukisashi module check"
