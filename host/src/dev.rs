@@ -116,6 +116,15 @@ async fn load(app: &App, dir: &Path, previous: Option<&str>) -> Result<(String, 
         return Err(anyhow!("{too_large}"));
     }
     let manifest = Manifest::parse(&manifest_bytes).map_err(|e| anyhow!("{}: {e}", folder.manifest.display()))?;
+    // As a municipality's subscription would be refused.
+    for (key, field) in &manifest.config {
+        if field.required && field.default.is_none() && !folder.config.contains_key(key) {
+            return Err(anyhow!("{}: [config] does not set `{key}`, which the manifest requires (add `{key} = \"…\"`)", folder.dev_file().display()));
+        }
+    }
+    if let Some(key) = folder.config.keys().find(|k| !manifest.config.contains_key(*k)) {
+        return Err(anyhow!("{}: [config] sets `{key}`, which the manifest does not declare (add [config.{key}] to the manifest, or remove it)", folder.dev_file().display()));
+    }
     let id = manifest.id.clone();
     let capabilities = manifest.capabilities.iter().copied().collect();
     let loaded = admission::load_and_health_check(app, Arc::new(manifest), component).await.map_err(|e| anyhow!("{}: {e}", folder.component.display()))?;

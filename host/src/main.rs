@@ -844,8 +844,9 @@ async fn vendor(cmd: VendorCommand) -> Result<()> {
 
 /// `nukisashi module check`: prints every finding, fails when there is a problem.
 async fn check_module(manifest: Option<PathBuf>, component: Option<PathBuf>, config: Option<PathBuf>) -> Result<()> {
-    let folder = nukisashi::dev::ModuleFolder::open(std::path::Path::new(".")).ok();
-    let manifest = manifest.or_else(|| folder.as_ref().map(|f| f.manifest.clone()));
+    let here = std::path::Path::new(".");
+    let folder = if here.join("dev.toml").exists() { Some(nukisashi::dev::ModuleFolder::open(here)?) } else { None };
+    let manifest = manifest.or_else(|| folder.as_ref().map(|f| f.manifest.clone())).or_else(|| here.join("manifest.toml").exists().then(|| here.join("manifest.toml")));
     let component = component.or_else(|| folder.as_ref().map(|f| f.component.clone()));
     if manifest.is_none() && component.is_none() {
         anyhow::bail!("nothing to check: pass --manifest and/or --component, or run it in a module folder (one with manifest.toml and dev.toml)");
