@@ -116,29 +116,30 @@ async fn load(app: &App, dir: &Path, previous: Option<&str>) -> Result<(String, 
         return Err(anyhow!("{too_large}"));
     }
     let manifest = Manifest::parse(&manifest_bytes).map_err(|e| anyhow!("{}: {e}", folder.manifest.display()))?;
-    // As a municipality's subscription would be refused.
-    for (key, field) in &manifest.config {
-        if field.required && field.default.is_none() && !folder.config.contains_key(key) {
-            return Err(anyhow!("{}: [config] does not set `{key}`, which the manifest requires (add `{key} = \"…\"`)", folder.dev_file().display()));
-        }
-    }
-    if let Some(key) = folder.config.keys().find(|k| !manifest.config.contains_key(*k)) {
-        return Err(anyhow!("{}: [config] sets `{key}`, which the manifest does not declare (add [config.{key}] to the manifest, or remove it)", folder.dev_file().display()));
-    }
+    // Refused as a municipality's subscription with these settings would be.
+    crate::api::module_config::check_settings(Some(&manifest), &folder.config, true).map_err(|p| anyhow!("{}: [config]: {}", folder.dev_file().display(), p.detail))?;
     let id = manifest.id.clone();
     let capabilities = manifest.capabilities.iter().copied().collect();
     let loaded = admission::load_and_health_check(app, Arc::new(manifest), component).await.map_err(|e| anyhow!("{}: {e}", folder.component.display()))?;
     for code in crate::demo::codes() {
         app.set_module_config(&code.parse()?, &id, folder.config.clone()).await?;
     }
-    {
+    let replaced = {
         let mut file_routes = app.file_routes.lock().expect("file routes");
-        if let Some(previous) = previous.filter(|p| *p != id) {
-            file_routes.remove(previous);
-        }
+        let replaced = previous.and_then(|p| file_routes.remove(p).map(|route| (p.to_string(), route)));
         file_routes.insert(id.clone(), Arc::new(Routed { version: loaded, capabilities }));
+        replaced
+    };
+    // One route change: every request after it gets the new build, every request before
+    // it finishes on the old one.
+    if let Err(e) = app.rebuild_routes().await {
+        let mut file_routes = app.file_routes.lock().expect("file routes");
+        file_routes.remove(&id);
+        if let Some((previous, route)) = replaced {
+            file_routes.insert(previous, route);
+        }
+        return Err(e.context("cannot route the new build"));
     }
-    app.rebuild_routes().await?;
     Ok((id, started.elapsed().as_millis()))
 }
 
@@ -146,16 +147,18 @@ async fn load(app: &App, dir: &Path, previous: Option<&str>) -> Result<(String, 
 /// build that is still writing is not loaded half-written).
 async fn watch(app: Arc<App>, folder: ModuleFolder, mut served: Option<String>) {
     announce(&app, served.as_deref());
-    let mut seen = folder.fingerprint();
+    // dev.toml may name another component or manifest: read it again on every look.
+    let fingerprint = |dir: &Path| ModuleFolder::open(dir).map(|f| f.fingerprint()).unwrap_or_else(|_| folder.fingerprint());
+    let mut seen = fingerprint(&folder.dir);
     loop {
         tokio::time::sleep(POLL).await;
-        let now = folder.fingerprint();
+        let now = fingerprint(&folder.dir);
         if now == seen {
             continue;
         }
         seen = now;
         tokio::time::sleep(POLL).await;
-        if folder.fingerprint() != seen {
+        if fingerprint(&folder.dir) != seen {
             continue;
         }
         match load(&app, &folder.dir, served.as_deref()).await {

@@ -19,6 +19,11 @@ pub fn default_sdk() -> Option<PathBuf> {
     sdk.join("Cargo.toml").exists().then(|| sdk.canonicalize().unwrap_or(sdk))
 }
 
+/// Names Cargo refuses for a package (Rust keywords, and `test`).
+const RUST_RESERVED: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen", "test",
+];
+
 const MANIFEST: &str = include_str!("../templates/common/manifest.toml");
 
 /// (path in the new folder, template) per language.
@@ -50,6 +55,9 @@ fn files(language: Language) -> &'static [(&'static str, &'static str)] {
 pub fn new_module(dir: &Path, name: &str, language: Language, sdk: Option<&Path>) -> Result<Vec<String>> {
     if !crate::is_valid_module_id(name) {
         bail!("`{name}` cannot be a module id: use 1–55 lower-case letters, digits and `-`, e.g. `hello-town`");
+    }
+    if language == Language::Rust && (name.starts_with(|c: char| c.is_ascii_digit()) || RUST_RESERVED.contains(&name)) {
+        bail!("`{name}` is a module id, but not a Rust package name (it starts with a digit or is reserved): choose one that starts with a letter, e.g. `town-{name}`");
     }
     if dir.exists() {
         bail!("{} already exists: choose another name or directory (nothing was written)", dir.display());
@@ -97,8 +105,9 @@ pub fn new_module(dir: &Path, name: &str, language: Language, sdk: Option<&Path>
             crate::wit::write(&scratch.path().join("wit"), Some("0.2.10"))?;
         }
     }
-    let scratch = scratch.keep();
-    std::fs::rename(&scratch, dir).with_context(|| format!("cannot move the new module into {}", dir.display()))?;
+    std::fs::rename(scratch.path(), dir).with_context(|| format!("cannot move the new module into {}", dir.display()))?;
+    // Moved: nothing is left for the scratch directory to clean up.
+    let _ = scratch.keep();
     let build = match language {
         Language::Rust => "cargo build --target wasm32-wasip2 --release   (cargo test runs its tests natively)",
         Language::Python => "./build.sh   (needs componentize-py 0.25.1: pip install componentize-py==0.25.1)",
@@ -145,6 +154,10 @@ mod tests {
         assert!(e.to_string().contains("already exists"), "{e}");
         let e = new_module(&base.path().join("Bad"), "Bad_Name", Language::Rust, None).unwrap_err();
         assert!(e.to_string().contains("cannot be a module id"), "{e}");
+        let e = new_module(&base.path().join("9town"), "9town", Language::Rust, None).unwrap_err();
+        assert!(e.to_string().contains("not a Rust package name"), "{e}");
+        new_module(&base.path().join("9town"), "9town", Language::Python, None).unwrap();
+        std::fs::remove_dir_all(base.path().join("9town")).unwrap();
         let left: Vec<_> = std::fs::read_dir(base.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, vec![std::ffi::OsString::from("taken")]);
     }

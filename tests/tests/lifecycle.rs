@@ -255,7 +255,7 @@ async fn bad_uploads_are_refused_and_leave_nothing() {
         ("bad signature", upload(good_manifest.clone(), component.clone(), Some("c2lnbmF0dXJl".into())).await, 422, "bad-signature", "64 bytes"),
         ("other vendor's key", upload(good_manifest.clone(), component.clone(), Some(other_vendor_sig)).await, 422, "bad-signature", "does not match"),
         ("tampered bytes", upload(good_manifest.clone(), tampered, Some(signature_of_good.clone())).await, 422, "bad-signature", "does not match"),
-        ("oversized", upload(good_manifest.clone(), vec![0u8; 34 << 20], Some(signature_of_good.clone())).await, 413, "upload-too-large", "the limit is 33554432"),
+        ("oversized", upload(good_manifest.clone(), vec![0u8; 34 << 20], Some(signature_of_good.clone())).await, 413, "upload-too-large", "the upload limit is 33554432 bytes"),
         ("malformed manifest", signed(b"id = [broken".to_vec(), component.clone()).await, 422, "invalid-manifest", "TOML"),
     ];
     for (case, response, status, slug, detail) in cases {

@@ -182,16 +182,19 @@ fn bench(extra: &[String]) -> Result<()> {
         install_wasmtime_cli()?;
     }
     if selected.contains(&"languages") {
-        // The Python and JavaScript guestbooks; `nukisashi wit` restates the contract for JS.
-        let mut c = cargo();
-        c.args(["build", "--release", "-p", "nukisashi"]);
-        status(c)?;
+        // The Python and JavaScript guestbooks; `nukisashi wit` restates the contract for JS
+        // (the binary is built as the tests build it, so wasmtime compiles once).
+        build_host_and_tests()?;
         build_polyglot_examples()?;
     }
     let _postgres = if selected.contains(&"replicas") { throwaway_postgres()? } else { None };
     for bench in selected {
         let mut c = cargo();
-        c.args(["bench", "-p", "nukisashi", "--bench", bench, "--"]);
+        // The same packages as the tests: their features unify the same way, so the
+        // dependencies the tests compiled are reused.
+        c.args(["bench", "--bench", bench]);
+        select_test_packages(&mut c);
+        c.arg("--");
         c.args(extra.iter().skip(1));
         c.env("RUST_BACKTRACE", "0");
         status(c)?;

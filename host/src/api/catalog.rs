@@ -191,10 +191,12 @@ pub struct LogsQuery {
     responses((status = 200, description = "entries, oldest first")),
 )]
 pub async fn logs(State(app): State<Arc<App>>, Caller(who): Caller, Path(ModulePath { id }): Path<ModulePath>, Query(query): Query<LogsQuery>) -> Result<Json<Vec<crate::telemetry::module_logs::Entry>>, Problem> {
+    let loaded_from_file = app.file_routes.lock().expect("file routes").contains_key(&id);
     match app.db.module_owner(&id).await? {
+        // Loaded from a file (outside the catalog) it is the operator's, even if a vendor
+        // has published a module of the same id: its entries are keyed by id.
+        _ if loaded_from_file => who.require_operator().map_err(|e| refused(&who, e))?,
         Some(owner) => who.require_vendor(&owner).map_err(|e| refused(&who, e))?,
-        // Loaded from a file (outside the catalog): the operator's.
-        None if app.file_routes.lock().expect("file routes").contains_key(&id) => who.require_operator().map_err(|e| refused(&who, e))?,
         None => return Err(Problem::not_found("unknown-module", format!("no module `{id}`"))),
     }
     let limit = query.limit.unwrap_or(crate::telemetry::module_logs::KEPT_PER_MODULE);

@@ -199,7 +199,8 @@ async fn route(app: &App, target: &Target, request_id: &str, request: Request) -
     };
     span.record("http.status_code", status);
     let source = crate::telemetry::module_logs::Source { module: &version.identity.id, version: &version.identity.version, lg_code: lg_code.as_str(), request_id };
-    app.module_logs.request(source, method.as_str(), path.as_str(), status, elapsed, failure);
+    // The declared route, as in the trace: paths can carry personal identifiers.
+    app.module_logs.request(source, method.as_str(), route, status, elapsed, failure);
     app.metrics.request(lg_code.as_str(), &version.identity.id, &version.identity.version, status, elapsed, error_kind);
     result
 }

@@ -9,7 +9,7 @@ pub(crate) mod gateway;
 mod linkage;
 mod subscriptions;
 mod transfers;
-mod module_config;
+pub mod module_config;
 pub(crate) mod municipalities;
 mod usage;
 pub mod problem;

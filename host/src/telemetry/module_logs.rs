@@ -2,10 +2,14 @@
 //! (status, time, the error if it failed), kept in memory per module on this host, and
 //! streamed to `nukisashi dev`.
 //!
-//! Vendors are not the municipality's data processors for what residents enter, so nothing
-//! personal reaches them: each entry is redacted when it is written (runs of four or more
-//! digits — 宛名番号, 個人番号, phone numbers, postal codes, dates — and e-mail addresses
-//! are masked), and entries carry neither the caller's subject nor request bodies. Entries
+//! Vendors are not the municipality's data processors for what residents enter, so what
+//! reaches them is kept to what the module itself wrote and what the host decided: a
+//! request is recorded by its declared route (the manifest's prefix, never the path, which
+//! can carry identifiers), and never with the caller, a body or a query string; log lines
+//! and errors are redacted when written (runs of four or more digits — 宛名番号, 個人番号,
+//! phone numbers, postal codes — also across `-`, `−`, `.`, `/` and spaces between them,
+//! and e-mail addresses are masked). Names and other free text a module chooses to log are
+//! not recognised: vendors must not log them. Entries
 //! live only in this process's memory: the newest [`KEPT_PER_MODULE`] per module, lost on
 //! restart, and each replica keeps its own.
 
@@ -35,7 +39,8 @@ pub enum What {
     /// A line the module wrote with `nukisashi:platform/log`.
     Log { level: String, message: String },
     /// A request the module answered (or failed).
-    Request { method: String, path: String, status: u16, ms: u64, error: Option<String> },
+    /// `route` is the manifest's route prefix the request matched.
+    Request { method: String, route: String, status: u16, ms: u64, error: Option<String> },
 }
 
 impl Entry {
@@ -44,8 +49,8 @@ impl Entry {
         let time = self.at.get(11..23).unwrap_or(&self.at);
         let what = match &self.what {
             What::Log { level, message } => format!("{level:<5} {message}"),
-            What::Request { method, path, status, ms, error: None } => format!("{method} {path} → {status} in {ms} ms"),
-            What::Request { method, path, status, ms, error: Some(error) } => format!("{method} {path} → {status} in {ms} ms: {error}"),
+            What::Request { method, route, status, ms, error: None } => format!("{method} {route} → {status} in {ms} ms"),
+            What::Request { method, route, status, ms, error: Some(error) } => format!("{method} {route} → {status} in {ms} ms: {error}"),
         };
         format!("{time} {} {}@{} {what}", self.lg_code, self.module, self.version)
     }
@@ -75,10 +80,10 @@ impl ModuleLogs {
         self.push(source, What::Log { level: level.to_string(), message: redact(message) });
     }
 
-    pub fn request(&self, source: Source<'_>, method: &str, path: &str, status: u16, elapsed: std::time::Duration, error: Option<String>) {
+    pub fn request(&self, source: Source<'_>, method: &str, route: &str, status: u16, elapsed: std::time::Duration, error: Option<String>) {
         let what = What::Request {
             method: method.to_string(),
-            path: redact(path),
+            route: route.to_string(),
             status,
             ms: elapsed.as_millis() as u64,
             error: error.as_deref().map(redact),
@@ -118,9 +123,9 @@ impl ModuleLogs {
     }
 }
 
-/// `text` with every run of four or more ASCII or full-width digits (hyphens and spaces
-/// inside the run count as part of it) replaced by `####`, and every e-mail address by
-/// `***@***`.
+/// `text` with every run of four or more ASCII or full-width digits (single hyphens, dashes,
+/// dots, slashes, brackets and spaces between digits count as part of the run) replaced by
+/// `####`, and every e-mail address (`@` or `＠`) by `***@***`.
 pub fn redact(text: &str) -> String {
     let masked_emails: String = text.split_inclusive(char::is_whitespace).map(mask_email).collect();
     mask_digit_runs(&masked_emails)
@@ -128,7 +133,7 @@ pub fn redact(text: &str) -> String {
 
 fn mask_email(word: &str) -> String {
     let trimmed = word.trim_end();
-    match trimmed.split_once('@') {
+    match trimmed.split_once(['@', '＠']) {
         Some((local, domain)) if !local.is_empty() && domain.contains('.') => format!("***@***{}", &word[trimmed.len()..]),
         _ => word.to_string(),
     }
@@ -156,7 +161,7 @@ fn mask_digit_runs(text: &str) -> String {
                 digits += 1;
                 j += 1;
                 end = j;
-            } else if matches!(chars[j], '-' | ' ' | '－' | 'ー' | '/') && j + 1 < chars.len() && is_digit(chars[j + 1]) {
+            } else if matches!(chars[j], '-' | ' ' | '　' | '－' | 'ー' | '−' | '‐' | '–' | '―' | '/' | '.' | '(' | ')' | '（' | '）') && j + 1 < chars.len() && is_digit(chars[j + 1]) {
                 j += 1;
             } else {
                 break;
@@ -183,6 +188,7 @@ mod tests {
         assert_eq!(redact("個人番号１２３４５６７８９０１２"), "個人番号####");
         assert_eq!(redact("born 1990/04/01"), "born ####");
         assert_eq!(redact("/applications/20261206-0042"), "/applications/####");
+        assert_eq!(redact("〒102−8688 tel (03)3264.2111, 090 1234 5678"), "〒#### tel (####, ####");
     }
 
     #[test]
@@ -195,6 +201,7 @@ mod tests {
     fn email_addresses_are_masked() {
         assert_eq!(redact("sent to taro.yamada@example.jp today"), "sent to ***@*** today");
         assert_eq!(redact("@mention stays"), "@mention stays");
+        assert_eq!(redact("宛先 taro＠example.jp"), "宛先 ***@***");
     }
 
     #[test]
