@@ -11,11 +11,11 @@
 // wasi:http/incoming-handler@0.2.10, so this builds against the WIT that
 // `nukisashi wit --wasi 0.2.10` writes.
 
-import { currentMunicipality } from 'nukisashi:platform/context@1.1.0';
-import { currentCaller } from 'nukisashi:platform/identity@1.1.0';
-import { get as configGet } from 'nukisashi:platform/config@1.1.0';
-import * as kv from 'nukisashi:platform/kv@1.1.0';
-import { log } from 'nukisashi:platform/log@1.1.0';
+import { currentMunicipality } from 'nukisashi:platform/context@1.2.0';
+import { currentCaller } from 'nukisashi:platform/identity@1.2.0';
+import { get as configGet } from 'nukisashi:platform/config@1.2.0';
+import * as kv from 'nukisashi:platform/kv@1.2.0';
+import { log } from 'nukisashi:platform/log@1.2.0';
 
 const MAX_NAME_CHARS = 100;
 const MAX_MESSAGE_CHARS = 2000;

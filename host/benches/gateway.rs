@@ -13,7 +13,7 @@ mod common;
 use axum::extract::State;
 use common::load::{Run, Samples, best_interleaved, load, us};
 use common::{module_file, write_into_benchmarks_md};
-use nukisashi::capabilities::{Caller, PlatformState};
+use nukisashi::capabilities::Caller;
 use nukisashi::lgcode::LgCode;
 use nukisashi::settings::Settings;
 use nukisashi::store::kv::KvScope;
@@ -79,31 +79,15 @@ async fn run() -> anyhow::Result<()> {
         let mut samples = Samples::default();
         let started = Instant::now();
         while started.elapsed() < ROUND {
-            let platform = PlatformState {
-                municipality: app.tenants.get(&code).unwrap(),
-                module: version.identity.clone(),
-                caller: Caller::default(),
+            let audit_context = std::sync::Arc::new(nukisashi::linkage::audit::AuditContext {
+                lg_code: CHIYODA.into(),
+                module_id: module.into(),
+                module_version: version.identity.version.clone(),
                 request_id: "bench".into(),
-                audit_context: std::sync::Arc::new(nukisashi::linkage::audit::AuditContext {
-                    lg_code: CHIYODA.into(),
-                    module_id: module.into(),
-                    module_version: version.identity.version.clone(),
-                    request_id: "bench".into(),
-                    caller_subject: None,
-                    caller_role: "anonymous".into(),
-                }),
-                config: app.module_config(&code, module).await?,
-                granted: routed.capabilities.clone(),
-                db: app.db.clone(),
-                governor: app.governor.clone(),
-                module_logs: app.module_logs.clone(),
-                host_call_bytes: 1 << 20,
-                log_lines_left: 100,
-                log_bytes_left: 1 << 20,
-                audit: Default::default(),
-                kv_writes: None,
-                peak_memory: Default::default(),
-            };
+                caller_subject: None,
+                caller_role: "anonymous".into(),
+            });
+            let platform = app.platform_state(app.tenants.get(&code).unwrap(), &routed, Caller::default(), audit_context, Default::default()).await?;
             let t = Instant::now();
             if path.starts_with('(') {
                 app.runtime.instantiate_only(version, platform).await?;

@@ -174,6 +174,40 @@ async function municipality() {
           act(e.target, () => api("DELETE", `/municipalities/${code}/subscriptions/${s.module_id}`), () => t("unsubscribed", s.module_id));
         } }, t("unsubscribe")))))));
 
+  await section(t("providersTitle"), async () => {
+    const interfaces = await api("GET", `/municipalities/${code}/providers`);
+    return table([t("interface"), t("provider"), t("extensionItems"), ""], interfaces.map(i => {
+      const select = h("select", { name: "provider", "aria-label": t("chooseProvider", i.label) },
+        h("option", { value: "" }, i.platform_default ? t("platformData") : t("noProvider")),
+        i.candidates.map(c => h("option", { value: c.module, selected: c.module === i.chosen }, `${c.module} ${c.version}`)));
+      const items = i.candidates.map(c => h("div", { "data-provider": c.module },
+        h("strong", {}, c.module), ": ",
+        c.extension_items.length === 0 ? t("noExtensionItems") : c.extension_items.map(x => `${x.name}（${x.type}）${x.description}`).join("、")));
+      return h("tr", { "data-interface": i.interface },
+        h("td", {}, `${i.label} (${i.interface})`),
+        h("td", {}, select),
+        h("td", {}, items.length ? items : t("noCandidates")),
+        h("td", {}, h("button", { type: "button", onclick: e =>
+          act(e.target, () => api("PUT", `/municipalities/${code}/providers/${i.interface}`, { module: select.value || null }), () => t("providerChosen", i.label, select.value || "—")) }, t("choose"))));
+    }));
+  });
+
+  await section(t("noticesTitle"), async () => {
+    const here = await api("GET", `/municipalities/${code}/notices`);
+    const accepted = new Map(here.accepted.map(a => [a.kind, a.module_id]));
+    const kinds = [...new Set([...Object.keys(here.receivable), ...accepted.keys()])].sort();
+    return kinds.length === 0 ? h("p", {}, t("noNoticeKinds")) : table([t("noticeKind"), t("acceptedInto"), ""], kinds.map(kind => {
+      const into = accepted.get(kind);
+      const select = h("select", { name: "module", "aria-label": t("acceptInto", kind) }, (here.receivable[kind] || []).map(m => h("option", { value: m, selected: m === into }, m)));
+      return h("tr", { "data-kind": kind },
+        h("td", {}, kind),
+        h("td", {}, into || t("notAccepted")),
+        h("td", {}, select, " ",
+          h("button", { type: "button", onclick: e => act(e.target, () => api("PUT", `/municipalities/${code}/notices/${kind}`, { module: select.value }), () => t("noticesAccepted", kind)) }, t("accept")), " ",
+          into ? h("button", { type: "button", class: "secondary", onclick: e => act(e.target, () => api("DELETE", `/municipalities/${code}/notices/${kind}`), () => t("noticesRefused", kind)) }, t("stopAccepting")) : null));
+    }));
+  });
+
   const categories = [...new Set(catalog.map(m => m.category))].sort();
   const list = h("div", { class: "cards", id: "catalog" });
   const filter = h("select", { id: "category", onchange: () => draw() }, h("option", { value: "" }, t("allCategories")), categories.map(x => h("option", { value: x }, x)));
@@ -220,7 +254,7 @@ async function municipality() {
   await section(t("auditTitle"), async () => {
     const rows = (await api("GET", `/municipalities/${code}/audit?limit=1000`)).slice(-50).reverse();
     return rows.length === 0 ? h("p", {}, t("noAudit")) : table([t("when"), t("module"), t("interface"), t("records"), t("caller")],
-      rows.map(r => h("tr", {}, h("td", {}, r.at), h("td", {}, `${r.module_id} ${r.module_version}`), h("td", {}, r.interface), h("td", {}, r.records.join(", ")), h("td", {}, `${r.caller_role} ${r.caller_subject || ""}`))));
+      rows.map(r => h("tr", {}, h("td", {}, r.at), h("td", {}, `${r.module_id} ${r.module_version}`), h("td", {}, r.interface, r.counterpart ? ` (${r.counterpart})` : ""), h("td", {}, r.records.join(", ")), h("td", {}, `${r.caller_role} ${r.caller_subject || ""}`))));
   });
 }
 

@@ -45,6 +45,9 @@ pub struct App {
     pub replica_id: String,
     /// Set once every admitted version is compiled and the routes are built (`/readyz`).
     ready: std::sync::atomic::AtomicBool,
+    /// This host itself, for what a module's instance reaches through it (calls into
+    /// providing modules, notices).
+    me: std::sync::Weak<App>,
     /// Municipality exports and resumable uploads between sites.
     pub transfers: crate::transfers::Transfers,
     configs: ConfigCache,
@@ -60,10 +63,11 @@ impl App {
         governor: Arc<crate::governor::Governor>,
         data_dir: std::path::PathBuf,
         metrics: crate::telemetry::Metrics,
-    ) -> Result<Self> {
+    ) -> Result<Arc<Self>> {
         let tenants = Tenants::default();
         tenants.replace(db.list_municipalities().await?);
-        Ok(Self {
+        Ok(Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             replica_id: uuid::Uuid::new_v4().to_string(),
             ready: Default::default(),
             transfers: crate::transfers::Transfers::new(&data_dir),
@@ -84,7 +88,7 @@ impl App {
             metrics,
             module_logs: Default::default(),
             configs: ConfigCache::default(),
-        })
+        }))
     }
 
     /// The host is warm: every admitted version compiled, the routes built.
@@ -165,6 +169,13 @@ impl App {
             kv_writes: None,
             peak_memory: Default::default(),
             kv_handles: Default::default(),
+            manifest: version.manifest.clone(),
+            links: crate::capabilities::provided::Links {
+                app: self.me.clone(),
+                chain: Vec::new(),
+                deadline: Some(std::time::Instant::now() + self.runtime.limits().deadline()),
+            },
+            outbox: None,
         })
     }
 
@@ -208,6 +219,11 @@ impl Tenants {
 
     pub fn get(&self, code: &LgCode) -> Option<Arc<Municipality>> {
         self.0.load().get(code).cloned()
+    }
+
+    /// Every registered municipality.
+    pub fn all(&self) -> Vec<Arc<Municipality>> {
+        self.0.load().values().cloned().collect()
     }
 
     pub fn replace(&self, all: Vec<Municipality>) {

@@ -103,6 +103,14 @@ enum Command {
     /// Read or replace a municipality's settings for a subscribed module.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Which subscribed module provides each standard interface (receipts,
+    /// resident-registry) for a municipality, and choosing it.
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+    /// Which notice kinds from other municipalities a municipality takes, into which
+    /// module, and the newest notices received and sent.
+    #[command(subcommand)]
+    Notices(NoticesCommand),
     /// Write the platform's WIT (platform.wit and its WASI deps/) for a toolchain to build
     /// against, e.g. `nukisashi wit --wasi 0.2.10 --out wit/` for componentize-js.
     Wit {
@@ -113,6 +121,66 @@ enum Command {
         /// runs modules built against any 0.2 release.
         #[arg(long)]
         wasi: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProviderCommand {
+    /// Each interface with its provider, and the subscribed modules that could provide it
+    /// (with the extension items each adds).
+    List {
+        #[arg(long)]
+        lg_code: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Choose the module that provides an interface; consumers switch in one step.
+    Choose {
+        #[arg(long)]
+        lg_code: String,
+        /// `receipts` or `resident-registry`.
+        #[arg(long)]
+        interface: String,
+        /// A subscribed module whose manifest declares [provides.<interface>].
+        #[arg(long, required_unless_present = "none")]
+        module: Option<String>,
+        /// No module: the platform's own data where it has some, otherwise unavailable.
+        #[arg(long, conflicts_with = "module")]
+        none: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum NoticesCommand {
+    /// The kinds accepted (and into which module), those the modules could take, and the
+    /// newest notices received and sent.
+    List {
+        #[arg(long)]
+        lg_code: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Take notices of a kind from other municipalities into a module that declares it.
+    Accept {
+        #[arg(long)]
+        lg_code: String,
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        module: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Stop taking a kind (notices already received are still delivered).
+    Refuse {
+        #[arg(long)]
+        lg_code: String,
+        #[arg(long)]
+        kind: String,
+        #[command(flatten)]
+        api: ApiArgs,
     },
 }
 
@@ -676,6 +744,57 @@ async fn run(command: Command) -> Result<()> {
             for (key, value) in settings {
                 println!("{key}={}", value.as_str().unwrap_or_default());
             }
+            Ok(())
+        }
+        Command::Provider(ProviderCommand::List { lg_code, api }) => {
+            let listed: Vec<serde_json::Value> = api.client().get(&format!("/municipalities/{lg_code}/providers")).await?;
+            for interface in listed {
+                let chosen = match interface["chosen"].as_str() {
+                    Some(module) => module.to_string(),
+                    None if interface["platform_default"] == true => "(the platform's own data)".to_string(),
+                    None => "(none: unavailable to consumers)".to_string(),
+                };
+                println!("{} ({}): {chosen}", interface["interface"].as_str().unwrap_or(""), interface["label"].as_str().unwrap_or(""));
+                for candidate in interface["candidates"].as_array().into_iter().flatten() {
+                    let items: Vec<String> = candidate["extension_items"].as_array().into_iter().flatten().map(|i| format!("{} ({})", i["name"].as_str().unwrap_or(""), i["type"].as_str().unwrap_or(""))).collect();
+                    let items = if items.is_empty() { "no extension items".to_string() } else { items.join(", ") };
+                    println!("  could be {} {}: {items}", candidate["module"].as_str().unwrap_or(""), candidate["version"].as_str().unwrap_or(""));
+                }
+            }
+            Ok(())
+        }
+        Command::Provider(ProviderCommand::Choose { lg_code, interface, module, none: _, api }) => {
+            api.client().put(&format!("/municipalities/{lg_code}/providers/{interface}"), &serde_json::json!({ "module": module })).await?;
+            match module {
+                Some(module) => println!("{interface} for {lg_code} is now provided by {module}"),
+                None => println!("{interface} for {lg_code} is now provided by no module"),
+            }
+            Ok(())
+        }
+        Command::Notices(NoticesCommand::List { lg_code, api }) => {
+            let here: serde_json::Value = api.client().get(&format!("/municipalities/{lg_code}/notices")).await?;
+            for a in here["accepted"].as_array().into_iter().flatten() {
+                println!("accepts {} into {}", a["kind"].as_str().unwrap_or(""), a["module_id"].as_str().unwrap_or(""));
+            }
+            for (kind, modules) in here["receivable"].as_object().into_iter().flatten() {
+                println!("could take {kind} into {}", joined(modules));
+            }
+            for n in here["received"].as_array().into_iter().flatten() {
+                println!("received #{} {} from {}/{} at {}", n["sequence"], n["kind"].as_str().unwrap_or(""), n["from_lg_code"].as_str().unwrap_or(""), n["from_module"].as_str().unwrap_or(""), n["sent_at"].as_str().unwrap_or(""));
+            }
+            for n in here["sent"].as_array().into_iter().flatten() {
+                println!("sent {} to {}/{} at {}", n["kind"].as_str().unwrap_or(""), n["to_lg_code"].as_str().unwrap_or(""), n["module_id"].as_str().unwrap_or(""), n["sent_at"].as_str().unwrap_or(""));
+            }
+            Ok(())
+        }
+        Command::Notices(NoticesCommand::Accept { lg_code, kind, module, api }) => {
+            api.client().put(&format!("/municipalities/{lg_code}/notices/{kind}"), &serde_json::json!({ "module": module })).await?;
+            println!("{lg_code} takes {kind} notices into {module}");
+            Ok(())
+        }
+        Command::Notices(NoticesCommand::Refuse { lg_code, kind, api }) => {
+            api.client().delete(&format!("/municipalities/{lg_code}/notices/{kind}")).await?;
+            println!("{lg_code} no longer takes {kind} notices (those received are still delivered)");
             Ok(())
         }
         Command::Config(ConfigCommand::Set { lg_code, module, settings, api }) => {

@@ -33,7 +33,7 @@ pub async fn open(settings: &Settings) -> Result<Arc<App>> {
     settings.limits.check()?;
     let governor = Arc::new(crate::governor::Governor::new(&settings.limits));
     metrics.observe_governor(&governor);
-    Ok(Arc::new(App::new(db, runtime, auth, sign_in, edge, governor, settings.data_dir.clone(), metrics).await?))
+    App::new(db, runtime, auth, sign_in, edge, governor, settings.data_dir.clone(), metrics).await
 }
 
 /// Loads the module files, compiles every admitted version in the catalog (those published

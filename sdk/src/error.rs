@@ -105,3 +105,15 @@ impl From<serde_json::Error> for Error {
         Error::bad_request(format!("invalid JSON: {e}"))
     }
 }
+
+/// A handler's refusal as the platform's error, for what a module answers through an
+/// interface it provides: 400/422 `invalid`, 403 `not-granted`, 413 `too-large`, anything
+/// else `unavailable`.
+pub(crate) fn to_platform(e: Error) -> PlatformError {
+    match e.status {
+        400 | 422 => PlatformError::Invalid(e.detail),
+        403 => PlatformError::NotGranted(e.detail),
+        413 => PlatformError::TooLarge(e.detail),
+        _ => PlatformError::Unavailable(e.detail),
+    }
+}

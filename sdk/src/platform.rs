@@ -5,10 +5,10 @@
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) use crate::bindings::nukisashi::platform::{
-    changes, config, context, events, identity, identity_numbers, kv, log, resident_registry, tax,
+    changes, config, context, events, identity, identity_numbers, kv, log, notices, receipts, resident_registry, tax,
 };
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use crate::testing::platform::{
-    changes, config, context, events, identity, identity_numbers, kv, log, resident_registry, tax,
+    changes, config, context, events, identity, identity_numbers, kv, log, notices, receipts, resident_registry, tax,
 };

@@ -3,6 +3,11 @@
 //! [`identity_numbers`] needs `identity-numbers`. Every call is recorded in the
 //! municipality's audit trail, so read only what the request needs.
 //!
+//! The municipality's administrator may choose a module to answer these calls instead of
+//! the platform's own copy of the registry (a vendor's 住民記録 unit): such a module
+//! declares `[provides.resident-registry]` in its manifest and exports a [`Provider`] with
+//! `nukisashi_sdk::module!(routes, resident_registry = PROVIDER)`.
+//!
 //! A call the municipality has not granted returns an [`Error`](crate::Error) with status
 //! 403 that a handler can pass on with `?` or handle (for example, show a form without
 //! prefilled fields).
@@ -10,10 +15,10 @@
 use crate::platform::identity_numbers as raw_numbers;
 use crate::platform::resident_registry as raw;
 use crate::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a resident stands in the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Resident,
@@ -21,7 +26,7 @@ pub enum Status {
     Deceased,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sex {
     Male,
@@ -30,7 +35,7 @@ pub enum Sex {
 }
 
 /// One resident; names and addresses byte for byte (外字 and IVS kept). Dates are ISO 8601.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resident {
     /// 宛名番号.
     pub addressee_number: String,
@@ -111,4 +116,70 @@ pub fn identity_numbers(addressee_number: &str) -> Result<Option<IdentityNumbers
         individual_number: n.individual_number,
         resident_record_code: n.resident_record_code,
     }))
+}
+
+/// What a 住民記録 unit exports: the three questions of the interface.
+#[derive(Clone, Copy)]
+pub struct Provider {
+    pub get: fn(&str) -> Result<Option<Resident>>,
+    pub household: fn(&str) -> Result<Vec<Resident>>,
+    /// (name kana as given, birth date, limit ≤ 100)
+    pub search: fn(&str, Option<&str>, u32) -> Result<Vec<Resident>>,
+}
+
+/// The provider modules without one export: never called (the host calls only modules whose
+/// manifest declares `[provides.resident-registry]`).
+#[doc(hidden)]
+pub const NOT_PROVIDED: Provider = Provider {
+    get: |_| Err(crate::Error::new(503, "Not provided", "this module does not provide the resident registry")),
+    household: |_| Err(crate::Error::new(503, "Not provided", "this module does not provide the resident registry")),
+    search: |_, _, _| Err(crate::Error::new(503, "Not provided", "this module does not provide the resident registry")),
+};
+
+/// The export side: the SDK's residents in the shapes the `resident-registry` export returns.
+#[doc(hidden)]
+pub mod export {
+    use super::{Resident, Sex, Status};
+    use crate::bindings::exports::nukisashi::platform::resident_registry as out;
+    use crate::bindings::nukisashi::platform::types::Error as RawError;
+
+    pub fn get(provider: &super::Provider, addressee_number: String) -> Result<Option<out::Resident>, RawError> {
+        Ok((provider.get)(&addressee_number).map_err(crate::error::to_platform)?.map(resident))
+    }
+
+    pub fn household(provider: &super::Provider, household_number: String) -> Result<Vec<out::Resident>, RawError> {
+        Ok((provider.household)(&household_number).map_err(crate::error::to_platform)?.into_iter().map(resident).collect())
+    }
+
+    pub fn search(provider: &super::Provider, name_kana: String, birth_date: Option<String>, limit: u32) -> Result<Vec<out::Resident>, RawError> {
+        let found = (provider.search)(&name_kana, birth_date.as_deref(), limit).map_err(crate::error::to_platform)?;
+        Ok(found.into_iter().map(resident).collect())
+    }
+
+    fn resident(r: Resident) -> out::Resident {
+        out::Resident {
+            addressee_number: r.addressee_number,
+            integrated_addressee_number: r.integrated_addressee_number,
+            household_number: r.household_number,
+            name: r.name,
+            name_kana: r.name_kana,
+            birth_date: r.birth_date,
+            sex: match r.sex {
+                Sex::Male => out::Sex::Male,
+                Sex::Female => out::Sex::Female,
+                Sex::Unspecified => out::Sex::Unspecified,
+            },
+            relationship: r.relationship,
+            postal_code: r.postal_code,
+            address: r.address,
+            resident_since: r.resident_since,
+            status: match r.status {
+                Status::Resident => out::ResidenceStatus::Resident,
+                Status::MovedOut => out::ResidenceStatus::MovedOut,
+                Status::Deceased => out::ResidenceStatus::Deceased,
+            },
+            status_changed_on: r.status_changed_on,
+            status_reason: r.status_reason,
+        }
+    }
 }

@@ -49,7 +49,7 @@ const MAX_SEARCH: u32 = 100;
 const MAX_CHANGES: u32 = 1000;
 
 /// Every capability a module can be granted (manifest names).
-pub const CAPABILITIES: [&str; 6] = ["kv", "resident-registry", "identity-numbers", "tax", "change-feed", "events"];
+pub const CAPABILITIES: [&str; 8] = ["kv", "resident-registry", "identity-numbers", "tax", "change-feed", "events", "receipts", "notices"];
 
 struct State {
     municipality: wit::context::Municipality,
@@ -65,6 +65,13 @@ struct State {
     tax: BTreeMap<(String, u16), wit::tax::TaxSummary>,
     changes: Vec<wit::changes::Change>,
     published: Vec<crate::events::Event>,
+    payments: Vec<crate::receipts::Payment>,
+    arrears: Vec<crate::receipts::Arrear>,
+    /// (lg_code, prefecture, name) of the platform's other municipalities.
+    municipalities: Vec<(String, String, String)>,
+    /// (lg_code, kind) pairs the receiving municipality has not accepted.
+    not_accepting: BTreeSet<(String, String)>,
+    sent: Vec<(String, crate::notices::Notice)>,
     logs: Vec<String>,
     reads: Vec<String>,
 }
@@ -85,6 +92,11 @@ impl Default for State {
             tax: BTreeMap::new(),
             changes: Vec::new(),
             published: Vec::new(),
+            payments: Vec::new(),
+            arrears: Vec::new(),
+            municipalities: Vec::new(),
+            not_accepting: BTreeSet::new(),
+            sent: Vec::new(),
             logs: Vec::new(),
             reads: Vec::new(),
         }
@@ -225,6 +237,36 @@ impl TestPlatform {
             })
         });
         self
+    }
+
+    /// A payment the municipality's 収納 provider answers with (`receipts::payments`).
+    pub fn payment(&self, payment: crate::receipts::Payment) -> &Self {
+        with(|s| s.payments.push(payment));
+        self
+    }
+
+    /// An unpaid installment the 収納 provider answers with (`receipts::arrears`).
+    pub fn arrear(&self, arrear: crate::receipts::Arrear) -> &Self {
+        with(|s| s.arrears.push(arrear));
+        self
+    }
+
+    /// Another municipality on the platform (for `notices::municipality_of`).
+    pub fn other_municipality(&self, lg_code: &str, prefecture: &str, name: &str) -> &Self {
+        with(|s| s.municipalities.push((lg_code.into(), prefecture.into(), name.into())));
+        self
+    }
+
+    /// `lg_code` has not accepted notices of `kind`: sending one is refused with
+    /// `not-accepted`, as on a host. Every other notice is accepted.
+    pub fn not_accepting(&self, lg_code: &str, kind: &str) -> &Self {
+        with(|s| s.not_accepting.insert((lg_code.into(), kind.into())));
+        self
+    }
+
+    /// The notices the module sent, in order, each with the municipality it went to.
+    pub fn sent_notices(&self) -> Vec<(String, crate::notices::Notice)> {
+        with(|s| s.sent.clone())
     }
 
     /// Stores a value as if the module had (for state a test starts from).
@@ -560,6 +602,78 @@ pub(crate) mod platform {
                 let next = changes.last().map_or(after, |c| c.cursor);
                 ChangePage { changes, next }
             }))
+        }
+    }
+
+    pub mod receipts {
+        use super::super::{require, with, wit};
+        use crate::receipts::export_raw::{arrear, payment};
+        pub use wit::receipts::{Arrear, Payment};
+        use wit::types::Error;
+
+        pub fn payments(addressee_number: &str, fiscal_year: Option<u16>) -> Result<Vec<Payment>, Error> {
+            require("receipts")?;
+            Ok(with(|s| {
+                let found: Vec<Payment> = s
+                    .payments
+                    .iter()
+                    .filter(|p| p.addressee_number == addressee_number && fiscal_year.is_none_or(|y| p.fiscal_year == y))
+                    .cloned()
+                    .map(payment)
+                    .collect();
+                if !found.is_empty() {
+                    s.reads.push(format!("receipts.payments {addressee_number}"));
+                }
+                found
+            }))
+        }
+        pub fn arrears(addressee_number: &str) -> Result<Vec<Arrear>, Error> {
+            require("receipts")?;
+            Ok(with(|s| {
+                let found: Vec<Arrear> = s.arrears.iter().filter(|a| a.addressee_number == addressee_number).cloned().map(arrear).collect();
+                if !found.is_empty() {
+                    s.reads.push(format!("receipts.arrears {addressee_number}"));
+                }
+                found
+            }))
+        }
+    }
+
+    pub mod notices {
+        use super::super::{require, with, wit};
+        pub use wit::notices::{Notice, SendError};
+        use wit::types::Error;
+
+        pub fn send(to_lg_code: &str, kind: &str, subject: Option<&str>, payload: &str) -> Result<u64, SendError> {
+            require("notices").map_err(SendError::Refused)?;
+            if serde_json::from_str::<serde_json::Value>(payload).is_err() {
+                return Err(SendError::Refused(Error::Invalid("the payload must be JSON text".into())));
+            }
+            with(|s| {
+                if s.not_accepting.contains(&(to_lg_code.to_string(), kind.to_string())) {
+                    return Err(SendError::NotAccepted(format!("{to_lg_code} has not accepted notices of kind `{kind}`")));
+                }
+                let sequence = s.sent.len() as u64 + 1;
+                let notice = crate::notices::Notice {
+                    sequence,
+                    from_lg_code: s.municipality.lg_code.clone(),
+                    from_module: s.module.id.clone(),
+                    kind: kind.into(),
+                    subject: subject.map(Into::into),
+                    payload: payload.into(),
+                };
+                s.sent.push((to_lg_code.into(), notice));
+                Ok(sequence)
+            })
+        }
+        pub fn municipality_of(address: &str) -> Option<String> {
+            with(|s| {
+                let here = (s.municipality.lg_code.clone(), s.municipality.prefecture.clone(), s.municipality.name.clone());
+                std::iter::once(here)
+                    .chain(s.municipalities.iter().cloned())
+                    .find(|(_, prefecture, name)| address.starts_with(&format!("{prefecture}{name}")) || address.starts_with(name.as_str()))
+                    .map(|(code, _, _)| code)
+            })
         }
     }
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest packages, built for wasm32-wasip2 with the `guest` profile.
-const GUEST_PACKAGES: &[&str] = &["guestbook", "fault-fixture", "bad-import-fixture", "large-fixture", "linkage-fixture", "plain-http-fixture", "hostile-fixture", "probe-fixture", "standard-kv-fixture", "furusato-tax", "child-allowance", "e-application"];
+const GUEST_PACKAGES: &[&str] = &["guestbook", "fault-fixture", "bad-import-fixture", "large-fixture", "linkage-fixture", "plain-http-fixture", "hostile-fixture", "probe-fixture", "standard-kv-fixture", "receipts-unit-fixture", "arrears-unit-fixture", "furusato-tax", "child-allowance", "e-application"];
 
 /// Host-side packages whose tests make up the test suite.
 const TEST_PACKAGES: &[&str] = &["nukisashi", "nukisashi-sdk", "nukisashi-e2e", "guestbook", "furusato-tax", "child-allowance", "e-application"];

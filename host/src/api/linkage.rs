@@ -193,9 +193,9 @@ pub struct Delivery {
     last_error: Option<String>,
 }
 
-// `GET …/linkage/deliveries`: how far each module has been pushed the change feed and the
-// event log, and why it is stuck if it is.
-/// How far each module has been pushed the change feed
+// `GET …/linkage/deliveries`: how far each module has been pushed the change feed, the
+// event log and the notices from other municipalities, and why it is stuck if it is.
+/// How far each module has been pushed the change feed, events and notices
 ///
 /// Who: the municipality's admin or an operator.
 #[utoipa::path(
@@ -204,14 +204,14 @@ pub struct Delivery {
     tag = "linkage",
     security(("bearer" = [])),
     params(MunicipalityPath),
-    responses((status = 200, description = "[{module, delivered, failures, last_error}]")),
+    responses((status = 200, description = "[{feed, module, delivered, failures, last_error}]")),
 )]
 pub async fn deliveries(State(app): State<Arc<App>>, Caller(who): Caller, Path(MunicipalityPath { lg_code: code }): Path<MunicipalityPath>) -> Result<Json<Vec<Delivery>>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
     app.require_municipality(&code).await?;
     let mut out = Vec::new();
-    for (feed, name) in [(Feed::Changes, "changes"), (Feed::Events, "events")] {
+    for (feed, name) in [(Feed::Changes, "changes"), (Feed::Events, "events"), (Feed::Notices, "notices")] {
         for (module, delivered, failures, last_error) in app.db.deliveries(feed, code.as_str()).await? {
             out.push(Delivery { feed: name, module, delivered, failures, last_error });
         }
@@ -232,7 +232,7 @@ pub async fn deliveries(State(app): State<Arc<App>>, Caller(who): Caller, Path(M
     tag = "linkage",
     security(("bearer" = [])),
     params(MunicipalityPath, ("module" = Option<String>, Query), ("addressee_number" = Option<String>, Query, pattern = "^[0-9]{1,15}$"), ("after" = Option<i64>, Query, minimum = -9223372036854775808_i64, maximum = 9223372036854775807_i64, description = "rows after this position: the last row's `position` (gap-free per municipality, so a reader tailing the trail misses no row)"), ("limit" = Option<u32>, Query, minimum = 0, maximum = 4294967295_u64, description = "rows per page: at most 1000 are returned (a larger limit means 1000, 0 means 1)")),
-    responses((status = 200, description = "[{position, at, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records}]")),
+    responses((status = 200, description = "[{position, at, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records, counterpart}]")),
 )]
 pub async fn audit_trail(
     State(app): State<Arc<App>>,

@@ -7,6 +7,7 @@ mod catalog;
 mod console;
 pub(crate) mod gateway;
 mod linkage;
+mod links;
 mod subscriptions;
 mod transfers;
 pub mod module_config;
@@ -83,6 +84,10 @@ fn api_v1() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(subscriptions::list))
         .routes(routes!(subscriptions::subscribe, subscriptions::unplug))
         .routes(routes!(subscriptions::export))
+        .routes(routes!(links::providers))
+        .routes(routes!(links::choose_provider))
+        .routes(routes!(links::notices))
+        .routes(routes!(links::accept, links::refuse))
         .merge(
             // Import files stream through; their size is not capped by the 2 MB body limit.
             OpenApiRouter::new().routes(routes!(linkage::import_file)).layer(axum::extract::DefaultBodyLimit::disable()),

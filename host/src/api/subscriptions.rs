@@ -131,6 +131,10 @@ pub async fn subscribe(
     };
     check_settings(Some(manifest), &settings, request.config.is_some())?;
     let grants = resolve_grants(&module, manifest, request.grants, existing.as_ref())?;
+    let effective = crate::plugins::lifecycle::effective_capabilities(manifest, &grants);
+    if let Some(path) = crate::plugins::providers::cycle(&app, &code, crate::plugins::providers::Proposed::Grants(&module, &effective)) {
+        return Err(Problem::conflict("provider-cycle", format!("these grants would make the providers call each other in a loop: {path}; grant less or choose another provider first")));
+    }
     let previous_version = match &existing {
         Some(e) if e.version != version => Some(e.version.clone()),
         Some(e) => e.previous_version.clone(),
@@ -199,6 +203,14 @@ fn resolve_grants(module: &str, manifest: &Manifest, asked: Option<Vec<String>>,
 pub async fn unplug(State(app): State<Arc<App>>, Caller(who): Caller, Path(MunicipalityModulePath { lg_code: code, module }): Path<MunicipalityModulePath>) -> Result<Json<serde_json::Value>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    let provides = app.db.provides_at(code.as_str(), &module).await?;
+    if !provides.is_empty() {
+        let names: Vec<&str> = provides.iter().map(|i| i.name()).collect();
+        return Err(Problem::conflict(
+            "module-provides",
+            format!("`{module}` provides {} for {code}: choose another provider (or none) first, so its consumers are not left without one", names.join(", ")),
+        ));
+    }
     if !app.db.set_subscription_active(code.as_str(), &module, false).await? {
         return Err(Problem::not_found("unknown-subscription", format!("{code} has no active subscription to `{module}`")));
     }

@@ -43,6 +43,7 @@ impl Host for PlatformState {
             interface: "changes.since",
             query: format!("after={after} limit={limit}"),
             records: changes.iter().map(|c| c.addressee_number.clone()).collect(),
+            counterpart: None,
         })
         .await?;
         let next = changes.last().map(|c| c.cursor as u64).unwrap_or(after as u64);

@@ -10,6 +10,9 @@ mod events;
 mod identity;
 mod kv;
 mod log;
+mod notices;
+pub mod provided;
+mod receipts;
 mod registry;
 mod tax;
 mod wasi_config;
@@ -26,14 +29,15 @@ use wasmtime::component::{HasSelf, Linker};
 pub use changes::to_wit as change_to_wit;
 pub use identity::Caller;
 pub use kv::KvWrites;
+pub use notices::Outgoing as OutgoingNotice;
 
-/// Host-side bindings generated from `wit/platform.wit`, world `linked-module` (a superset
-/// of `module`). Requests use `wasi:http`'s `ProxyPre`; the optional `change-handler`
-/// export is looked up per version.
+/// Host-side bindings generated from `wit/platform.wit`, world `business-unit` (a superset
+/// of `linked-module` and `module`). Requests use `wasi:http`'s `ProxyPre`; the optional
+/// exports (handlers, provided interfaces) are looked up per version.
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "nukisashi:platform/linked-module",
+        world: "nukisashi:platform/business-unit",
         imports: { default: async },
         exports: { default: async },
         with: {
@@ -89,16 +93,24 @@ pub enum Capability {
     /// `events`: publish events to, and receive events from, the municipality's other
     /// modules.
     Events,
+    /// `receipts`: 収納 and 滞納 per resident, from the module the municipality chose to
+    /// provide them.
+    Receipts,
+    /// `notices`: send notices to other municipalities (taking them needs the
+    /// administrator's acceptance, not a grant).
+    Notices,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 8] = [
         Capability::Kv,
         Capability::ResidentRegistry,
         Capability::IdentityNumbers,
         Capability::Tax,
         Capability::ChangeFeed,
         Capability::Events,
+        Capability::Receipts,
+        Capability::Notices,
     ];
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -113,6 +125,8 @@ impl Capability {
             Capability::Tax => "tax",
             Capability::ChangeFeed => "change-feed",
             Capability::Events => "events",
+            Capability::Receipts => "receipts",
+            Capability::Notices => "notices",
         }
     }
 
@@ -125,6 +139,8 @@ impl Capability {
             Capability::Tax => "個人住民税の課税情報を照会する (read resident tax assessments)",
             Capability::ChangeFeed => "住民異動と課税の変更通知を受け取る (receive moves, deaths and tax changes)",
             Capability::Events => "他のサービスと連携する通知を送受信する (exchange events with the municipality's other services)",
+            Capability::Receipts => "住民の収納・滞納の情報を照会する (read residents' payments and arrears, from the chosen 収納 unit)",
+            Capability::Notices => "他の自治体へ通知を送る (send notices to other municipalities)",
         }
     }
 
@@ -169,6 +185,13 @@ pub struct PlatformState {
     pub peak_memory: Arc<std::sync::atomic::AtomicUsize>,
     /// The wasi:keyvalue buckets and `cas` handles the module holds.
     pub kv_handles: wasi_keyvalue::Handles,
+    /// The manifest of the version running (what it declares it sends, provides …).
+    pub manifest: Arc<crate::catalog::manifest::Manifest>,
+    /// How this module reaches other modules: providers, and the deadline they share.
+    pub links: provided::Links,
+    /// `Some` while a pushed item is delivered: notices sent wait here and are committed
+    /// with the delivery record.
+    pub outbox: Option<Vec<notices::Outgoing>>,
 }
 
 impl PlatformState {
@@ -213,7 +236,7 @@ impl PlatformState {
 impl wit::types::Host for PlatformState {}
 
 /// Adds every platform interface of the 1.x worlds to the linker. Modules built against an
-/// earlier 1.x minor link too: wasmtime resolves `…@1.0.0` imports to these `@1.1.0`
+/// earlier 1.x minor link too: wasmtime resolves `…@1.0.0` imports to these `@1.2.0`
 /// definitions (semver-compatible).
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
@@ -230,6 +253,8 @@ pub fn add_to_linker<T: Send + 'static>(
     wit::tax::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     wit::changes::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     wit::events::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::receipts::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
+    wit::notices::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     standard::wasi::keyvalue::store::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     standard::wasi::keyvalue::atomics::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;
     standard::wasi::keyvalue::batch::add_to_linker::<T, HasSelf<PlatformState>>(linker, get)?;

@@ -5,8 +5,12 @@
 use super::wit::identity_numbers::{self, IdentityNumbers};
 use super::wit::resident_registry::{Host, ResidenceStatus, Resident, Sex};
 use super::wit::types::Error;
+use super::provided::Answered;
 use super::{Capability, PlatformState};
+use crate::capabilities::bindings::exports::nukisashi::platform::resident_registry as provided;
+use crate::catalog::manifest::ProvidedInterface;
 use crate::linkage::{self, audit::AuditEntry};
+use crate::runtime::{ProvidedAnswer, ProvidedCall};
 
 /// Most residents one `search` returns.
 pub const MAX_SEARCH: u32 = 100;
@@ -57,9 +61,63 @@ fn to_wit(r: linkage::Resident) -> Resident {
     }
 }
 
+/// A resident as a 住民記録 module answered it.
+fn from_provider(r: provided::Resident) -> Resident {
+    Resident {
+        addressee_number: r.addressee_number,
+        integrated_addressee_number: r.integrated_addressee_number,
+        household_number: r.household_number,
+        name: r.name,
+        name_kana: r.name_kana,
+        birth_date: r.birth_date,
+        sex: match r.sex {
+            provided::Sex::Male => Sex::Male,
+            provided::Sex::Female => Sex::Female,
+            provided::Sex::Unspecified => Sex::Unspecified,
+        },
+        relationship: r.relationship,
+        postal_code: r.postal_code,
+        address: r.address,
+        resident_since: r.resident_since,
+        status: match r.status {
+            provided::ResidenceStatus::Resident => ResidenceStatus::Resident,
+            provided::ResidenceStatus::MovedOut => ResidenceStatus::MovedOut,
+            provided::ResidenceStatus::Deceased => ResidenceStatus::Deceased,
+        },
+        status_changed_on: r.status_changed_on,
+        status_reason: r.status_reason,
+    }
+}
+
+/// The 宛名番号 a registry answer hands over.
+fn handed_over(answer: &ProvidedAnswer) -> Vec<String> {
+    match answer {
+        ProvidedAnswer::Resident(r) => r.iter().map(|r| r.addressee_number.clone()).collect(),
+        ProvidedAnswer::Residents(rs) => rs.iter().map(|r| r.addressee_number.clone()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Checks a 住民記録 module's answer against the question: the resident asked for, members
+/// of the household asked for, at most the residents a search may return.
+fn answers(call: &ProvidedCall<'_>, answer: &ProvidedAnswer) -> Result<(), Error> {
+    let fits = match (call, answer) {
+        (ProvidedCall::ResidentGet(number), ProvidedAnswer::Resident(r)) => r.as_ref().is_none_or(|r| r.addressee_number == *number),
+        (ProvidedCall::ResidentHousehold(household), ProvidedAnswer::Residents(rs)) => rs.iter().all(|r| r.household_number == *household),
+        (ProvidedCall::ResidentSearch(_, _, limit), ProvidedAnswer::Residents(rs)) => rs.len() <= (*limit).clamp(1, MAX_SEARCH) as usize,
+        _ => false,
+    };
+    if fits { Ok(()) } else { Err(Error::Unavailable("resident-registry is unavailable: the module that provides it answered another question than asked".into())) }
+}
+
 impl PlatformState {
+    /// Asks the municipality's 住民記録 module, if it chose one (`ByPlatform` otherwise).
+    async fn registry_provider(&mut self, call: ProvidedCall<'_>, query: String, name: &'static str) -> Result<Answered, Error> {
+        self.call_provider(ProvidedInterface::ResidentRegistry, call, query, handed_over, name, move |answer| answers(&call, answer)).await
+    }
+
     async fn audit_read(&self, interface: &'static str, query: String, records: Vec<String>) -> Result<(), Error> {
-        self.audited(AuditEntry { interface, query, records }).await
+        self.audited(AuditEntry::new(interface, query, records)).await
     }
 
     fn lg(&self) -> String {
@@ -73,9 +131,14 @@ impl Host for PlatformState {
         self.require(Capability::ResidentRegistry)?;
         self.read_room()?;
         check_id("addressee-number", &addressee_number)?;
+        let query = format!("addressee-number={}", clip(&addressee_number));
+        if let Answered::ByModule(answer) = self.registry_provider(ProvidedCall::ResidentGet(&addressee_number), query.clone(), "resident-registry.get").await? {
+            let ProvidedAnswer::Resident(found) = answer else { unreachable!("checked against the call") };
+            return Ok(found.map(from_provider));
+        }
         let found = self.db.resident(&self.lg(), &addressee_number).await.map_err(unavailable)?;
         let records = found.iter().map(|r| r.addressee_number.clone()).collect();
-        self.audit_read("resident-registry.get", format!("addressee-number={}", clip(&addressee_number)), records).await?;
+        self.audit_read("resident-registry.get", query, records).await?;
         Ok(found.map(to_wit))
     }
 
@@ -84,9 +147,14 @@ impl Host for PlatformState {
         self.require(Capability::ResidentRegistry)?;
         self.read_room()?;
         check_id("household-number", &household_number)?;
+        let query = format!("household-number={}", clip(&household_number));
+        if let Answered::ByModule(answer) = self.registry_provider(ProvidedCall::ResidentHousehold(&household_number), query.clone(), "resident-registry.household").await? {
+            let ProvidedAnswer::Residents(members) = answer else { unreachable!("checked against the call") };
+            return Ok(members.into_iter().map(from_provider).collect());
+        }
         let members = self.db.household(&self.lg(), &household_number).await.map_err(unavailable)?;
         let records = members.iter().map(|r| r.addressee_number.clone()).collect();
-        self.audit_read("resident-registry.household", format!("household-number={}", clip(&household_number)), records).await?;
+        self.audit_read("resident-registry.household", query, records).await?;
         Ok(members.into_iter().map(to_wit).collect())
     }
 
@@ -105,9 +173,13 @@ impl Host for PlatformState {
             return Err(Error::Invalid(format!("birth-date must be YYYY-MM-DD, not `{}`", clip(date))));
         }
         let limit = limit.clamp(1, MAX_SEARCH);
+        let query = format!("name-kana={} birth-date={}", clip(&name_kana), birth_date.as_deref().unwrap_or("-"));
+        if let Answered::ByModule(answer) = self.registry_provider(ProvidedCall::ResidentSearch(&name_kana, birth_date.as_deref(), limit), query.clone(), "resident-registry.search").await? {
+            let ProvidedAnswer::Residents(found) = answer else { unreachable!("checked against the call") };
+            return Ok(found.into_iter().map(from_provider).collect());
+        }
         let found = self.db.search_residents(&self.lg(), &key, birth_date.as_deref(), limit).await.map_err(unavailable)?;
         let records = found.iter().map(|r| r.addressee_number.clone()).collect();
-        let query = format!("name-kana={} birth-date={}", clip(&name_kana), birth_date.as_deref().unwrap_or("-"));
         self.audit_read("resident-registry.search", query, records).await?;
         Ok(found.into_iter().map(to_wit).collect())
     }

@@ -18,6 +18,7 @@ impl Host for PlatformState {
             interface: "tax.summary",
             query: format!("addressee-number={} fiscal-year={fiscal_year}", clip(&addressee_number)),
             records: found.iter().map(|t| t.addressee_number.clone()).collect(),
+            counterpart: None,
         })
         .await?;
         Ok(found.map(|t| TaxSummary {

@@ -46,6 +46,115 @@ pub struct Manifest {
     /// `e-application/child-allowance-claim`); needs the `events` capability.
     #[serde(default)]
     pub subscribes: Vec<String>,
+    /// Standard interfaces this module answers for the municipality's other modules, with
+    /// the extension items it adds to their records, e.g.
+    /// `[provides.receipts] extension_items = [{ name = "督促状発送日", type = "date", description = "…" }]`.
+    /// The component must export each; the administrator chooses which module provides an
+    /// interface.
+    #[serde(default)]
+    pub provides: BTreeMap<ProvidedInterface, Provision>,
+    /// Kinds of notice this module sends to, and takes from, other municipalities.
+    #[serde(default)]
+    pub notices: NoticeKinds,
+}
+
+/// A standard interface a module can provide to the municipality's other modules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProvidedInterface {
+    /// `nukisashi:platform/receipts`: 収納 and 滞納 per 宛名番号 and 税目.
+    Receipts,
+    /// `nukisashi:platform/resident-registry`: a 住民記録 unit instead of the platform's
+    /// copy of the registry.
+    ResidentRegistry,
+}
+
+impl ProvidedInterface {
+    pub const ALL: [ProvidedInterface; 2] = [ProvidedInterface::Receipts, ProvidedInterface::ResidentRegistry];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProvidedInterface::Receipts => "receipts",
+            ProvidedInterface::ResidentRegistry => "resident-registry",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// The capability a consumer needs to call it.
+    pub fn capability(self) -> Capability {
+        match self {
+            ProvidedInterface::Receipts => Capability::Receipts,
+            ProvidedInterface::ResidentRegistry => Capability::ResidentRegistry,
+        }
+    }
+
+    /// Whether the platform answers it itself when no module is chosen.
+    pub fn platform_has_default(self) -> bool {
+        matches!(self, ProvidedInterface::ResidentRegistry)
+    }
+
+    /// In Japanese, for the console.
+    pub fn label(self) -> &'static str {
+        match self {
+            ProvidedInterface::Receipts => "収納",
+            ProvidedInterface::ResidentRegistry => "住民記録",
+        }
+    }
+}
+
+/// What a module declares about an interface it provides.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Provision {
+    /// Items it adds beyond the standard record. The host hands consumers only declared
+    /// items of the declared type; anything else is the provider's fault.
+    #[serde(default)]
+    pub extension_items: Vec<ExtensionItemSpec>,
+}
+
+/// One extension item a provider adds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionItemSpec {
+    /// The name consumers read it by, e.g. `督促状発送日`.
+    #[schemars(length(min = 1, max = 64))]
+    pub name: String,
+    /// `text`, `integer`, `date` (ISO 8601) or `boolean`.
+    #[serde(rename = "type")]
+    pub value_type: ExtensionType,
+    /// What it means, for the consumers' vendors and the municipality (shown in the console).
+    pub description: String,
+}
+
+/// The type of an extension item's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExtensionType {
+    Text,
+    Integer,
+    Date,
+    Boolean,
+}
+
+/// Notice kinds (`a-z`, `0-9`, `-`), e.g. `onestop-notification`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeKinds {
+    /// Kinds this module may send to other municipalities (needs the `notices` capability).
+    #[serde(default)]
+    pub sends: Vec<String>,
+    /// Kinds this module can take; a municipality's administrator accepts each kind into one
+    /// module. The component must export `notice-handler`.
+    #[serde(default)]
+    pub receives: Vec<String>,
+}
+
+/// Whether `kind` is a valid notice kind: 1–64 of `a-z`, `0-9` and `-`.
+pub fn is_valid_notice_kind(kind: &str) -> bool {
+    !kind.is_empty() && kind.len() <= 64 && kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -98,6 +207,8 @@ impl Manifest {
             config: BTreeMap::new(),
             wit_major: SUPPORTED_WIT_MAJORS[0],
             subscribes: Vec::new(),
+            provides: BTreeMap::new(),
+            notices: NoticeKinds::default(),
         }
     }
 
@@ -143,6 +254,25 @@ impl Manifest {
                 return Err(format!("subscription `{s}` must be `<module id>/<topic>`, e.g. `e-application/child-allowance-claim`"));
             }
         }
+        for (interface, provision) in &self.provides {
+            let mut seen = std::collections::BTreeSet::new();
+            for item in &provision.extension_items {
+                if item.name.trim().is_empty() || item.name.chars().count() > 64 {
+                    return Err(format!("[provides.{}] extension item names must be 1–64 characters", interface.name()));
+                }
+                if !seen.insert(item.name.as_str()) {
+                    return Err(format!("[provides.{}] declares the extension item `{}` twice", interface.name(), item.name));
+                }
+            }
+        }
+        for kind in self.notices.sends.iter().chain(&self.notices.receives) {
+            if !is_valid_notice_kind(kind) {
+                return Err(format!("notice kind `{kind}` must be 1–64 of a-z, 0-9 and `-`, e.g. `onestop-notification`"));
+            }
+        }
+        if !self.notices.sends.is_empty() && !self.capabilities.contains(&Capability::Notices) {
+            return Err("[notices] sends needs the `notices` capability in `capabilities`".into());
+        }
         for (name, value) in [("category", &self.category), ("name.ja", &self.name.ja), ("name.en", &self.name.en)] {
             if value.trim().is_empty() {
                 return Err(format!("`{name}` must not be empty"));
@@ -163,6 +293,12 @@ impl Manifest {
             })
             .max_by_key(|(_, depth)| *depth)
             .map(|(r, _)| (r.path.as_str(), r.auth))
+    }
+
+    /// The extension items this manifest declares for `interface` (none if it does not
+    /// provide it).
+    pub fn extension_items(&self, interface: ProvidedInterface) -> &[ExtensionItemSpec] {
+        self.provides.get(&interface).map_or(&[], |p| p.extension_items.as_slice())
     }
 
     /// Config with the manifest's defaults filled in under the municipality's settings.
@@ -247,6 +383,24 @@ required = true
         let given = BTreeMap::from([("contact".to_string(), "03-0000-0000".to_string())]);
         assert_eq!(m.effective_config(&given)["title"], "ゲストブック");
         assert_eq!(m.missing_config(&BTreeMap::new()), vec!["contact".to_string()]);
+    }
+
+    #[test]
+    fn provided_interfaces_and_notice_kinds_are_read_and_checked() {
+        let with = |extra: &str| Manifest::parse(format!("{TOML}\n{extra}\n").as_bytes());
+        let m = with("[provides.receipts]\nextension_items = [{ name = \"督促状発送日\", type = \"date\", description = \"督促状を発送した日\" }]\n[provides.resident-registry]\n[notices]\nreceives = [\"onestop-notification\"]")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.extension_items(ProvidedInterface::Receipts)[0].value_type, ExtensionType::Date);
+        assert!(m.provides.contains_key(&ProvidedInterface::ResidentRegistry));
+        assert!(m.extension_items(ProvidedInterface::ResidentRegistry).is_empty());
+        assert_eq!(m.notices.receives, ["onestop-notification"]);
+
+        assert!(with("[provides.tax-collection]").unwrap_err().contains("tax-collection"));
+        assert!(with("[provides.receipts]\nextension_items = [{ name = \"x\", type = \"money\", description = \"\" }]").unwrap_err().contains("money"));
+        let twice = "[provides.receipts]\nextension_items = [{ name = \"x\", type = \"text\", description = \"\" }, { name = \"x\", type = \"date\", description = \"\" }]";
+        assert!(with(twice).unwrap_err().contains("twice"));
+        assert!(with("[notices]\nreceives = [\"Bad Kind\"]").unwrap_err().contains("Bad Kind"));
+        assert!(with("[notices]\nsends = [\"x\"]").unwrap_err().contains("`notices` capability"), "sending needs the capability");
     }
 
     #[test]

@@ -217,6 +217,7 @@ pub struct Admission {
     limits: AdmissionLimits,
     state: Mutex<State>,
     platform: Arc<Semaphore>,
+    linked: Arc<Semaphore>,
 }
 
 /// An admitted request's instance; giving it back lets the next request in.
@@ -232,7 +233,8 @@ impl Drop for Permit<'_> {
     }
 }
 
-/// An instance for platform work (a delivery, a health check).
+/// An instance for platform work (a delivery, a health check), or for a call into the
+/// module that provides an interface (`linked_instances`).
 pub struct PlatformPermit(#[allow(dead_code)] OwnedSemaphorePermit);
 
 /// Numbers for `/metrics`.
@@ -241,6 +243,7 @@ pub struct Occupancy {
     pub in_use: u32,
     pub queued: u32,
     pub platform_in_use: u32,
+    pub linked_in_use: u32,
 }
 
 /// Takes a waiting request out of the queue if its future is dropped (the client went
@@ -267,12 +270,14 @@ impl Drop for Waiting<'_> {
 impl Admission {
     pub fn new(limits: AdmissionLimits) -> Arc<Self> {
         let platform = Arc::new(Semaphore::new(limits.platform_instances as usize));
-        Arc::new(Self { limits, state: Mutex::new(State::default()), platform })
+        let linked = Arc::new(Semaphore::new(limits.linked_instances as usize));
+        Arc::new(Self { limits, state: Mutex::new(State::default()), platform, linked })
     }
 
-    /// Instances the pooling allocator must have: traffic and platform together.
+    /// Instances the pooling allocator must have: traffic, platform work and calls into
+    /// providing modules together.
     pub fn pool_size(limits: &AdmissionLimits) -> u32 {
-        limits.instances + limits.platform_instances
+        limits.instances + limits.platform_instances + limits.linked_instances
     }
 
     /// Waits (fairly, at most `queue_ms`) for an instance for a request of `module` at `lg_code`.
@@ -336,12 +341,21 @@ impl Admission {
         PlatformPermit(self.platform.clone().acquire_owned().await.expect("the semaphore is never closed"))
     }
 
+    /// An instance for a call into the module that provides an interface, waiting at most
+    /// until `deadline` (the caller's own): `None` if none came free by then. These are
+    /// instances of their own, so a consumer holding a traffic instance never waits for
+    /// another traffic instance (which could wait for it in turn).
+    pub async fn admit_linked(&self, deadline: tokio::time::Instant) -> Option<PlatformPermit> {
+        tokio::time::timeout_at(deadline, self.linked.clone().acquire_owned()).await.ok().map(|p| PlatformPermit(p.expect("the semaphore is never closed")))
+    }
+
     pub fn occupancy(&self) -> Occupancy {
         let state = self.state.lock().expect("admission lock");
         Occupancy {
             in_use: state.in_use,
             queued: state.queued,
             platform_in_use: self.limits.platform_instances - self.platform.available_permits() as u32,
+            linked_in_use: self.limits.linked_instances - self.linked.available_permits() as u32,
         }
     }
 
@@ -361,7 +375,7 @@ mod tests {
     use super::*;
 
     fn limits(instances: u32, per_municipality: u32, per_module: u32) -> AdmissionLimits {
-        AdmissionLimits { instances, requests_per_second: 0, platform_instances: 1, per_municipality, per_module, per_module_everywhere: instances, queue_ms: 200, queue_length: 100, queue_per_municipality: 3 }
+        AdmissionLimits { instances, requests_per_second: 0, platform_instances: 1, linked_instances: 1, per_municipality, per_module, per_module_everywhere: instances, queue_ms: 200, queue_length: 100, queue_per_municipality: 3 }
     }
 
     fn code(c: &str) -> LgCode {

@@ -68,6 +68,10 @@ pub struct AdmissionLimits {
     /// Instances kept for the platform's own work (change and event deliveries, admission
     /// health checks), which traffic cannot take.
     pub platform_instances: u32,
+    /// Instances for calls into the module a municipality chose to provide an interface
+    /// (`receipts`, a vendor's `resident-registry`), taken while the consumer holds its own
+    /// and waited for at most until the consumer's deadline.
+    pub linked_instances: u32,
     /// Requests of one municipality inside modules at once.
     pub per_municipality: u32,
     /// Requests of one (municipality, module) inside the module at once.
@@ -124,10 +128,11 @@ pub struct StorageLimits {
     /// `event_burst`.
     pub events_per_minute: u32,
     pub event_burst: u32,
-    /// Events of one (municipality, source module) kept in the log; publishing past it
+    /// Events of one (municipality, source module) kept in the log, and notices of one
+    /// sending (municipality, module) in a receiving municipality's log; sending past it
     /// fails until older ones expire.
     pub events_kept: u64,
-    /// Days an event stays in the log.
+    /// Days an event stays in the log (a notice: once delivered).
     pub event_retention_days: u32,
     /// Largest linkage import file (spooled to disk before its transaction).
     pub import_bytes: u64,
@@ -175,6 +180,7 @@ impl Default for AdmissionLimits {
             instances,
             requests_per_second: 0,
             platform_instances: 16,
+            linked_instances: 16,
             per_municipality: instances / 4,
             per_module: instances / 4,
             per_module_everywhere: instances / 2,
@@ -243,6 +249,7 @@ impl Limits {
             ("limits.admission.instances", a.instances as u64),
             ("limits.admission.requests_per_second", a.requests_per_second as u64),
             ("limits.admission.platform_instances", a.platform_instances as u64),
+            ("limits.admission.linked_instances", a.linked_instances as u64),
             ("limits.admission.per_municipality", a.per_municipality as u64),
             ("limits.admission.per_module", a.per_module as u64),
             ("limits.admission.per_module_everywhere", a.per_module_everywhere as u64),
@@ -273,8 +280,8 @@ impl Limits {
     /// Settings that cannot work together, as a sentence.
     pub fn check(&self) -> anyhow::Result<()> {
         let a = &self.admission;
-        if a.instances == 0 || a.per_municipality == 0 || a.per_module == 0 || a.per_module_everywhere == 0 || a.platform_instances == 0 {
-            anyhow::bail!("[limits.admission] instances, platform_instances, per_municipality, per_module and per_module_everywhere must be at least 1");
+        if a.instances == 0 || a.per_municipality == 0 || a.per_module == 0 || a.per_module_everywhere == 0 || a.platform_instances == 0 || a.linked_instances == 0 {
+            anyhow::bail!("[limits.admission] instances, platform_instances, linked_instances, per_municipality, per_module and per_module_everywhere must be at least 1");
         }
         if self.memory_bytes == 0 || self.deadline_ms == 0 || self.resources < 16 {
             anyhow::bail!("[limits] memory_bytes and deadline_ms must be above 0, and resources at least 16");

@@ -131,7 +131,8 @@ pub async fn on_blocking_thread<T: Send + 'static>(work: impl std::future::Futur
 /// How often expired events are deleted.
 const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Deletes events past `[limits.storage] event_retention_days`, at start and every hour.
+/// Deletes events, and delivered notices, past `[limits.storage] event_retention_days`, at
+/// start and every hour.
 pub fn spawn_housekeeping(app: Arc<crate::app::App>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(HOUSEKEEPING);
@@ -143,6 +144,11 @@ pub fn spawn_housekeeping(app: Arc<crate::app::App>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, days, "expired events past their retention"),
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "expiring events failed"),
+            }
+            match app.db.expire_notices(&cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, days, "expired delivered notices past their retention"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "expiring notices failed"),
             }
         }
     });

@@ -21,6 +21,17 @@ pub struct AuditEntry {
     pub query: String,
     /// 宛名番号 of the records handed over.
     pub records: Vec<String>,
+    /// The other party, when the read crossed modules or municipalities: the module that
+    /// served a provided interface (`receipts-a@1.0.0`) on the consumer's row, the consumer
+    /// on the provider's, the sending or receiving municipality and module of a notice.
+    pub counterpart: Option<String>,
+}
+
+impl AuditEntry {
+    /// A read of the platform's own data (no other party).
+    pub fn new(interface: &'static str, query: String, records: Vec<String>) -> Self {
+        AuditEntry { interface, query, records, counterpart: None }
+    }
 }
 
 /// Who read, for every entry of one request or delivery.
@@ -76,8 +87,8 @@ pub async fn write(conn: &mut AnyConnection, context: &AuditContext, entries: &[
         .await?
         .try_get(0)?;
         sqlx::query(
-            "INSERT INTO audit_log (at, lg_code, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records, seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO audit_log (at, lg_code, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records, seq, counterpart)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&at)
         .bind(&context.lg_code)
@@ -90,6 +101,7 @@ pub async fn write(conn: &mut AnyConnection, context: &AuditContext, entries: &[
         .bind(&e.query)
         .bind(serde_json::to_string(&e.records)?)
         .bind(position)
+        .bind(&e.counterpart)
         .execute(&mut *conn)
         .await?;
     }
@@ -98,8 +110,16 @@ pub async fn write(conn: &mut AnyConnection, context: &AuditContext, entries: &[
 
 /// Writes one read, in a transaction of its own, before its data is handed over.
 pub async fn record(db: &Db, context: &AuditContext, entry: &AuditEntry) -> Result<()> {
+    record_all(db, &[(context, std::slice::from_ref(entry))]).await
+}
+
+/// Writes several parties' rows in one transaction: a provided call's read by the consumer
+/// and service by the provider are on record together or not at all.
+pub async fn record_all(db: &Db, rows: &[(&AuditContext, &[AuditEntry])]) -> Result<()> {
     let mut tx = db.pool().begin().await?;
-    write(&mut tx, context, std::slice::from_ref(entry)).await?;
+    for (context, entries) in rows {
+        write(&mut tx, context, entries).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -119,6 +139,8 @@ pub struct AuditRow {
     pub interface: String,
     pub query: String,
     pub records: Vec<String>,
+    /// The other party of a linked read or a notice (see [`AuditEntry::counterpart`]).
+    pub counterpart: Option<String>,
 }
 
 /// Filters for reading a municipality's audit trail.
@@ -136,7 +158,7 @@ pub struct AuditFilter {
 pub async fn query(db: &Db, lg_code: &str, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
     let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
     let mut sql = String::from(
-        "SELECT id, seq, at, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records
+        "SELECT id, seq, at, module_id, module_version, request_id, caller_subject, caller_role, interface, query, records, counterpart
          FROM audit_log WHERE lg_code = $1 AND seq > $2",
     );
     let mut n = 2;
@@ -174,6 +196,7 @@ pub async fn query(db: &Db, lg_code: &str, filter: &AuditFilter) -> Result<Vec<A
                 interface: r.try_get("interface")?,
                 query: r.try_get("query")?,
                 records: serde_json::from_str(&records)?,
+                counterpart: r.try_get("counterpart")?,
             })
         })
         .collect()

@@ -6,8 +6,9 @@
 //!   `events` and lists the event's `<source>/<topic>` under `subscribes` in its manifest
 //!   (other events are passed over).
 //!
-//! Exactly once: the module's kv writes during the call are buffered, then committed in one
-//! transaction with the audit rows and the advance of its delivery position (a
+//! Exactly once: the module's kv writes (and the notices it sends) during the call are
+//! buffered, then committed in one transaction with the audit rows and the advance of its
+//! delivery position (a
 //! compare-and-set on the previous position). A failure (an `err`, a trap, a crash before
 //! the commit) leaves the position where it was and the item is offered again, with
 //! back-off; a committed item is never offered again, across restarts too. A module sees
@@ -23,12 +24,14 @@
 use super::audit::{self, AuditBuffer, AuditContext};
 use crate::app::App;
 use crate::capabilities::bindings::nukisashi::platform::events::Event as WitEvent;
+use crate::capabilities::bindings::nukisashi::platform::notices::Notice as WitNotice;
 use crate::capabilities::{Capability, Caller, change_to_wit};
 use crate::lgcode::LgCode;
 use crate::plugins::live::Routed;
 use crate::runtime::Delivery;
 use crate::store::deliveries::{Feed, advance};
 use crate::store::events::Event;
+use crate::store::notices::Notice;
 use crate::store::kv::{KvScope, apply as apply_kv};
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
@@ -75,7 +78,7 @@ pub fn spawn(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let queues = Arc::new(Mutex::new(Queues::default()));
         loop {
-            for feed in [Feed::Changes, Feed::Events] {
+            for feed in [Feed::Changes, Feed::Events, Feed::Notices] {
                 if let Err(e) = start_pending(&app, feed, &queues).await {
                     tracing::error!(error = %format!("{e:#}"), ?feed, "delivery sweep failed");
                 }
@@ -97,6 +100,7 @@ fn takes(routed: &Routed, feed: Feed) -> bool {
                 && routed.version.event_handler.is_some()
                 && !routed.version.manifest.subscribes.is_empty()
         }
+        Feed::Notices => routed.version.notice_handler.is_some() && !routed.version.manifest.notices.receives.is_empty(),
     }
 }
 
@@ -106,6 +110,7 @@ async fn start_pending(app: &Arc<App>, feed: Feed, queues: &Arc<Mutex<Queues>>) 
     let heads = match feed {
         Feed::Changes => app.db.linkage_heads().await?,
         Feed::Events => app.db.event_heads().await?,
+        Feed::Notices => app.db.notice_heads().await?,
     };
     for (lg, head) in heads {
         let Ok(code) = lg.parse::<LgCode>() else { continue };
@@ -167,10 +172,11 @@ async fn start_pending(app: &Arc<App>, feed: Feed, queues: &Arc<Mutex<Queues>>) 
     Ok(())
 }
 
-/// One item of either feed.
+/// One item of a feed.
 enum Item {
     Change(super::Change),
     Event(Event),
+    Notice(Notice),
 }
 
 impl Item {
@@ -178,6 +184,7 @@ impl Item {
         match self {
             Item::Change(c) => c.cursor,
             Item::Event(e) => e.sequence,
+            Item::Notice(n) => n.sequence,
         }
     }
 }
@@ -195,6 +202,7 @@ async fn catch_up(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>, he
         let items: Vec<Item> = match feed {
             Feed::Changes => app.db.changes_since(&lg, seen, PAGE).await.map_err(text)?.into_iter().map(Item::Change).collect(),
             Feed::Events => app.db.events_since(&lg, seen, PAGE).await.map_err(text)?.into_iter().map(Item::Event).collect(),
+            Feed::Notices => app.db.notices_since(&lg, seen, PAGE).await.map_err(text)?.into_iter().map(Item::Notice).collect(),
         };
         if items.is_empty() {
             break;
@@ -207,6 +215,8 @@ async fn catch_up(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>, he
             let wanted = match &item {
                 Item::Change(_) => true,
                 Item::Event(e) => routed.version.manifest.subscribes.iter().any(|s| *s == format!("{}/{}", e.source, e.topic)),
+                // Sent to the module that was accepted for its kind when it was sent.
+                Item::Notice(n) => n.module_id == module,
             };
             if wanted {
                 deliver_one(app, feed, code, routed, committed, &item).await?;
@@ -216,7 +226,8 @@ async fn catch_up(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>, he
             seen = item.position();
         }
     }
-    // Events this module does not subscribe to are passed over in one step.
+    // Events this module does not subscribe to (notices for other modules) are passed over
+    // in one step.
     if seen > committed {
         let mut conn = app.db.pool().acquire().await.map_err(|e| e.to_string())?;
         advance(&mut conn, feed, &lg, &module, committed, seen).await.map_err(text)?;
@@ -230,7 +241,7 @@ async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>,
     let (request_id, handed_over) = match item {
         Item::Change(c) => (
             format!("change-{code}-{}", c.cursor),
-            audit::AuditEntry { interface: "change-handler.on-change", query: format!("cursor={} kind={}", c.cursor, c.kind), records: vec![c.addressee_number.clone()] },
+            audit::AuditEntry::new("change-handler.on-change", format!("cursor={} kind={}", c.cursor, c.kind), vec![c.addressee_number.clone()]),
         ),
         Item::Event(e) => (
             format!("event-{code}-{}", e.sequence),
@@ -238,6 +249,16 @@ async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>,
                 interface: "event-handler.on-event",
                 query: format!("sequence={} topic={}/{}", e.sequence, e.source, e.topic),
                 records: e.subject.iter().cloned().collect(),
+                counterpart: None,
+            },
+        ),
+        Item::Notice(n) => (
+            format!("notice-{code}-{}", n.sequence),
+            audit::AuditEntry {
+                interface: "notice-handler.on-notice",
+                query: format!("sequence={} kind={}", n.sequence, n.kind),
+                records: n.subject.iter().cloned().collect(),
+                counterpart: Some(format!("{}/{}", n.from_lg_code, n.from_module)),
             },
         ),
     };
@@ -263,9 +284,20 @@ async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>,
             let event = WitEvent { sequence: e.sequence as u64, source: e.source.clone(), topic: e.topic.clone(), subject: e.subject.clone(), payload: e.payload.clone() };
             app.runtime.deliver(version, platform, Delivery::Event(&event)).await
         }
+        Item::Notice(n) => {
+            let notice = WitNotice {
+                sequence: n.sequence as u64,
+                from_lg_code: n.from_lg_code.clone(),
+                from_module: n.from_module.clone(),
+                kind: n.kind.clone(),
+                subject: n.subject.clone(),
+                payload: n.payload.clone(),
+            };
+            app.runtime.deliver(version, platform, Delivery::Notice(&notice)).await
+        }
     };
-    let writes = match outcome {
-        Ok(Ok(writes)) => writes,
+    let handled = match outcome {
+        Ok(Ok(handled)) => handled,
         Ok(Err(reason)) => return Err(format!("the module asked to retry {position}: {reason}")),
         Err(e) => return Err(format!("{position}: {e}")),
     };
@@ -282,12 +314,22 @@ async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>,
         );
         let storage = &app.governor.limits.storage;
         let quota = crate::store::kv::Quota { bytes: storage.kv_bytes, keys: storage.kv_keys };
-        if let Err(over) = apply_kv(&mut tx, &scope, &writes.0, quota).await? {
+        if let Err(over) = apply_kv(&mut tx, &scope, &handled.kv_writes.0, quota).await? {
             anyhow::bail!("the module's writes do not fit its storage: {over}");
         }
         let handed = [handed_over];
         audit::write(&mut tx, &context, &handed).await?;
+        // The notices it sent go out with it: exactly once, or not at all.
+        for sent in &handled.notices {
+            if let Err(over) = crate::store::notices::append(&mut tx, &sent.notice, app.governor.limits.storage.events_kept).await? {
+                anyhow::bail!("a notice the module sent cannot be kept: {over}");
+            }
+            audit::write(&mut tx, &context, std::slice::from_ref(&sent.audit)).await?;
+        }
         tx.commit().await?;
+        if !handled.notices.is_empty() {
+            app.deliveries.wake();
+        }
         app.metrics.audited_reads(&context.lg_code, &context.module_id, &handed);
         Ok(())
     };

@@ -198,5 +198,8 @@ fn health_check_state(app: &App, loaded: &LoadedVersion) -> PlatformState {
         kv_writes: None,
         peak_memory: Default::default(),
         kv_handles: Default::default(),
+        manifest: loaded.manifest.clone(),
+        links: Default::default(),
+        outbox: None,
     }
 }

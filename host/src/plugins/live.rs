@@ -9,9 +9,10 @@
 
 use super::LoadedVersion;
 use crate::capabilities::Capability;
+use crate::catalog::manifest::ProvidedInterface;
 use crate::lgcode::LgCode;
 use arc_swap::ArcSwap;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// A version as routed for one municipality.
@@ -31,10 +32,29 @@ struct ModuleRoutes {
     per_municipality: HashMap<LgCode, Arc<Routed>>,
 }
 
+/// The whole table: what serves each module, and which module each municipality chose to
+/// provide each interface. One snapshot holds both, so a request that calls a provider
+/// sees the choice and the provider's version of the same moment.
+#[derive(Default, Clone)]
+struct Table {
+    modules: HashMap<String, ModuleRoutes>,
+    providers: HashMap<LgCode, BTreeMap<ProvidedInterface, String>>,
+}
+
 #[derive(Default)]
 pub struct LiveTable {
-    current: ArcSwap<HashMap<String, ModuleRoutes>>,
+    current: ArcSwap<Table>,
     writer: Mutex<()>,
+}
+
+/// Who answers a provided interface at a municipality right now.
+#[derive(Debug)]
+pub enum Provider {
+    /// No module is chosen (the platform's own data, where it has some).
+    NoneChosen,
+    /// This module is chosen; `None` if nothing routes it there right now (suspended,
+    /// quarantined).
+    Chosen(String, Option<Arc<Routed>>),
 }
 
 /// One change to the table; a batch of them is applied atomically.
@@ -47,6 +67,8 @@ pub enum Change {
     Unset(String, LgCode),
     /// Stop routing `module` anywhere.
     RemoveModule(String),
+    /// The module a municipality chose to provide an interface (none: no module).
+    Provider(LgCode, ProvidedInterface, Option<String>),
 }
 
 impl LiveTable {
@@ -56,23 +78,41 @@ impl LiveTable {
 
     /// What serves `module` for `lg_code` right now.
     pub fn resolve(&self, module: &str, lg_code: &LgCode) -> Option<Arc<Routed>> {
-        let table = self.current.load();
-        let routes = table.get(module)?;
+        Self::resolve_in(&self.current.load(), module, lg_code)
+    }
+
+    fn resolve_in(table: &Table, module: &str, lg_code: &LgCode) -> Option<Arc<Routed>> {
+        let routes = table.modules.get(module)?;
         routes.per_municipality.get(lg_code).or(routes.default.as_ref()).cloned()
+    }
+
+    /// Who provides `interface` at `lg_code`, and the version serving it there, from one
+    /// snapshot.
+    pub fn provider(&self, lg_code: &LgCode, interface: ProvidedInterface) -> Provider {
+        let table = self.current.load();
+        match table.providers.get(lg_code).and_then(|chosen| chosen.get(&interface)) {
+            None => Provider::NoneChosen,
+            Some(module) => Provider::Chosen(module.clone(), Self::resolve_in(&table, module, lg_code)),
+        }
+    }
+
+    /// Every interface `lg_code` chose a module for, with the module.
+    pub fn providers_for(&self, lg_code: &LgCode) -> BTreeMap<ProvidedInterface, String> {
+        self.current.load().providers.get(lg_code).cloned().unwrap_or_default()
     }
 
     /// Everything that serves `lg_code` right now, one entry per module.
     pub fn routes_for(&self, lg_code: &LgCode) -> Vec<Arc<Routed>> {
         let table = self.current.load();
         let mut routes: Vec<Arc<Routed>> =
-            table.values().filter_map(|r| r.per_municipality.get(lg_code).or(r.default.as_ref()).cloned()).collect();
+            table.modules.values().filter_map(|r| r.per_municipality.get(lg_code).or(r.default.as_ref()).cloned()).collect();
         routes.sort_by(|a, b| a.version.identity.id.cmp(&b.version.identity.id));
         routes
     }
 
     /// Module ids with at least one route.
     pub fn module_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.current.load().keys().cloned().collect();
+        let mut ids: Vec<String> = self.current.load().modules.keys().cloned().collect();
         ids.sort();
         ids
     }
@@ -81,6 +121,7 @@ impl LiveTable {
     pub fn snapshot(&self) -> Vec<(String, Option<String>, Vec<(String, String)>)> {
         let table = self.current.load();
         let mut out: Vec<_> = table
+            .modules
             .iter()
             .map(|(module, routes)| {
                 let mut per: Vec<(String, String)> = routes
@@ -100,17 +141,18 @@ impl LiveTable {
     /// controller (`plugins::routes`); benchmarks build tables with it directly.
     pub fn apply(&self, changes: Vec<Change>) {
         let _one_writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let next = Self::with(HashMap::clone(&self.current.load()), changes);
+        let next = Self::with(Table::clone(&self.current.load()), changes);
         self.current.store(Arc::new(next));
     }
 
     /// Replaces the whole table with the one `changes` build from nothing, in one swap.
     pub fn replace(&self, changes: Vec<Change>) {
         let _one_writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.current.store(Arc::new(Self::with(HashMap::new(), changes)));
+        self.current.store(Arc::new(Self::with(Table::default(), changes)));
     }
 
-    fn with(mut next: HashMap<String, ModuleRoutes>, changes: Vec<Change>) -> HashMap<String, ModuleRoutes> {
+    fn with(mut table: Table, changes: Vec<Change>) -> Table {
+        let next = &mut table.modules;
         for change in changes {
             match change {
                 Change::SetDefault(routed) => {
@@ -132,8 +174,16 @@ impl LiveTable {
                 Change::RemoveModule(module) => {
                     next.remove(&module);
                 }
+                Change::Provider(code, interface, Some(module)) => {
+                    table.providers.entry(code).or_default().insert(interface, module);
+                }
+                Change::Provider(code, interface, None) => {
+                    if let Some(chosen) = table.providers.get_mut(&code) {
+                        chosen.remove(&interface);
+                    }
+                }
             }
         }
-        next
+        table
     }
 }

@@ -5,6 +5,10 @@
 use super::LoadedVersion;
 use crate::capabilities::bindings::exports::nukisashi::platform::change_handler::GuestIndices as ChangeHandlerIndices;
 use crate::capabilities::bindings::exports::nukisashi::platform::event_handler::GuestIndices as EventHandlerIndices;
+use crate::capabilities::bindings::exports::nukisashi::platform::notice_handler::GuestIndices as NoticeHandlerIndices;
+use crate::capabilities::bindings::exports::nukisashi::platform::receipts::GuestIndices as ReceiptsIndices;
+use crate::capabilities::bindings::exports::nukisashi::platform::resident_registry::GuestIndices as ResidentRegistryIndices;
+use crate::catalog::manifest::ProvidedInterface;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::capabilities::{ALLOWED_IMPORTS_SENTENCE, ALLOWED_IMPORT_PREFIXES, ModuleIdentity};
 use crate::catalog::manifest::Manifest;
@@ -63,9 +67,39 @@ pub async fn load(
     // The change handler is optional: a version without it simply gets no pushed changes.
     let change_handler = ChangeHandlerIndices::new(&instance_pre).ok();
     let event_handler = EventHandlerIndices::new(&instance_pre).ok();
+    let notice_handler = NoticeHandlerIndices::new(&instance_pre).ok();
+    // What the manifest says the module provides, it must export (and nothing else of it
+    // is ever called).
+    let declares = |interface| manifest.provides.contains_key(&interface);
+    let mut missing = Vec::new();
+    let receipts = match ReceiptsIndices::new(&instance_pre) {
+        Ok(found) => declares(ProvidedInterface::Receipts).then_some(found),
+        Err(_) if declares(ProvidedInterface::Receipts) => {
+            missing.push("`nukisashi:platform/receipts` (the manifest declares [provides.receipts])");
+            None
+        }
+        Err(_) => None,
+    };
+    let resident_registry = match ResidentRegistryIndices::new(&instance_pre) {
+        Ok(found) => declares(ProvidedInterface::ResidentRegistry).then_some(found),
+        Err(_) if declares(ProvidedInterface::ResidentRegistry) => {
+            missing.push("`nukisashi:platform/resident-registry` (the manifest declares [provides.resident-registry])");
+            None
+        }
+        Err(_) => None,
+    };
+    if notice_handler.is_none() && !manifest.notices.receives.is_empty() {
+        missing.push("`nukisashi:platform/notice-handler` (the manifest declares [notices] receives)");
+    }
+    if !missing.is_empty() {
+        return Err(LoadError::WrongWorld(format!(
+            "the component does not export {}; build it against world `nukisashi:platform/business-unit` and export what the manifest declares",
+            missing.join(", ")
+        )));
+    }
     let pre = ProxyPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
     let identity = Arc::new(ModuleIdentity { id: manifest.id.clone(), version: manifest.version.clone(), digest });
-    Ok((LoadedVersion { identity, manifest, pre, change_handler, event_handler }, cached))
+    Ok((LoadedVersion { identity, manifest, pre, change_handler, event_handler, notice_handler, receipts, resident_registry }, cached))
 }
 
 /// Every import the platform does not provide, all named at once.

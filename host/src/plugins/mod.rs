@@ -6,6 +6,7 @@ pub mod check;
 pub mod lifecycle;
 pub mod live;
 pub mod load;
+pub mod providers;
 pub mod routes;
 pub mod signing;
 
@@ -13,6 +14,9 @@ use crate::capabilities::ModuleIdentity;
 use crate::catalog::manifest::Manifest;
 use crate::capabilities::bindings::exports::nukisashi::platform::change_handler::GuestIndices as ChangeHandlerIndices;
 use crate::capabilities::bindings::exports::nukisashi::platform::event_handler::GuestIndices as EventHandlerIndices;
+use crate::capabilities::bindings::exports::nukisashi::platform::notice_handler::GuestIndices as NoticeHandlerIndices;
+use crate::capabilities::bindings::exports::nukisashi::platform::receipts::GuestIndices as ReceiptsIndices;
+use crate::capabilities::bindings::exports::nukisashi::platform::resident_registry::GuestIndices as ResidentRegistryIndices;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::runtime::state::RequestState;
 use std::sync::Arc;
@@ -27,6 +31,12 @@ pub struct LoadedVersion {
     pub change_handler: Option<ChangeHandlerIndices>,
     /// Where its `event-handler` export is, if it has one.
     pub event_handler: Option<EventHandlerIndices>,
+    /// Where its `notice-handler` export is, if it has one.
+    pub notice_handler: Option<NoticeHandlerIndices>,
+    /// Its `receipts` export, if its manifest declares it provides 収納 (checked at load).
+    pub receipts: Option<ReceiptsIndices>,
+    /// Its `resident-registry` export, if its manifest declares it provides the registry.
+    pub resident_registry: Option<ResidentRegistryIndices>,
 }
 
 impl std::fmt::Debug for LoadedVersion {

@@ -79,6 +79,7 @@ impl App {
                 changes.extend(self.route_for(s).await);
             }
         }
+        changes.extend(provider_changes(&view));
         self.live.apply(changes);
         *applied = Some(view.generation);
         self.forget_unused_quarantines().await
@@ -106,6 +107,7 @@ impl App {
                 changes.extend(self.route_for(s).await);
             }
         }
+        changes.extend(provider_changes(&view));
         self.live.replace(changes);
         *applied = Some(view.generation);
         self.forget_unused_quarantines().await
@@ -145,4 +147,9 @@ impl App {
             }
         }
     }
+}
+
+/// The provider choices of a routing view, as table changes.
+fn provider_changes(view: &crate::store::routing::RoutingView) -> impl Iterator<Item = Change> + '_ {
+    view.providers.iter().filter_map(|c| Some(Change::Provider(LgCode::parse(&c.lg_code).ok()?, c.interface, c.module_id.clone())))
 }

@@ -107,7 +107,9 @@ impl Runtime {
     /// A fresh store for one request: limiter, and an epoch deadline that yields to other
     /// requests at every tick and interrupts the module once the deadline has passed.
     fn new_store(&self, platform: PlatformState) -> Store<RequestState> {
-        let deadline = Instant::now() + self.limits.deadline();
+        // Within the caller's deadline when this instance answers for another module.
+        let own = Instant::now() + self.limits.deadline();
+        let deadline = platform.links.deadline.map_or(own, |caller| caller.min(own));
         let mut store = Store::new(self.compiler.engine(), RequestState::new(platform, StoreLimiter::new(&self.limits), deadline, &self.limits));
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
@@ -225,11 +227,19 @@ impl Runtime {
     }
 }
 
-/// What is pushed to a module: a change of the municipality's data, or another module's
-/// event.
+/// What is pushed to a module: a change of the municipality's data, another module's
+/// event, or a notice from another municipality.
 pub enum Delivery<'a> {
     Change(&'a crate::capabilities::bindings::nukisashi::platform::changes::Change),
     Event(&'a crate::capabilities::bindings::nukisashi::platform::events::Event),
+    Notice(&'a crate::capabilities::bindings::nukisashi::platform::notices::Notice),
+}
+
+/// What a delivery's handler left to commit with it: its kv writes, and the notices it sent.
+#[derive(Default)]
+pub struct Handled {
+    pub kv_writes: capabilities::KvWrites,
+    pub notices: Vec<capabilities::OutgoingNotice>,
 }
 
 impl Runtime {
@@ -241,14 +251,16 @@ impl Runtime {
         version: &LoadedVersion,
         mut platform: PlatformState,
         item: Delivery<'_>,
-    ) -> Result<Result<capabilities::KvWrites, String>, InvokeError> {
+    ) -> Result<Result<Handled, String>, InvokeError> {
         let missing = || InvokeError::Host("this version exports no handler for it".into());
         match &item {
             Delivery::Change(_) if version.change_handler.is_none() => return Err(missing()),
             Delivery::Event(_) if version.event_handler.is_none() => return Err(missing()),
+            Delivery::Notice(_) if version.notice_handler.is_none() => return Err(missing()),
             _ => {}
         }
         platform.kv_writes = Some(capabilities::KvWrites::default());
+        platform.outbox = Some(Vec::new());
         let mut store = self.new_store(platform);
         let call = async {
             let result = async {
@@ -262,12 +274,19 @@ impl Runtime {
                         let handler = version.event_handler.as_ref().expect("checked").load(&mut store, &instance)?;
                         handler.call_on_event(&mut store, event).await
                     }
+                    Delivery::Notice(notice) => {
+                        let handler = version.notice_handler.as_ref().expect("checked").load(&mut store, &instance)?;
+                        handler.call_on_notice(&mut store, notice).await
+                    }
                 }
             }
             .await;
             let ended = Ended::of(&store);
             match result {
-                Ok(Ok(())) => Ok(Ok(store.data_mut().platform.kv_writes.take().unwrap_or_default())),
+                Ok(Ok(())) => {
+                    let platform = &mut store.data_mut().platform;
+                    Ok(Ok(Handled { kv_writes: platform.kv_writes.take().unwrap_or_default(), notices: platform.outbox.take().unwrap_or_default() }))
+                }
                 Ok(Err(reason)) => Ok(Err(reason)),
                 Err(error) => Err(classify(error, &ended, &self.limits)),
             }
@@ -275,6 +294,76 @@ impl Runtime {
         match tokio::time::timeout(self.limits.deadline() + DEADLINE_GRACE, call).await {
             Ok(result) => result,
             Err(_elapsed) => Err(InvokeError::Deadline(self.limits.deadline_ms)),
+        }
+    }
+}
+
+/// A call into an interface a module provides.
+#[derive(Clone, Copy)]
+pub enum ProvidedCall<'a> {
+    Payments(&'a str, Option<u16>),
+    Arrears(&'a str),
+    ResidentGet(&'a str),
+    ResidentHousehold(&'a str),
+    ResidentSearch(&'a str, Option<&'a str>, u32),
+}
+
+/// What the providing module answered, in the shapes of its exports.
+pub enum ProvidedAnswer {
+    Payments(Vec<provided::receipts::Payment>),
+    Arrears(Vec<provided::receipts::Arrear>),
+    Resident(Option<provided::resident_registry::Resident>),
+    Residents(Vec<provided::resident_registry::Resident>),
+}
+
+use crate::capabilities::bindings::exports::nukisashi::platform as provided;
+use crate::capabilities::bindings::nukisashi::platform::types::Error as PlatformError;
+
+impl Runtime {
+    /// Calls an interface `version` provides, in a fresh instance with `platform` (the
+    /// provider's own grants and config, and the consumer's deadline in `links`).
+    /// `Ok(Err(e))`: the provider refused the call itself.
+    pub async fn provide(&self, version: &LoadedVersion, platform: PlatformState, call: ProvidedCall<'_>) -> Result<Result<ProvidedAnswer, PlatformError>, InvokeError> {
+        let missing = || InvokeError::Host("this version does not export the interface".into());
+        let receipts = matches!(call, ProvidedCall::Payments(..) | ProvidedCall::Arrears(_));
+        if (receipts && version.receipts.is_none()) || (!receipts && version.resident_registry.is_none()) {
+            return Err(missing());
+        }
+        let remaining = platform.links.deadline.map_or(self.limits.deadline(), |d| d.saturating_duration_since(Instant::now()).min(self.limits.deadline()));
+        let mut store = self.new_store(platform);
+        let run = async {
+            let result: wasmtime::Result<Result<ProvidedAnswer, PlatformError>> = async {
+                let instance = version.pre.instance_pre().instantiate_async(&mut store).await?;
+                Ok(match call {
+                    ProvidedCall::Payments(who, year) => {
+                        let guest = version.receipts.as_ref().expect("checked").load(&mut store, &instance)?;
+                        guest.call_payments(&mut store, who, year).await?.map(ProvidedAnswer::Payments)
+                    }
+                    ProvidedCall::Arrears(who) => {
+                        let guest = version.receipts.as_ref().expect("checked").load(&mut store, &instance)?;
+                        guest.call_arrears(&mut store, who).await?.map(ProvidedAnswer::Arrears)
+                    }
+                    ProvidedCall::ResidentGet(who) => {
+                        let guest = version.resident_registry.as_ref().expect("checked").load(&mut store, &instance)?;
+                        guest.call_get(&mut store, who).await?.map(ProvidedAnswer::Resident)
+                    }
+                    ProvidedCall::ResidentHousehold(household) => {
+                        let guest = version.resident_registry.as_ref().expect("checked").load(&mut store, &instance)?;
+                        guest.call_household(&mut store, household).await?.map(ProvidedAnswer::Residents)
+                    }
+                    ProvidedCall::ResidentSearch(kana, born, limit) => {
+                        let guest = version.resident_registry.as_ref().expect("checked").load(&mut store, &instance)?;
+                        guest.call_search(&mut store, kana, born, limit).await?.map(ProvidedAnswer::Residents)
+                    }
+                })
+            }
+            .await;
+            let ended = Ended::of(&store);
+            result.map_err(|error| classify(error, &ended, &self.limits))
+        };
+        match tokio::time::timeout(remaining + DEADLINE_GRACE, run).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(InvokeError::Deadline(remaining.as_millis() as u64)),
         }
     }
 }

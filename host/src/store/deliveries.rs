@@ -1,5 +1,6 @@
-//! How far each (municipality, module) has been pushed a feed: the change feed or the
-//! event log. Positions only move by compare-and-set inside a delivery's transaction.
+//! How far each (municipality, module) has been pushed a feed: the change feed, the event
+//! log or the notices from other municipalities. Positions only move by compare-and-set
+//! inside a delivery's transaction.
 
 use super::{Db, now_iso};
 use anyhow::Result;
@@ -10,6 +11,8 @@ use sqlx::{AnyConnection, Row};
 pub enum Feed {
     Changes,
     Events,
+    /// Notices from other municipalities (positions in the receiving municipality's log).
+    Notices,
 }
 
 impl Feed {
@@ -17,6 +20,7 @@ impl Feed {
         match self {
             Feed::Changes => "change_deliveries",
             Feed::Events => "event_deliveries",
+            Feed::Notices => "notice_deliveries",
         }
     }
 }

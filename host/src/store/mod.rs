@@ -14,6 +14,8 @@ pub mod linkage;
 pub mod module_config;
 pub mod municipalities;
 pub mod municipality_archive;
+pub mod notices;
+pub mod providers;
 pub mod routing;
 pub mod sign_in;
 mod placeholders;

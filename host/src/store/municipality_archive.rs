@@ -172,6 +172,7 @@ pub async fn import(db: &Db, input: impl BufRead) -> Result<Imported> {
     // Routing generations are this host's: what arrived is stamped with the next one here.
     let generation = super::routing::next_generation(&mut tx).await?;
     sqlx::query("UPDATE subscriptions SET generation = $1 WHERE lg_code = $2").bind(generation).bind(&lg_code).execute(&mut *tx).await?;
+    sqlx::query("UPDATE providers SET generation = $1 WHERE lg_code = $2").bind(generation).bind(&lg_code).execute(&mut *tx).await?;
     sqlx::query("UPDATE modules SET generation = $1 WHERE generation > $1").bind(generation).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(Imported { lg_code, rows, kept })

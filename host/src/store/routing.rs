@@ -25,6 +25,8 @@ pub struct RoutingView {
     pub modules: Vec<(String, bool)>,
     /// Every module suspended now.
     pub suspended: Vec<String>,
+    /// Provider choices stamped after the generation asked about (all, for a full view).
+    pub providers: Vec<super::providers::ProviderChoice>,
 }
 
 impl Db {
@@ -69,6 +71,7 @@ impl Db {
             .iter()
             .map(|r| Ok(r.try_get(0)?))
             .collect::<Result<Vec<_>>>()?;
-        Ok(RoutingView { generation, subscriptions, modules, suspended })
+        let providers = self.provider_choices_between(after, upto).await?;
+        Ok(RoutingView { generation, subscriptions, modules, suspended, providers })
     }
 }

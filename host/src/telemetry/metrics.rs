@@ -176,6 +176,7 @@ impl Metrics {
                 observer.observe(now.in_use as u64, &[KeyValue::new("state", "in_use")]);
                 observer.observe(now.queued as u64, &[KeyValue::new("state", "queued")]);
                 observer.observe(now.platform_in_use as u64, &[KeyValue::new("state", "platform_in_use")]);
+                observer.observe(now.linked_in_use as u64, &[KeyValue::new("state", "linked_in_use")]);
             })
             .build();
         let limits = governor.limits.named();
