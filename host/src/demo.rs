@@ -1,5 +1,6 @@
 //! Demo data for `nukisashi serve --demo`: a few real municipalities and guestbook settings
-//! taken from config (as every module must), so the first run has something to try.
+//! taken from config (as every module must), and the one-stop notices accepted between
+//! them, so the first run has something to try.
 
 use crate::app::App;
 use crate::lgcode::LgCode;
@@ -18,8 +19,9 @@ const DEMO: &[(&str, &str, i64, &str, &str, &str)] = &[
 /// Residents generated for each demo municipality that has no linkage data yet.
 const DEMO_RESIDENTS: usize = 300;
 
-/// Adds the demo municipalities (once), their guestbook titles, and a synthetic resident
-/// registry with tax summaries; leaves existing data alone.
+/// Adds the demo municipalities (once), their guestbook titles, the one-stop notice kinds
+/// accepted into ふるさと納税, and a synthetic resident registry with tax summaries; leaves
+/// existing data alone.
 pub async fn seed(app: &App) -> Result<()> {
     let with_data: Vec<String> = app.db.linkage_heads().await?.into_iter().map(|(lg, _)| lg).collect();
     for &(code, name, population, title, address, phone) in DEMO {
@@ -42,6 +44,13 @@ pub async fn seed(app: &App) -> Result<()> {
             if app.db.module_config(&lg_code, module).await?.is_empty() {
                 let settings = settings.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
                 app.set_module_config(&lg_code, module, settings).await?;
+            }
+        }
+        // Each demo municipality takes the one-stop notices of the others into its
+        // ふるさと納税 module (the 5-municipality rule works across them).
+        for kind in ["onestop-notification", "onestop-ineligible"] {
+            if app.db.notice_recipient(code, kind).await?.is_none() {
+                app.db.accept_notices(code, kind, "furusato-tax", "demo").await?;
             }
         }
         if !with_data.iter().any(|lg| lg == code) {

@@ -216,3 +216,117 @@ async fn furusato_tax_end_to_end() {
     let roles: Vec<&str> = audit.as_array().unwrap().iter().filter(|r| r["interface"] == "tax.summary").map(|r| r["caller_role"].as_str().unwrap()).collect();
     assert_eq!(roles, vec!["staff", "resident"]);
 }
+
+/// The one-stop rule no single municipality can enforce: a donor who gives to six
+/// municipalities with one-stop applications (declaring five at each) has every one of them
+/// voided — each 寄附先 sends the 申告特例通知書 to the donor's 住所地 (札幌市), which counts
+/// the senders and, past five, tells each one — while a donor who gives to five keeps all
+/// five. Seven municipalities on one host, the same module everywhere.
+#[tokio::test]
+async fn the_one_stop_rule_holds_across_municipalities() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostSpec::new(Backend::Sqlite, &dir.path().join("host"), &[]).await.unwrap().start().unwrap();
+    publish_plugin(&host, dir.path(), "furusato-tax").await;
+    let operator = host.token("operator", None);
+    for (code, name) in [("131024", "中央区"), ("271004", "大阪市"), ("261009", "京都市")] {
+        let r = host.send_as(&operator, Method::POST, "/api/v1/municipalities", Some(&json!({"lg_code": code, "name": name}))).await;
+        assert_eq!(r.status(), 201);
+    }
+    const GIVEN_TO: [&str; 6] = [CHIYODA, "141003", "472018", "131024", "271004", "261009"];
+    for code in GIVEN_TO.iter().chain([&SAPPORO]) {
+        let config = json!({"address": "（所在地）", "mayor": "首長", "phone": "00-0000-0000"});
+        let r = subscribe(&host, code, "furusato-tax", &["kv", "tax", "notices"], config).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let admin = host.token("admin", Some(code));
+        for kind in ["onestop-notification", "onestop-ineligible"] {
+            let r = host.send_as(&admin, Method::PUT, &format!("/api/v1/municipalities/{code}/notices/{kind}"), Some(&json!({"module": "furusato-tax"}))).await;
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
+    }
+
+    // Two donors living in 札幌市: one gives to all six, the other to the first five; each
+    // declares at most five municipalities on every form.
+    let mut applications: Vec<(&str, &str, u64)> = Vec::new();
+    for (who, number, count) in [("six", "123456789018", 6), ("five", "987654321018", 5)] {
+        let token = resident(&host, who);
+        for code in &GIVEN_TO[..count] {
+            let base = format!("/{code}/furusato-tax");
+            let (status, donation) = host.call(Some(&token), Method::POST, &format!("{base}/donations"), Some(donor(10000, None))).await;
+            assert_eq!(status, 201, "{donation}");
+            let form = json!({"donation_id": donation["id"], "name": who, "address": "北海道札幌市中央区北1条西2丁目1", "individual_number": number,
+                "birth_date": "1980-04-01", "phone": "011-000-0000", "declares_no_tax_return": true, "declares_within_five": true, "municipalities_this_year": 5});
+            let (status, app) = host.call(Some(&token), Method::POST, &format!("{base}/onestop"), Some(form)).await;
+            assert_eq!((status, app["status"].as_str()), (201, Some("received")), "{code}: {app}");
+            assert_eq!(app["residence_notice"]["to_lg_code"], SAPPORO, "{app}");
+            assert_eq!(app["residence_notice"]["sent"], true, "{app}");
+            applications.push((who, code, app["id"].as_u64().unwrap()));
+        }
+    }
+
+    // 札幌市 counts both donors; the first is past five.
+    let sapporo_staff = host.token("staff", Some(SAPPORO));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status_of = |code: &str, id: u64| {
+        let (host, code) = (&host, code.to_string());
+        async move {
+            let staff = host.token("staff", Some(&code));
+            let (_, all) = host.call(Some(&staff), Method::GET, &format!("/{code}/furusato-tax/staff/onestop"), None).await;
+            all.as_array().unwrap().iter().find(|o| o["id"] == id).unwrap().clone()
+        }
+    };
+    loop {
+        let (_, counted) = host.call(Some(&sapporo_staff), Method::GET, &format!("/{SAPPORO}/furusato-tax/staff/onestop/residence"), None).await;
+        let senders = |number: &str| counted.as_array().unwrap().iter().find(|d| d["individual_number"] == number).map(|d| d["senders"].as_object().unwrap().len());
+        let mut voided = 0;
+        for (who, code, id) in &applications {
+            if *who == "six" && status_of(code, *id).await["status"] == "voided" {
+                voided += 1;
+            }
+        }
+        if senders("123456789018") == Some(6) && senders("987654321018") == Some(5) && voided == 6 {
+            let five = counted.as_array().unwrap().iter().find(|d| d["individual_number"] == "987654321018").unwrap();
+            assert_eq!((five["void"].as_bool(), five["told"].as_array().map(Vec::len)), (Some(false), Some(0)), "{counted}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not settled: {counted}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for (who, code, id) in &applications {
+        let app = status_of(code, *id).await;
+        if *who == "six" {
+            let last = app["history"].as_array().unwrap().last().unwrap().clone();
+            assert_eq!(last["by"], format!("住所地 {SAPPORO}"), "{app}");
+            assert!(last["reason"].as_str().unwrap().contains("寄附先が6団体"), "{app}");
+        } else {
+            assert_eq!(app["status"], "received", "{code}: five municipalities keep the exception: {app}");
+        }
+    }
+    // Both sides' audit trails show the notices.
+    let admin = host.token("admin", Some(SAPPORO));
+    let (_, rows) = host.call(Some(&admin), Method::GET, &format!("/api/v1/municipalities/{SAPPORO}/audit?module=furusato-tax&limit=1000"), None).await;
+    let taken = rows.as_array().unwrap().iter().filter(|r| r["interface"] == "notice-handler.on-notice").count();
+    let sent = rows.as_array().unwrap().iter().filter(|r| r["interface"] == "notices.send").count();
+    assert_eq!((taken, sent), (11, 6), "11 notifications taken, 6 ineligibility notices sent");
+
+    // Paper applications are judged on the day they arrived, which staff record.
+    let token = resident(&host, "paper");
+    let (_, donation) = host.call(Some(&token), Method::POST, &format!("/{CHIYODA}/furusato-tax/donations"), Some(donor(10000, None))).await;
+    let staff = host.token("staff", Some(CHIYODA));
+    let mailed = |arrived: &str| {
+        json!({"donation_id": donation["id"], "arrived_on": arrived, "name": "紙 申請", "address": "東京都千代田区千代田1-1", "individual_number": "111222333446",
+            "birth_date": "1970-01-01", "phone": "03-0000-0000", "declares_no_tax_return": "on", "declares_within_five": "on", "municipalities_this_year": "1"})
+    };
+    let (status, refused) = host.call(Some(&staff), Method::POST, &format!("/{CHIYODA}/furusato-tax/staff/onestop"), Some(mailed("2099-01-01"))).await;
+    assert_eq!(status, 422, "{refused}");
+    // The module's own today (in Japan) is the donation's date.
+    let today = donation["date"].as_str().unwrap().to_string();
+    let (status, refused) = host.call(Some(&staff), Method::POST, &format!("/{CHIYODA}/furusato-tax/staff/onestop"), Some(mailed("2025-01-01"))).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["detail"].as_str().unwrap().contains("寄附日"), "arrived before the donation was made: {refused}");
+    let (status, paper) = host.call(Some(&staff), Method::POST, &format!("/{CHIYODA}/furusato-tax/staff/onestop"), Some(mailed(&today))).await;
+    assert_eq!(status, 201, "{paper}");
+    assert_eq!((paper["by_mail"].as_bool(), paper["received_on"].as_str(), paper["status"].as_str()), (Some(true), Some(today.as_str()), Some("received")), "{paper}");
+    let (status, changed) = host.call(Some(&staff), Method::POST, &format!("/{CHIYODA}/furusato-tax/staff/onestop/{}/change", paper["id"]), Some(json!({"arrived_on": today, "address": "東京都千代田区神田1-1"}))).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["changes"][0]["by_mail"], true);
+}

@@ -8,6 +8,7 @@
 //! [`rules`]; records in [`store`].
 
 pub use nukisashi_sdk::date;
+pub mod residence;
 pub mod rules;
 pub mod store;
 mod pages;
@@ -40,13 +41,16 @@ fn routes() -> Router {
         .get("/staff/donations", |_| Ok(Response::json(&store::all::<Donation>("donation")?)))
         .post("/staff/donations/:id/cancel", cancel_donation)
         .get("/staff/onestop", |_| Ok(Response::json(&store::all::<Onestop>("onestop")?)))
+        .post("/staff/onestop", record_mailed_onestop)
+        .post("/staff/onestop/:id/change", record_mailed_change)
         .post("/staff/onestop/:id/status", set_onestop_status)
+        .get("/staff/onestop/residence", |_| Ok(Response::json(&residence::counted()?)))
         .post("/staff/costs", add_cost)
         .get("/staff/report", |r| Ok(Response::json(&report(year_param(r)?)?)))
         .get("/staff/simulate/:addressee", simulate_resident)
 }
 
-nukisashi_sdk::module!(routes);
+nukisashi_sdk::module!(routes, on_notice = residence::on_notice);
 
 // ---- input -----------------------------------------------------------------------------
 
@@ -276,43 +280,75 @@ fn cancel_donation(req: &Request) -> Result<Response> {
 // ---- one-stop ------------------------------------------------------------------------------
 
 fn apply_onestop(req: &Request) -> Result<Response> {
+    let onestop = take_onestop(&req.fields()?, Date::today(), false)?;
+    Ok(Response::after_post(req, "/onestop/mine", 201, &onestop))
+}
+
+/// A one-stop application that came by post, as staff record it with the day it arrived
+/// (`arrived_on`): the deadline is judged on that day, as for one sent online.
+fn record_mailed_onestop(req: &Request) -> Result<Response> {
     let m = req.fields()?;
-    let donation_id = int(&m, "donation_id", "寄附番号")? as u64;
+    let onestop = take_onestop(&m, arrival_date(&m)?, true)?;
+    Ok(Response::after_post(req, "/staff", 201, &onestop))
+}
+
+/// The day a mailed form arrived, as staff give it: a date, not in the future.
+fn arrival_date(m: &Map<String, Value>) -> Result<Date> {
+    let arrived = Date::parse(&required(m, "arrived_on", "到着日")?).ok_or_else(|| Error::unprocessable("到着日（arrived_on）は YYYY-MM-DD で入力してください"))?;
+    if arrived > Date::today() {
+        return Err(Error::unprocessable("到着日に未来の日付は入力できません"));
+    }
+    Ok(arrived)
+}
+
+/// Takes a one-stop application for a donation, which arrived on `received_on`, and, when
+/// it is complete, sends the 申告特例通知書 to the donor's 住所地.
+fn take_onestop(m: &Map<String, Value>, received_on: Date, by_mail: bool) -> Result<Onestop> {
+    let donation_id = int(m, "donation_id", "寄附番号")? as u64;
     let donation = visible_donation(donation_id)?;
     if !donation.is_active() {
         return Err(Error::unprocessable("取り消された寄附にはワンストップ特例を申請できません"));
+    }
+    if received_on < donation.date {
+        return Err(Error::unprocessable(format!("到着日が寄附日（{}）より前です", donation.date.wareki())));
     }
     if store::all::<Onestop>("onestop")?.iter().any(|o| o.donation_id == donation_id && o.status != OnestopStatus::Voided) {
         return Err(Error::conflict("この寄附の申請書は受付済みです（内容の変更は変更届で）"));
     }
     let form = OnestopForm {
-        name: text(&m, "name"),
-        address: text(&m, "address"),
-        individual_number: text(&m, "individual_number"),
-        birth_date: text(&m, "birth_date"),
-        phone: text(&m, "phone"),
-        declares_no_tax_return: flag(&m, "declares_no_tax_return"),
-        declares_within_five: flag(&m, "declares_within_five"),
-        municipalities_this_year: int(&m, "municipalities_this_year", "本年の寄附先団体数").unwrap_or(0).max(0) as u32,
+        name: text(m, "name"),
+        address: text(m, "address"),
+        individual_number: text(m, "individual_number"),
+        birth_date: text(m, "birth_date"),
+        phone: text(m, "phone"),
+        declares_no_tax_return: flag(m, "declares_no_tax_return"),
+        declares_within_five: flag(m, "declares_within_five"),
+        municipalities_this_year: int(m, "municipalities_this_year", "本年の寄附先団体数").unwrap_or(0).max(0) as u32,
     };
-    let today = Date::today();
-    let (status, reason) = match rules::assess_onestop(&form, donation.date, today) {
+    let (status, reason) = match rules::assess_onestop(&form, donation.date, received_on) {
         OnestopAssessment::Refused(reason) => return Err(Error::unprocessable(reason)),
+        OnestopAssessment::Received if by_mail => (OnestopStatus::Received, format!("郵送の申請書を受け付けました（{}到着）", received_on.wareki())),
         OnestopAssessment::Received => (OnestopStatus::Received, "申請書を受け付けました".to_string()),
         OnestopAssessment::Incomplete(missing) => (OnestopStatus::Incomplete, missing.join("／")),
     };
-    let onestop = Onestop {
+    let mut onestop = Onestop {
         id: store::next_id("onestop")?,
         donation_id,
-        received_on: today,
+        received_on,
         form,
         status,
-        history: vec![StatusChange { on: today, status, by: caller_name(), reason }],
+        history: vec![StatusChange { on: Date::today(), status, by: caller_name(), reason }],
         changes: Vec::new(),
-        subject: identity::caller().subject,
+        // A mailed application is the donor's, whoever records it.
+        subject: if by_mail { donation.subject.clone() } else { identity::caller().subject },
+        by_mail,
+        residence_notice: None,
     };
+    if status == OnestopStatus::Received {
+        residence::notify_residence(&mut onestop, &donation);
+    }
     store::save("onestop", onestop.id, &onestop)?;
-    Ok(Response::after_post(req, "/onestop/mine", 201, &onestop))
+    Ok(onestop)
 }
 
 fn my_onestop(req: &Request) -> Result<Response> {
@@ -322,20 +358,31 @@ fn my_onestop(req: &Request) -> Result<Response> {
 }
 
 fn change_onestop(req: &Request) -> Result<Response> {
-    let id = id_param(req, "id")?;
+    let onestop = take_change(req.param("id"), &req.fields()?, Date::today(), false)?;
+    Ok(Response::after_post(req, "/", 200, &onestop))
+}
+
+/// A change form (変更届) that came by post, recorded by staff with the day it arrived.
+fn record_mailed_change(req: &Request) -> Result<Response> {
     let m = req.fields()?;
+    let onestop = take_change(req.param("id"), &m, arrival_date(&m)?, true)?;
+    Ok(Response::after_post(req, "/staff", 200, &onestop))
+}
+
+/// Takes a change form that arrived on `received_on`; the deadline is judged on that day.
+fn take_change(id: Option<&str>, m: &Map<String, Value>, received_on: Date, by_mail: bool) -> Result<Onestop> {
+    let id: u64 = id.and_then(|s| s.parse().ok()).ok_or_else(|| Error::bad_request("id must be a whole number"))?;
     let mut onestop = store::load::<Onestop>("onestop", id)?.ok_or_else(|| Error::not_found(format!("申請 {id} はありません")))?;
     let donation = visible_donation(onestop.donation_id)?;
-    let today = Date::today();
     let deadline = rules::onestop_deadline(donation.date);
-    if today > deadline {
+    if received_on > deadline {
         return Err(Error::unprocessable(format!("変更届の期限（{}）を過ぎています", deadline.wareki())));
     }
     if onestop.status == OnestopStatus::Voided {
         return Err(Error::conflict("無効となった申請は変更できません"));
     }
-    let name = Some(text(&m, "name")).filter(|s| !s.is_empty());
-    let address = Some(text(&m, "address")).filter(|s| !s.is_empty());
+    let name = Some(text(m, "name")).filter(|s| !s.is_empty());
+    let address = Some(text(m, "address")).filter(|s| !s.is_empty());
     if name.is_none() && address.is_none() {
         return Err(Error::unprocessable("変更後の氏名または住所を入力してください"));
     }
@@ -345,14 +392,15 @@ fn change_onestop(req: &Request) -> Result<Response> {
     if let Some(a) = &address {
         onestop.form.address = a.clone();
     }
-    onestop.changes.push(ChangeForm { received_on: today, name, address });
+    onestop.changes.push(ChangeForm { received_on, name, address, by_mail });
     // A corrected form may complete an incomplete application.
-    if onestop.status == OnestopStatus::Incomplete && rules::assess_onestop(&onestop.form, donation.date, today) == OnestopAssessment::Received {
+    if onestop.status == OnestopStatus::Incomplete && rules::assess_onestop(&onestop.form, donation.date, received_on) == OnestopAssessment::Received {
         onestop.status = OnestopStatus::Received;
-        onestop.history.push(StatusChange { on: today, status: OnestopStatus::Received, by: caller_name(), reason: "変更届により補正".into() });
+        onestop.history.push(StatusChange { on: Date::today(), status: OnestopStatus::Received, by: caller_name(), reason: "変更届により補正".into() });
+        residence::notify_residence(&mut onestop, &donation);
     }
     store::save("onestop", id, &onestop)?;
-    Ok(Response::after_post(req, "/", 200, &onestop))
+    Ok(onestop)
 }
 
 use store::ChangeForm;
@@ -379,6 +427,10 @@ fn set_onestop_status(req: &Request) -> Result<Response> {
     }
     onestop.status = status;
     onestop.history.push(StatusChange { on: Date::today(), status, by: caller_name(), reason });
+    if status == OnestopStatus::Received {
+        let donation = visible_donation(onestop.donation_id)?;
+        residence::notify_residence(&mut onestop, &donation);
+    }
     store::save("onestop", id, &onestop)?;
     Ok(Response::after_post(req, "/staff", 200, &onestop))
 }

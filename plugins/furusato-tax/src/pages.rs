@@ -218,17 +218,52 @@ pub fn staff(req: &Request) -> Result<Response> {
                     id = o.id
                 )
             };
-            format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>", o.id, o.donation_id, h(&o.form.name), o.received_on, o.status.label())
+            let mailed_change = if o.status == OnestopStatus::Voided {
+                String::new()
+            } else {
+                format!(
+                    "<details><summary>郵送の変更届を登録</summary><form method=\"post\" action=\"{base}/staff/onestop/{id}/change\">{token}\
+                     <label>到着日 <input type=\"date\" name=\"arrived_on\" required></label><label>変更後の氏名 <input name=\"name\"></label>\
+                     <label>変更後の住所 <input name=\"address\"></label><button type=\"submit\">登録する</button></form></details>",
+                    id = o.id
+                )
+            };
+            // What happened last (e.g. the 住所地's notice that voided it), and where the
+            // 申告特例通知書 went.
+            let last = o.history.last().map(|c| h(&c.reason)).unwrap_or_default();
+            let notice = o.residence_notice.as_ref().map(|n| h(&n.detail)).unwrap_or_else(|| "—".into());
+            let arrived = if o.by_mail { format!("{}（郵送）", o.received_on) } else { o.received_on.to_string() };
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{arrived}</td><td>{}<br><small>{last}</small></td><td>{notice}</td><td>{action}{mailed_change}</td></tr>",
+                o.id,
+                o.donation_id,
+                h(&o.form.name),
+                o.status.label()
+            )
         })
         .collect();
+    let mailed = format!(
+        "<form method=\"post\" action=\"{base}/staff/onestop\">{token}\
+         <p>紙の申請書は、到着した日で期限（翌年1月10日）を判断します。</p>\
+         <label>寄附番号 <input name=\"donation_id\" inputmode=\"numeric\" required></label>\
+         <label>到着日 <input type=\"date\" name=\"arrived_on\" required></label>\
+         <label>氏名 <input name=\"name\" autocomplete=\"off\"></label><label>住所 <input name=\"address\" autocomplete=\"off\"></label>\
+         <label>個人番号 <input name=\"individual_number\" inputmode=\"numeric\" autocomplete=\"off\"></label>\
+         <label>生年月日 <input type=\"date\" name=\"birth_date\"></label><label>電話番号 <input name=\"phone\" autocomplete=\"off\"></label>\
+         <label>本年の寄附先団体数 <input name=\"municipalities_this_year\" inputmode=\"numeric\"></label>\
+         <label><input type=\"checkbox\" name=\"declares_no_tax_return\" value=\"on\"> 確定申告を行わない見込みの申告あり</label>\
+         <label><input type=\"checkbox\" name=\"declares_within_five\" value=\"on\"> 寄附先が5団体以内の申告あり</label>\
+         <button type=\"submit\">郵送の申請書を登録する</button></form>"
+    );
     let donations = if donations.is_empty() { "<tr><td colspan=\"6\">まだ寄附はありません。</td></tr>".to_string() } else { donations };
-    let queue = if queue.is_empty() { "<tr><td colspan=\"6\">まだ申請はありません。</td></tr>".to_string() } else { queue };
+    let queue = if queue.is_empty() { "<tr><td colspan=\"7\">まだ申請はありません。</td></tr>".to_string() } else { queue };
     let verdict = if r.within_fifty_percent { "5割以内" } else { "<span class=\"warn\">5割を超えています</span>" };
     let body = format!(
         "<h1>{town} ふるさと納税 管理</h1>\
          <h2>{year}年の実績</h2><p>寄附 {count}件 {total}、返礼品調達費 {proc}、送料 {ship}、その他経費 {other}、経費率 {ratio}.{ratio_frac}%（{verdict}）</p>\
          <h2>寄附</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">証明書番号</th><th scope=\"col\">受領日</th><th scope=\"col\">寄附者</th><th scope=\"col\">金額</th><th scope=\"col\">状態</th><th scope=\"col\">操作</th></tr></thead><tbody>{donations}</tbody></table></div>\
-         <h2>ワンストップ特例申請</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">申請番号</th><th scope=\"col\">寄附番号</th><th scope=\"col\">氏名</th><th scope=\"col\">受付日</th><th scope=\"col\">状態</th><th scope=\"col\">操作</th></tr></thead><tbody>{queue}</tbody></table></div>",
+         <h2>ワンストップ特例申請</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">申請番号</th><th scope=\"col\">寄附番号</th><th scope=\"col\">氏名</th><th scope=\"col\">到着日</th><th scope=\"col\">状態</th><th scope=\"col\">住所地への通知</th><th scope=\"col\">操作</th></tr></thead><tbody>{queue}</tbody></table></div>\
+         <h2>郵送で届いた申請書</h2>{mailed}",
         town = h(&town()),
         count = r.donation_count,
         total = yen(r.donations),

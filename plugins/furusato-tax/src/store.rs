@@ -99,15 +99,21 @@ pub struct StatusChange {
 /// A 変更届: new name or address after applying.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangeForm {
+    /// The day it arrived: today online, the day staff record for a mailed form.
     pub received_on: Date,
     pub name: Option<String>,
     pub address: Option<String>,
+    /// Mailed, and recorded by staff.
+    #[serde(default)]
+    pub by_mail: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Onestop {
     pub id: u64,
     pub donation_id: u64,
+    /// The day it arrived: today online, the day staff record for a mailed application
+    /// (the 10 January deadline is judged on it).
     pub received_on: Date,
     pub form: OnestopForm,
     pub status: OnestopStatus,
@@ -115,6 +121,12 @@ pub struct Onestop {
     #[serde(default)]
     pub changes: Vec<ChangeForm>,
     pub subject: Option<String>,
+    /// Mailed, and recorded by staff.
+    #[serde(default)]
+    pub by_mail: bool,
+    /// The 申告特例通知書 to the donor's 住所地, once the application is received.
+    #[serde(default)]
+    pub residence_notice: Option<crate::residence::ResidenceNotice>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

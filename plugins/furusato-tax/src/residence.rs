@@ -1,0 +1,185 @@
+//! The one-stop rule across municipalities (寄附金税額控除に係る申告特例): no receiving
+//! municipality can see the donor's other donations, so each one that receives a one-stop
+//! application sends a 申告特例通知書 (`onestop-notification`) to the donor's 住所地; the
+//! 住所地 counts the distinct senders per donor and year and, past five, treats every
+//! one-stop application of that year as void and tells each sender
+//! (`onestop-ineligible`), which voids its own application with the reason recorded.
+//!
+//! Both sides are this module: the 寄附先 in [`notify_residence`], the 住所地 in
+//! [`on_notice`]. The platform delivers each notice once, in order, and commits what the
+//! handler writes and sends together with the delivery.
+
+use crate::rules::ONESTOP_MAX_MUNICIPALITIES;
+use crate::store::{self, Donation, Onestop, OnestopStatus, StatusChange};
+use nukisashi_sdk::date::Date;
+use nukisashi_sdk::notices::{self, Notice, SendError};
+use nukisashi_sdk::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const NOTIFICATION: &str = "onestop-notification";
+pub const INELIGIBLE: &str = "onestop-ineligible";
+
+/// The 申告特例通知書: what the 寄附先 tells the 住所地 about one application.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Notification {
+    /// The calendar year of the donation.
+    pub year: i32,
+    /// 個人番号: how the 住所地 knows the donor.
+    pub individual_number: String,
+    pub name: String,
+    pub birth_date: String,
+    pub address: String,
+    /// The application's number at the 寄附先.
+    pub application_id: u64,
+    pub donation_date: Date,
+    pub amount: i64,
+}
+
+/// The 住所地's answer once the donor is past five: the applications of this sender that
+/// are void.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ineligible {
+    pub year: i32,
+    pub individual_number: String,
+    pub application_ids: Vec<u64>,
+    /// Distinct 寄附先 the 住所地 counted for the year.
+    pub municipalities: usize,
+}
+
+/// Where a 申告特例通知書 went, as the 寄附先 keeps it with the application.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResidenceNotice {
+    /// The 住所地, if found on the platform.
+    pub to_lg_code: Option<String>,
+    pub on: Date,
+    pub sent: bool,
+    /// 送付済（通知番号）, or why it was not sent (then it goes by post).
+    pub detail: String,
+}
+
+/// What the 住所地 keeps per donor and year.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct DonorYear {
+    pub year: i32,
+    /// 個人番号 of the donor.
+    pub individual_number: String,
+    /// 寄附先 (lg_code) → its application numbers.
+    pub senders: BTreeMap<String, Vec<u64>>,
+    /// Past five: every one-stop application of the year is void.
+    pub void: bool,
+    /// Senders already told.
+    pub told: BTreeSet<String>,
+}
+
+fn donor_key(year: i32, individual_number: &str) -> String {
+    format!("onestop-residence/{year}/{individual_number}")
+}
+
+/// The donor's 住所地 on this platform: this municipality when the signed-in resident's
+/// 宛名番号 is vouched here, else the municipality the address on the form lies in.
+fn residence(onestop: &Onestop) -> Option<String> {
+    if identity::addressee_number().is_some() && onestop.subject.is_some() && onestop.subject == identity::caller().subject {
+        return Some(context::municipality().lg_code);
+    }
+    notices::municipality_of(&onestop.form.address)
+}
+
+/// Sends the 申告特例通知書 for a received application to the donor's 住所地 (once), and
+/// records on the application where it went or why it could not.
+pub fn notify_residence(onestop: &mut Onestop, donation: &Donation) {
+    if onestop.residence_notice.as_ref().is_some_and(|n| n.sent) {
+        return;
+    }
+    let today = Date::today();
+    let Some(to) = residence(onestop) else {
+        onestop.residence_notice = Some(ResidenceNotice { to_lg_code: None, on: today, sent: false, detail: "住所地が本基盤にないため、申告特例通知書は郵送してください".into() });
+        return;
+    };
+    let notification = Notification {
+        year: donation.date.year,
+        individual_number: onestop.form.individual_number.clone(),
+        name: onestop.form.name.clone(),
+        birth_date: onestop.form.birth_date.clone(),
+        address: onestop.form.address.clone(),
+        application_id: onestop.id,
+        donation_date: donation.date,
+        amount: donation.amount,
+    };
+    let (sent, detail) = match notices::send(&to, NOTIFICATION, None, &notification) {
+        Ok(sequence) => (true, format!("申告特例通知書を送付しました（通知番号 {sequence}）")),
+        Err(SendError::NotAccepted(why)) => (false, format!("住所地が電子の通知書を受け付けていないため、郵送してください（{why}）")),
+        Err(SendError::Refused(e)) => (false, format!("申告特例通知書を送付できませんでした：{}", e.detail)),
+    };
+    log::info(&format!("one-stop application {}: notice to {to}: {}", onestop.id, if sent { "sent" } else { "not sent" }));
+    onestop.residence_notice = Some(ResidenceNotice { to_lg_code: Some(to), on: today, sent, detail });
+}
+
+/// Takes a notice from another municipality (or this one, as its own 住所地).
+pub fn on_notice(notice: &Notice) -> std::result::Result<(), String> {
+    let result = match notice.kind.as_str() {
+        NOTIFICATION => count(notice),
+        INELIGIBLE => void_mine(notice),
+        other => {
+            log::warn(&format!("notice {} of kind {other} ignored", notice.sequence));
+            Ok(())
+        }
+    };
+    result.map_err(|e| e.to_string())
+}
+
+/// At the 住所地: counts the sender for the donor's year; past five, the year is void and
+/// every sender not yet told is told.
+fn count(notice: &Notice) -> Result<()> {
+    let n: Notification = notice.payload().map_err(Error::unprocessable)?;
+    let key = donor_key(n.year, &n.individual_number);
+    let mut donor: DonorYear = kv::get_json(&key)?.unwrap_or_else(|| DonorYear { year: n.year, individual_number: n.individual_number.clone(), ..Default::default() });
+    let ids = donor.senders.entry(notice.from_lg_code.clone()).or_default();
+    if !ids.contains(&n.application_id) {
+        ids.push(n.application_id);
+    }
+    if donor.senders.len() > ONESTOP_MAX_MUNICIPALITIES as usize {
+        donor.void = true;
+    }
+    if donor.void {
+        for (sender, application_ids) in &donor.senders {
+            // A sender told before gets the later applications it sends too.
+            let ineligible = Ineligible { year: n.year, individual_number: n.individual_number.clone(), application_ids: application_ids.clone(), municipalities: donor.senders.len() };
+            if donor.told.contains(sender) && sender != &notice.from_lg_code {
+                continue;
+            }
+            notices::send(sender, INELIGIBLE, None, &ineligible).map_err(Error::from)?;
+            donor.told.insert(sender.clone());
+        }
+    }
+    log::info(&format!("one-stop notice {} counted: {} municipalities this year", notice.sequence, donor.senders.len()));
+    kv::set_json(&key, &donor)
+}
+
+/// At a 寄附先: the 住所地 says the donor is past five; every application it names is void.
+fn void_mine(notice: &Notice) -> Result<()> {
+    let n: Ineligible = notice.payload().map_err(Error::unprocessable)?;
+    let reason = format!(
+        "住所地（{}）からの通知：{}年の寄附先が{}団体となり、ワンストップ特例の対象外です（確定申告が必要です）",
+        notice.from_lg_code, n.year, n.municipalities
+    );
+    for id in &n.application_ids {
+        let Some(mut onestop) = store::load::<Onestop>("onestop", *id)? else { continue };
+        if onestop.form.individual_number != n.individual_number || onestop.status == OnestopStatus::Voided {
+            continue;
+        }
+        onestop.status = OnestopStatus::Voided;
+        onestop.history.push(StatusChange { on: Date::today(), status: OnestopStatus::Voided, by: format!("住所地 {}", notice.from_lg_code), reason: reason.clone() });
+        store::save("onestop", *id, &onestop)?;
+        log::info(&format!("one-stop application {id} voided on the 住所地's notice {}", notice.sequence));
+    }
+    Ok(())
+}
+
+/// What the 住所地 counted, for its staff: every donor-year it has heard of.
+pub fn counted() -> Result<Vec<DonorYear>> {
+    let mut out = Vec::new();
+    for key in kv::all_keys("onestop-residence/")? {
+        out.extend(kv::get_json::<DonorYear>(&key)?);
+    }
+    Ok(out)
+}
