@@ -66,9 +66,10 @@ impl App {
     ) -> Result<Arc<Self>> {
         let tenants = Tenants::default();
         tenants.replace(db.list_municipalities().await?);
+        let replica_id = crate::replicas::replica_id(&data_dir)?;
         Ok(Arc::new_cyclic(|me| Self {
             me: me.clone(),
-            replica_id: uuid::Uuid::new_v4().to_string(),
+            replica_id,
             ready: Default::default(),
             transfers: crate::transfers::Transfers::new(&data_dir),
             db,
@@ -174,6 +175,7 @@ impl App {
                 app: self.me.clone(),
                 chain: Vec::new(),
                 deadline: Some(std::time::Instant::now() + self.runtime.limits().deadline()),
+                pinned: Default::default(),
             },
             outbox: None,
         })

@@ -47,10 +47,12 @@ pub async fn seed(app: &App) -> Result<()> {
             }
         }
         // Each demo municipality takes the one-stop notices of the others into its
-        // ふるさと納税 module (the 5-municipality rule works across them).
-        for kind in ["onestop-notification", "onestop-ineligible"] {
-            if app.db.notice_recipient(code, kind).await?.is_none() {
-                app.db.accept_notices(code, kind, "furusato-tax", "demo").await?;
+        // ふるさと納税 module, when the demo serves it (the 5-municipality rule works across
+        // them).
+        let furusato_served = app.file_routes.lock().expect("file routes").contains_key("furusato-tax");
+        for kind in ["onestop-notification", "onestop-ineligible"].into_iter().filter(|_| furusato_served) {
+            if app.db.notice_acceptance(code, kind).await?.is_none() {
+                app.db.accept_notices(code, kind, "furusato-tax", &["furusato-tax".to_string()], "demo").await?;
             }
         }
         if !with_data.iter().any(|lg| lg == code) {

@@ -170,6 +170,10 @@ enum NoticesCommand {
         kind: String,
         #[arg(long)]
         module: String,
+        /// A sending module whose notices of the kind are taken (repeatable); by default
+        /// only --module itself (the same service at other municipalities).
+        #[arg(long = "from")]
+        from: Vec<String>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -774,7 +778,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Notices(NoticesCommand::List { lg_code, api }) => {
             let here: serde_json::Value = api.client().get(&format!("/municipalities/{lg_code}/notices")).await?;
             for a in here["accepted"].as_array().into_iter().flatten() {
-                println!("accepts {} into {}", a["kind"].as_str().unwrap_or(""), a["module_id"].as_str().unwrap_or(""));
+                println!("accepts {} from {} into {}", a["kind"].as_str().unwrap_or(""), joined(&a["senders"]), a["module_id"].as_str().unwrap_or(""));
             }
             for (kind, modules) in here["receivable"].as_object().into_iter().flatten() {
                 println!("could take {kind} into {}", joined(modules));
@@ -787,9 +791,10 @@ async fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Notices(NoticesCommand::Accept { lg_code, kind, module, api }) => {
-            api.client().put(&format!("/municipalities/{lg_code}/notices/{kind}"), &serde_json::json!({ "module": module })).await?;
-            println!("{lg_code} takes {kind} notices into {module}");
+        Command::Notices(NoticesCommand::Accept { lg_code, kind, module, from, api }) => {
+            let from = if from.is_empty() { vec![module.clone()] } else { from };
+            api.client().put(&format!("/municipalities/{lg_code}/notices/{kind}"), &serde_json::json!({ "module": module, "from": from })).await?;
+            println!("{lg_code} takes {kind} notices from {} into {module}", from.join(", "));
             Ok(())
         }
         Command::Notices(NoticesCommand::Refuse { lg_code, kind, api }) => {

@@ -18,6 +18,22 @@ use std::time::Duration;
 
 pub const CHANNEL: &str = "nukisashi_changes";
 
+/// This host's id among the hosts sharing a database: made once and kept in its data
+/// directory (`replica-id`), so a host that restarts after a crash is the same replica and
+/// takes its own delivery leases back at once instead of waiting for them to lapse. Each
+/// replica has a data directory of its own.
+pub fn replica_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("replica-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && !id.trim().is_empty()
+    {
+        return Ok(id.trim().to_string());
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    std::fs::write(&path, &id).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(id)
+}
+
 /// What changed, as announced to the other hosts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]

@@ -15,6 +15,37 @@ use crate::bindings::nukisashi::platform::types::{ExtensionItem as RawItem, Exte
 use crate::Result;
 use serde::{Deserialize, Serialize};
 
+/// `payment` and `arrear` functions from the SDK's records into the records of the WIT
+/// module `$wit` (the export's, or the import's): the same fields, other generated types.
+macro_rules! into_wit {
+    ($wit:ident) => {
+        pub fn payment(p: Payment) -> $wit::Payment {
+            $wit::Payment {
+                addressee_number: p.addressee_number,
+                tax_item: p.tax_item,
+                fiscal_year: p.fiscal_year,
+                installment: p.installment,
+                amount: p.amount,
+                paid_on: p.paid_on,
+                extensions: p.extensions.into_iter().map(item_to_raw).collect(),
+            }
+        }
+
+        pub fn arrear(a: Arrear) -> $wit::Arrear {
+            $wit::Arrear {
+                addressee_number: a.addressee_number,
+                tax_item: a.tax_item,
+                fiscal_year: a.fiscal_year,
+                installment: a.installment,
+                due_on: a.due_on,
+                amount_charged: a.amount_charged,
+                amount_unpaid: a.amount_unpaid,
+                extensions: a.extensions.into_iter().map(item_to_raw).collect(),
+            }
+        }
+    };
+}
+
 /// The value of an extension item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "type", content = "value")]
@@ -188,60 +219,15 @@ pub mod export {
         Ok(found.into_iter().map(arrear).collect())
     }
 
-    fn payment(p: Payment) -> out::Payment {
-        out::Payment {
-            addressee_number: p.addressee_number,
-            tax_item: p.tax_item,
-            fiscal_year: p.fiscal_year,
-            installment: p.installment,
-            amount: p.amount,
-            paid_on: p.paid_on,
-            extensions: p.extensions.into_iter().map(item_to_raw).collect(),
-        }
-    }
-
-    fn arrear(a: Arrear) -> out::Arrear {
-        out::Arrear {
-            addressee_number: a.addressee_number,
-            tax_item: a.tax_item,
-            fiscal_year: a.fiscal_year,
-            installment: a.installment,
-            due_on: a.due_on,
-            amount_charged: a.amount_charged,
-            amount_unpaid: a.amount_unpaid,
-            extensions: a.extensions.into_iter().map(item_to_raw).collect(),
-        }
-    }
+    into_wit!(out);
 }
 
 /// The SDK's records in the shapes the `receipts` import returns (the in-memory platform of
 /// [`crate::testing`] answers with them).
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) mod export_raw {
-    use super::{item_to_raw, raw, Arrear, Payment};
+pub(crate) mod as_imported {
+    use super::{item_to_raw, Arrear, Payment};
+    use crate::bindings::nukisashi::platform::receipts as raw;
 
-    pub fn payment(p: Payment) -> raw::Payment {
-        raw::Payment {
-            addressee_number: p.addressee_number,
-            tax_item: p.tax_item,
-            fiscal_year: p.fiscal_year,
-            installment: p.installment,
-            amount: p.amount,
-            paid_on: p.paid_on,
-            extensions: p.extensions.into_iter().map(item_to_raw).collect(),
-        }
-    }
-
-    pub fn arrear(a: Arrear) -> raw::Arrear {
-        raw::Arrear {
-            addressee_number: a.addressee_number,
-            tax_item: a.tax_item,
-            fiscal_year: a.fiscal_year,
-            installment: a.installment,
-            due_on: a.due_on,
-            amount_charged: a.amount_charged,
-            amount_unpaid: a.amount_unpaid,
-            extensions: a.extensions.into_iter().map(item_to_raw).collect(),
-        }
-    }
+    into_wit!(raw);
 }

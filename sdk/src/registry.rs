@@ -109,6 +109,12 @@ pub struct IdentityNumbers {
     pub resident_record_code: Option<String>,
 }
 
+/// The 宛名番号 of this municipality's resident with this 個人番号 (capability
+/// `identity-numbers`; audited), if there is one.
+pub fn find_by_individual_number(individual_number: &str) -> Result<Option<String>> {
+    Ok(raw_numbers::find(individual_number)?)
+}
+
 /// The identity numbers of a resident (capability `identity-numbers`); `None` if there is
 /// no such resident.
 pub fn identity_numbers(addressee_number: &str) -> Result<Option<IdentityNumbers>> {
@@ -116,6 +122,39 @@ pub fn identity_numbers(addressee_number: &str) -> Result<Option<IdentityNumbers
         individual_number: n.individual_number,
         resident_record_code: n.resident_record_code,
     }))
+}
+
+/// A `resident` function from the SDK's resident into the resident of the WIT module `$wit`
+/// (the export's, or the import's): the same fields, other generated types.
+macro_rules! resident_into_wit {
+    ($wit:ident) => {
+        pub fn resident(r: Resident) -> $wit::Resident {
+            $wit::Resident {
+                addressee_number: r.addressee_number,
+                integrated_addressee_number: r.integrated_addressee_number,
+                household_number: r.household_number,
+                name: r.name,
+                name_kana: r.name_kana,
+                birth_date: r.birth_date,
+                sex: match r.sex {
+                    Sex::Male => $wit::Sex::Male,
+                    Sex::Female => $wit::Sex::Female,
+                    Sex::Unspecified => $wit::Sex::Unspecified,
+                },
+                relationship: r.relationship,
+                postal_code: r.postal_code,
+                address: r.address,
+                resident_since: r.resident_since,
+                status: match r.status {
+                    Status::Resident => $wit::ResidenceStatus::Resident,
+                    Status::MovedOut => $wit::ResidenceStatus::MovedOut,
+                    Status::Deceased => $wit::ResidenceStatus::Deceased,
+                },
+                status_changed_on: r.status_changed_on,
+                status_reason: r.status_reason,
+            }
+        }
+    };
 }
 
 /// What a 住民記録 unit exports: the three questions of the interface.
@@ -156,30 +195,15 @@ pub mod export {
         Ok(found.into_iter().map(resident).collect())
     }
 
-    fn resident(r: Resident) -> out::Resident {
-        out::Resident {
-            addressee_number: r.addressee_number,
-            integrated_addressee_number: r.integrated_addressee_number,
-            household_number: r.household_number,
-            name: r.name,
-            name_kana: r.name_kana,
-            birth_date: r.birth_date,
-            sex: match r.sex {
-                Sex::Male => out::Sex::Male,
-                Sex::Female => out::Sex::Female,
-                Sex::Unspecified => out::Sex::Unspecified,
-            },
-            relationship: r.relationship,
-            postal_code: r.postal_code,
-            address: r.address,
-            resident_since: r.resident_since,
-            status: match r.status {
-                Status::Resident => out::ResidenceStatus::Resident,
-                Status::MovedOut => out::ResidenceStatus::MovedOut,
-                Status::Deceased => out::ResidenceStatus::Deceased,
-            },
-            status_changed_on: r.status_changed_on,
-            status_reason: r.status_reason,
-        }
-    }
+    resident_into_wit!(out);
+}
+
+/// The SDK's residents in the shapes the `resident-registry` import returns (the in-memory
+/// platform of [`crate::testing`] answers with them).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod as_imported {
+    use super::{Resident, Sex, Status};
+    use crate::bindings::nukisashi::platform::resident_registry as raw;
+
+    resident_into_wit!(raw);
 }

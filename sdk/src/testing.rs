@@ -196,7 +196,7 @@ impl TestPlatform {
 
     /// Puts a resident in the registry.
     pub fn resident(&self, resident: crate::registry::Resident) -> &Self {
-        with(|s| s.residents.insert(resident.addressee_number.clone(), to_wit_resident(resident)));
+        with(|s| s.residents.insert(resident.addressee_number.clone(), crate::registry::as_imported::resident(resident)));
         self
     }
 
@@ -328,35 +328,6 @@ impl TestPlatform {
     pub fn request(&self, routes: fn() -> Router, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Response {
         let headers = headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())).collect();
         routes().dispatch(Request::new(method, path, headers, body))
-    }
-}
-
-fn to_wit_resident(r: crate::registry::Resident) -> wit::resident_registry::Resident {
-    use crate::registry::{Sex, Status};
-    use wit::resident_registry as raw;
-    raw::Resident {
-        addressee_number: r.addressee_number,
-        integrated_addressee_number: r.integrated_addressee_number,
-        household_number: r.household_number,
-        name: r.name,
-        name_kana: r.name_kana,
-        birth_date: r.birth_date,
-        sex: match r.sex {
-            Sex::Male => raw::Sex::Male,
-            Sex::Female => raw::Sex::Female,
-            Sex::Unspecified => raw::Sex::Unspecified,
-        },
-        relationship: r.relationship,
-        postal_code: r.postal_code,
-        address: r.address,
-        resident_since: r.resident_since,
-        status: match r.status {
-            Status::Resident => raw::ResidenceStatus::Resident,
-            Status::MovedOut => raw::ResidenceStatus::MovedOut,
-            Status::Deceased => raw::ResidenceStatus::Deceased,
-        },
-        status_changed_on: r.status_changed_on,
-        status_reason: r.status_reason,
     }
 }
 
@@ -570,6 +541,16 @@ pub(crate) mod platform {
                 found
             }))
         }
+        pub fn find(individual_number: &str) -> Result<Option<String>, Error> {
+            require("identity-numbers")?;
+            Ok(with(|s| {
+                let found = s.identity_numbers.iter().find(|(_, n)| n.individual_number.as_deref() == Some(individual_number)).map(|(a, _)| a.clone());
+                if let Some(a) = &found {
+                    s.reads.push(format!("identity-numbers.find {a}"));
+                }
+                found
+            }))
+        }
     }
 
     pub mod tax {
@@ -607,7 +588,7 @@ pub(crate) mod platform {
 
     pub mod receipts {
         use super::super::{require, with, wit};
-        use crate::receipts::export_raw::{arrear, payment};
+        use crate::receipts::as_imported::{arrear, payment};
         pub use wit::receipts::{Arrear, Payment};
         use wit::types::Error;
 

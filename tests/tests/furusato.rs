@@ -218,10 +218,13 @@ async fn furusato_tax_end_to_end() {
 }
 
 /// The one-stop rule no single municipality can enforce: a donor who gives to six
-/// municipalities with one-stop applications (declaring five at each) has every one of them
-/// voided — each 寄附先 sends the 申告特例通知書 to the donor's 住所地 (札幌市), which counts
-/// the senders and, past five, tells each one — while a donor who gives to five keeps all
-/// five. Seven municipalities on one host, the same module everywhere.
+/// municipalities with one-stop applications (declaring five at each) has them voided —
+/// each 寄附先 sends the 申告特例通知書 to the donor's 住所地 (札幌市), which matches it to its
+/// resident by 個人番号 and birth date, counts the senders and, past five, tells each one —
+/// while a donor who gives to five keeps all five, and a form naming nobody who lives there
+/// is voided alone. Seven municipalities on one host, the same module everywhere; one 寄附先
+/// (京都市) takes no electronic ineligibility notice, and is told by post without holding
+/// anyone else up.
 #[tokio::test]
 async fn the_one_stop_rule_holds_across_municipalities() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,81 +235,113 @@ async fn the_one_stop_rule_holds_across_municipalities() {
         let r = host.send_as(&operator, Method::POST, "/api/v1/municipalities", Some(&json!({"lg_code": code, "name": name}))).await;
         assert_eq!(r.status(), 201);
     }
-    const GIVEN_TO: [&str; 6] = [CHIYODA, "141003", "472018", "131024", "271004", "261009"];
+    const KYOTO: &str = "261009";
+    const GIVEN_TO: [&str; 6] = [CHIYODA, "141003", "472018", "131024", "271004", KYOTO];
     for code in GIVEN_TO.iter().chain([&SAPPORO]) {
         let config = json!({"address": "（所在地）", "mayor": "首長", "phone": "00-0000-0000"});
-        let r = subscribe(&host, code, "furusato-tax", &["kv", "tax", "notices"], config).await;
+        let r = subscribe(&host, code, "furusato-tax", &["kv", "tax", "notices", "resident-registry", "identity-numbers"], config).await;
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         let admin = host.token("admin", Some(code));
         for kind in ["onestop-notification", "onestop-ineligible"] {
+            if *code == KYOTO && kind == "onestop-ineligible" {
+                continue;
+            }
             let r = host.send_as(&admin, Method::PUT, &format!("/api/v1/municipalities/{code}/notices/{kind}"), Some(&json!({"module": "furusato-tax"}))).await;
             assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         }
     }
 
-    // Two donors living in 札幌市: one gives to all six, the other to the first five; each
-    // declares at most five municipalities on every form.
+    // Two residents of 札幌市 (from its registry: 個人番号 and birth date), and a stranger
+    // whose 個人番号 is valid but nobody's there.
+    let admin = host.token("admin", Some(SAPPORO));
+    let csv = host.send_as(&admin, Method::GET, &format!("/api/v1/municipalities/{SAPPORO}/linkage/residents/export"), None).await.text().await.unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let residents: Vec<(String, String)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| !f[column("個人番号")].is_empty())
+        .map(|f| (f[column("個人番号")].to_string(), f[column("生年月日")].to_string()))
+        .take(2)
+        .collect();
+    let stranger = ("111222333446".to_string(), "1970-01-01".to_string());
+    assert!(residents.iter().all(|(n, _)| *n != stranger.0));
+
     let mut applications: Vec<(&str, &str, u64)> = Vec::new();
-    for (who, number, count) in [("six", "123456789018", 6), ("five", "987654321018", 5)] {
+    for (who, (number, born), given_to) in [("six", &residents[0], &GIVEN_TO[..]), ("five", &residents[1], &GIVEN_TO[..5]), ("stranger", &stranger, &GIVEN_TO[..1])] {
         let token = resident(&host, who);
-        for code in &GIVEN_TO[..count] {
+        for (i, code) in given_to.iter().enumerate() {
             let base = format!("/{code}/furusato-tax");
             let (status, donation) = host.call(Some(&token), Method::POST, &format!("{base}/donations"), Some(donor(10000, None))).await;
             assert_eq!(status, 201, "{donation}");
-            let form = json!({"donation_id": donation["id"], "name": who, "address": "北海道札幌市中央区北1条西2丁目1", "individual_number": number,
-                "birth_date": "1980-04-01", "phone": "011-000-0000", "declares_no_tax_return": true, "declares_within_five": true, "municipalities_this_year": 5});
+            // However the address is written, the 住所地 is found.
+            let address = if i == 1 { "〒060-0001 北海道札幌市中央区北1条西2丁目1" } else { "北海道札幌市中央区北1条西2丁目1" };
+            let form = json!({"donation_id": donation["id"], "name": who, "address": address, "individual_number": number,
+                "birth_date": born, "phone": "011-000-0000", "declares_no_tax_return": true, "declares_within_five": true, "municipalities_this_year": 5});
             let (status, app) = host.call(Some(&token), Method::POST, &format!("{base}/onestop"), Some(form)).await;
             assert_eq!((status, app["status"].as_str()), (201, Some("received")), "{code}: {app}");
-            assert_eq!(app["residence_notice"]["to_lg_code"], SAPPORO, "{app}");
-            assert_eq!(app["residence_notice"]["sent"], true, "{app}");
+            assert_eq!((app["residence_notice"]["to_lg_code"].as_str(), app["residence_notice"]["sent"].as_bool()), (Some(SAPPORO), Some(true)), "{app}");
             applications.push((who, code, app["id"].as_u64().unwrap()));
         }
     }
 
-    // 札幌市 counts both donors; the first is past five.
-    let sapporo_staff = host.token("staff", Some(SAPPORO));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let status_of = |code: &str, id: u64| {
-        let (host, code) = (&host, code.to_string());
+    // Until 札幌市 has taken all 12 notifications and every 寄附先 its answers.
+    let staff: std::collections::HashMap<&str, String> = GIVEN_TO.iter().chain([&SAPPORO]).map(|c| (*c, host.token("staff", Some(c)))).collect();
+    let queue_of = |code: &str| {
+        let (host, admin, code) = (&host, host.token("admin", Some(code)), code.to_string());
         async move {
-            let staff = host.token("staff", Some(&code));
-            let (_, all) = host.call(Some(&staff), Method::GET, &format!("/{code}/furusato-tax/staff/onestop"), None).await;
-            all.as_array().unwrap().iter().find(|o| o["id"] == id).unwrap().clone()
+            let (_, deliveries) = host.call(Some(&admin), Method::GET, &format!("/api/v1/municipalities/{code}/linkage/deliveries"), None).await;
+            deliveries.as_array().unwrap().iter().find(|d| d["feed"] == "notices").map(|d| (d["delivered"].as_i64().unwrap(), d["failures"].as_i64().unwrap())).unwrap_or((0, 0))
         }
     };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let (_, counted) = host.call(Some(&sapporo_staff), Method::GET, &format!("/{SAPPORO}/furusato-tax/staff/onestop/residence"), None).await;
-        let senders = |number: &str| counted.as_array().unwrap().iter().find(|d| d["individual_number"] == number).map(|d| d["senders"].as_object().unwrap().len());
-        let mut voided = 0;
-        for (who, code, id) in &applications {
-            if *who == "six" && status_of(code, *id).await["status"] == "voided" {
-                voided += 1;
-            }
+        let mut settled = queue_of(SAPPORO).await.0 == 12;
+        // 5 ineligibility notices for "six" (京都市 by post), 1 for the stranger.
+        let mut answers = 0;
+        for code in &GIVEN_TO[..5] {
+            answers += queue_of(code).await.0;
         }
-        if senders("123456789018") == Some(6) && senders("987654321018") == Some(5) && voided == 6 {
-            let five = counted.as_array().unwrap().iter().find(|d| d["individual_number"] == "987654321018").unwrap();
-            assert_eq!((five["void"].as_bool(), five["told"].as_array().map(Vec::len)), (Some(false), Some(0)), "{counted}");
+        settled &= answers == 6;
+        if settled {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "not settled: {counted}");
+        assert!(std::time::Instant::now() < deadline, "not settled: 札幌 took {:?}, the 寄附先 {answers}", queue_of(SAPPORO).await);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    for (who, code, id) in &applications {
-        let app = status_of(code, *id).await;
-        if *who == "six" {
-            let last = app["history"].as_array().unwrap().last().unwrap().clone();
-            assert_eq!(last["by"], format!("住所地 {SAPPORO}"), "{app}");
-            assert!(last["reason"].as_str().unwrap().contains("寄附先が6団体"), "{app}");
-        } else {
-            assert_eq!(app["status"], "received", "{code}: five municipalities keep the exception: {app}");
+    let mut outcome = Vec::new();
+    for code in GIVEN_TO {
+        let (_, all) = host.call(Some(&staff[code]), Method::GET, &format!("/{code}/furusato-tax/staff/onestop"), None).await;
+        for (who, at, id) in applications.iter().filter(|(_, at, _)| *at == code) {
+            let app = all.as_array().unwrap().iter().find(|o| o["id"] == *id).unwrap();
+            let last = app["history"].as_array().unwrap().last().unwrap();
+            outcome.push((*who, *at, app["status"].as_str().unwrap().to_string(), last["reason"].as_str().unwrap().to_string()));
         }
     }
-    // Both sides' audit trails show the notices.
-    let admin = host.token("admin", Some(SAPPORO));
+    for (who, at, status, reason) in &outcome {
+        match *who {
+            "six" if *at == KYOTO => assert_eq!(status, "received", "京都市 is told by post, not electronically"),
+            "six" => assert!(status == "voided" && reason.contains("寄附先が6団体") && reason.contains(SAPPORO), "{at}: {status} {reason}"),
+            "five" => assert_eq!(status, "received", "{at}: five municipalities keep the exception"),
+            _ => assert!(status == "voided" && reason.contains("一致しない"), "the stranger's application: {status} {reason}"),
+        }
+    }
+    let (_, counted) = host.call(Some(&staff[SAPPORO]), Method::GET, &format!("/{SAPPORO}/furusato-tax/staff/onestop/residence"), None).await;
+    let donor_year = |number: &str| counted.as_array().unwrap().iter().find(|d| d["individual_number"] == number).cloned().unwrap_or_default();
+    assert_eq!((donor_year(&residents[0].0)["void"].as_bool(), donor_year(&residents[0].0)["by_post"].clone()), (Some(true), json!([KYOTO])), "{counted}");
+    assert_eq!((donor_year(&residents[1].0)["void"].as_bool(), donor_year(&residents[1].0)["senders"].as_object().map(|s| s.len())), (Some(false), Some(5)), "{counted}");
+    assert!(donor_year(&stranger.0).is_null(), "the stranger is not counted as 札幌市's resident: {counted}");
+
+    // Both sides' audit trails show the notices; the registry match is on record too.
     let (_, rows) = host.call(Some(&admin), Method::GET, &format!("/api/v1/municipalities/{SAPPORO}/audit?module=furusato-tax&limit=1000"), None).await;
-    let taken = rows.as_array().unwrap().iter().filter(|r| r["interface"] == "notice-handler.on-notice").count();
-    let sent = rows.as_array().unwrap().iter().filter(|r| r["interface"] == "notices.send").count();
-    assert_eq!((taken, sent), (11, 6), "11 notifications taken, 6 ineligibility notices sent");
+    let count = |interface: &str, refused: bool| rows.as_array().unwrap().iter().filter(|r| r["interface"] == interface && r["query"].as_str().unwrap().contains("refused") == refused).count();
+    assert_eq!(
+        (count("notice-handler.on-notice", false), count("identity-numbers.find", false), count("notices.send", false), count("notices.send", true)),
+        (12, 12, 6, 1),
+        "12 notifications taken and matched, 6 ineligibility notices sent, the one to 京都市 refused"
+    );
+    assert!(!rows.to_string().contains(&residents[0].0), "the 個人番号 itself is not written to the trail");
 
     // Paper applications are judged on the day they arrived, which staff record.
     let token = resident(&host, "paper");

@@ -75,14 +75,14 @@ async fn linked_host(backend: Backend, dir: &Path, settings: &str) -> Host {
 }
 
 /// Records a 収納 unit keeps for [`RESIDENT`]: its unpaid installment (with its own extension
-/// items) and a payment.
+/// items) and a payment of `unpaid + 20000` (so a case mixing two units' answers shows).
 async fn seed(host: &Host, provider: &str, unpaid: i64, extensions: Value) {
     let staff = host.token("staff", Some(CHIYODA));
     let arrear = json!([{"addressee_number": RESIDENT, "tax_item": "固定資産税", "fiscal_year": 2026, "installment": 2, "due_on": "2026-07-31",
         "amount_charged": 50000, "amount_unpaid": unpaid, "extensions": extensions}]);
     let (status, body) = host.call(Some(&staff), Method::POST, &format!("/{CHIYODA}/{provider}/staff/arrears"), Some(arrear)).await;
     assert_eq!(status, 201, "{body}");
-    let payment = json!([{"addressee_number": RESIDENT, "tax_item": "固定資産税", "fiscal_year": 2026, "installment": 1, "amount": 50000, "paid_on": "2026-04-30"}]);
+    let payment = json!([{"addressee_number": RESIDENT, "tax_item": "固定資産税", "fiscal_year": 2026, "installment": 1, "amount": unpaid + 20000, "paid_on": "2026-04-30"}]);
     let (status, body) = host.call(Some(&staff), Method::POST, &format!("/{CHIYODA}/{provider}/staff/payments"), Some(payment)).await;
     assert_eq!(status, 201, "{body}");
 }
@@ -164,6 +164,22 @@ async fn the_administrator_switches_the_receipts_provider_and_the_consumer_follo
     assert_eq!(status, 403, "another municipality's administrator chooses nothing here");
     assert_eq!(case(&host, RESIDENT).await.1["unpaid"], 20000);
 
+    let (status, p) = host.call(Some(&admin), Method::PUT, &format!("/api/v1/municipalities/{CHIYODA}/providers/receipts"), Some(json!({}))).await;
+    assert_eq!((status, p["type"].as_str()), (422, Some("urn:nukisashi:problem:module-required")), "a body without `module` changes nothing: {p}");
+
+    // Vendor B releases 1.1.0, which no longer provides receipts: 千代田区 does not move to
+    // it (its consumers would lose their provider), and cannot pin it while B is chosen.
+    let key = dir.path().join("beta.key");
+    let manifest_11 = unit_manifest(dir.path(), "beta", "receipts-b", &["kv"], "");
+    std::fs::write(&manifest_11, std::fs::read_to_string(&manifest_11).unwrap().replace("version = \"1.0.0\"", "version = \"1.1.0\"")).unwrap();
+    ok(publish(&host, "beta", &key, &manifest_11, &module("receipts-unit-fixture")));
+    let (_, subscriptions) = host.call(Some(&admin), Method::GET, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions"), None).await;
+    let b = subscriptions.as_array().unwrap().iter().find(|s| s["module_id"] == "receipts-b").unwrap().clone();
+    assert_eq!(b["version"], "1.0.0", "{subscriptions}");
+    let r = host.send_as(&admin, Method::PUT, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions/receipts-b"), Some(&json!({"version": "1.1.0"}))).await;
+    assert_eq!(r.status(), 409, "{}", r.text().await.unwrap());
+    assert_eq!(case(&host, RESIDENT).await.1["unpaid"], 20000);
+
     // The chosen provider cannot be unplugged out from under its consumers.
     let (status, p) = host.call(Some(&admin), Method::DELETE, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions/receipts-b"), None).await;
     assert_eq!((status, p["type"].as_str()), (409, Some("urn:nukisashi:problem:module-provides")), "{p}");
@@ -200,8 +216,9 @@ async fn a_provider_that_fails_leaves_its_consumer_a_clear_unavailable_and_reach
     for (number, says) in [
         ("999000000001", "did not answer within the request's deadline"),
         ("999000000002", "stopped with an error"),
-        ("999000000003", "answered with items it does not declare"),
+        ("999000000003", "answered with items that do not match its manifest"),
         ("999000000004", "another resident's records"),
+        ("999000000007", "answered more than one call may carry"),
     ] {
         let started = Instant::now();
         let (status, body) = case(&host, number).await;
@@ -212,6 +229,19 @@ async fn a_provider_that_fails_leaves_its_consumer_a_clear_unavailable_and_reach
         assert!(!body["detail"].as_str().unwrap().contains("receipts-a"), "the consumer does not learn which vendor answers: {body}");
         assert!(started.elapsed() < Duration::from_millis(2500), "{number} took {:?}", started.elapsed());
     }
+    // A provider's own refusal reaches the consumer in the platform's words, not the vendor's.
+    let (status, body) = host.call(None, Method::GET, &format!("/{CHIYODA}/arrears/payments/999000000006"), None).await;
+    assert_eq!(status, 400, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("refused the arguments as invalid") && !detail.contains("receipts-a") && !detail.contains("000000000042"), "{body}");
+    // A provider without its own grant is unavailable, not the consumer's missing grant.
+    let admin = host.token("admin", Some(CHIYODA));
+    let ungranted = host.send_as(&admin, Method::PUT, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions/receipts-a"), Some(&json!({"grants": []}))).await;
+    assert_eq!(ungranted.status(), 200);
+    let (status, body) = case(&host, RESIDENT).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("could not answer"), "{body}");
+    assert_eq!(host.send_as(&admin, Method::PUT, &format!("/api/v1/municipalities/{CHIYODA}/subscriptions/receipts-a"), Some(&json!({"grants": ["kv"]}))).await.status(), 200);
     // The consumer kept working throughout.
     assert_eq!(case(&host, RESIDENT).await.1["unpaid"], 30000);
     // Nothing a failed provider answered was handed over, so nothing of it is on record.
@@ -256,8 +286,9 @@ async fn swapping_the_receipts_provider_under_load_fails_no_request_on_postgres(
         clients.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Two calls of `receipts` in one request: both must come from one unit.
                 let (status, body) = case(&host, RESIDENT).await;
-                seen.push((status, body["unpaid"].as_i64()));
+                seen.push((status, body["unpaid"].as_i64(), body["payments"][0]["amount"].as_i64()));
             }
             seen
         }));
@@ -273,9 +304,9 @@ async fn swapping_the_receipts_provider_under_load_fails_no_request_on_postgres(
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut answered = 0;
     for client in clients {
-        for (status, unpaid) in client.await.unwrap() {
+        for (status, unpaid, paid) in client.await.unwrap() {
             assert_eq!(status, 200, "a request failed during a switch");
-            assert!(matches!(unpaid, Some(30000) | Some(20000)), "{unpaid:?}");
+            assert!(matches!((unpaid, paid), (Some(30000), Some(50000)) | (Some(20000), Some(40000))), "one request mixed two units' answers: {unpaid:?} unpaid, {paid:?} paid");
             answered += 1;
         }
     }
@@ -410,8 +441,33 @@ async fn notices_go_only_where_accepted_exactly_once_in_order_and_survive_a_rest
     let took = audit(&host, SAPPORO).await.into_iter().filter(|r| r["interface"] == "notice-handler.on-notice" && r["counterpart"] == format!("{CHIYODA}/arrears")).count();
     assert_eq!((sent, took), (3, 3));
 
+    // A kind is only a name any vendor can declare: another module sending it is refused,
+    // because 札幌市 accepted it only from `arrears` (the same service).
+    let key = dir.path().join("gamma.key");
+    ok(publish(&host, "gamma", &key, &unit_manifest(dir.path(), "gamma", "imitation", &caps, CONSUMER_NOTICES), &module("arrears-unit-fixture")));
+    assert_eq!(subscribe(&host, CHIYODA, "imitation", &caps, json!(null)).await.status(), 200);
+    let body = json!({"to": SAPPORO, "subject": null, "payload": {"n": 99}});
+    let (status, refused) = host.call(None, Method::POST, &format!("/{CHIYODA}/imitation/notices/send"), Some(body)).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(refused["not_accepted"].as_str().unwrap().contains("`imitation`"), "{refused}");
+
+    // A version that stops taking the kind does not move to 札幌市 while it is accepted.
+    let newer = unit_manifest(dir.path(), "gamma", "arrears", &caps, "[notices]\nsends = [\"test-notice\"]\n");
+    std::fs::write(&newer, std::fs::read_to_string(&newer).unwrap().replace("version = \"1.0.0\"", "version = \"1.1.0\"")).unwrap();
+    ok(publish(&host, "gamma", &key, &newer, &module("arrears-unit-fixture")));
+    let (_, subscriptions) = host.call(Some(&admin), Method::GET, &format!("/api/v1/municipalities/{SAPPORO}/subscriptions"), None).await;
+    assert_eq!(subscriptions.as_array().unwrap().iter().find(|s| s["module_id"] == "arrears").unwrap()["version"], "1.0.0", "{subscriptions}");
+
     // No longer accepted: refused again.
     let (status, _) = host.call(Some(&admin), Method::DELETE, &format!("/api/v1/municipalities/{SAPPORO}/notices/test-notice"), None).await;
     assert_eq!(status, 200);
     assert_eq!(send(&host, 4).await.0, 409);
+    // Unplugging takes a module's acceptances with it: subscribing again does not bring
+    // them back unasked.
+    let (status, _) = host.call(Some(&admin), Method::PUT, &format!("/api/v1/municipalities/{SAPPORO}/notices/test-notice"), Some(accept("arrears"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(host.call(Some(&admin), Method::DELETE, &format!("/api/v1/municipalities/{SAPPORO}/subscriptions/arrears"), None).await.0, 200);
+    assert_eq!(subscribe(&host, SAPPORO, "arrears", &caps, json!(null)).await.status(), 200);
+    let (_, here) = host.call(Some(&admin), Method::GET, &format!("/api/v1/municipalities/{SAPPORO}/notices"), None).await;
+    assert!(!here["accepted"].as_array().unwrap().iter().any(|a| a["kind"] == "test-notice"), "{here}");
 }

@@ -168,7 +168,7 @@ fn select_test_packages(c: &mut Command) {
 }
 
 /// Every benchmark, in the order `cargo xtask bench` runs them.
-const BENCHES: &[&str] = &["gateway", "peers", "linkage", "density", "replicas", "fairness", "languages"];
+const BENCHES: &[&str] = &["gateway", "peers", "linkage", "density", "replicas", "fairness", "languages", "links"];
 
 /// `bench` runs them all; `bench NAME [ARGS…]` one of them (e.g. `bench gateway quick`).
 fn bench(extra: &[String]) -> Result<()> {

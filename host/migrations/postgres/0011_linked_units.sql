@@ -14,11 +14,13 @@ CREATE TABLE providers (
 );
 CREATE INDEX providers_by_generation ON providers (generation);
 
--- The notice kinds a municipality takes, each into one of its modules.
+-- The notice kinds a municipality takes, each into one of its modules, from the sending
+-- modules it names (a JSON array of module ids).
 CREATE TABLE notice_acceptances (
     lg_code      TEXT NOT NULL,
     kind         TEXT NOT NULL,
     module_id    TEXT NOT NULL,
+    senders      TEXT NOT NULL,
     accepted_at  TEXT NOT NULL,
     accepted_by  TEXT,
     PRIMARY KEY (lg_code, kind)
@@ -57,3 +59,6 @@ CREATE TABLE notice_deliveries (
 -- The other party of a linked read (the provider on the consumer's row, the consumer on the
 -- provider's) or of a notice (the sender or the receiver).
 ALTER TABLE audit_log ADD COLUMN counterpart TEXT;
+
+-- identity-numbers.find: a resident by 個人番号 (a 住所地 matching a 申告特例通知書).
+CREATE INDEX resident_identity_numbers_by_number ON resident_identity_numbers (lg_code, individual_number);

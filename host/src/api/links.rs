@@ -9,7 +9,7 @@ use super::openapi::MunicipalityPath;
 use super::problem::Problem;
 use crate::app::App;
 use crate::catalog::manifest::{ExtensionItemSpec, ProvidedInterface, is_valid_notice_kind};
-use crate::plugins::providers::{Proposed, cycle};
+use crate::store::providers::ChoiceRefused;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -106,14 +106,16 @@ pub async fn providers(State(app): State<Arc<App>>, Caller(who): Caller, Path(Mu
 #[serde(deny_unknown_fields)]
 pub struct ChooseProvider {
     /// A subscribed module whose manifest declares it provides the interface; `null` for
-    /// none (the platform's own data, where it has some).
-    #[schema(value_type = Option<String>)]
-    module: Option<String>,
+    /// none (the platform's own data, where it has some). Required: a body without it
+    /// changes nothing.
+    #[serde(default, deserialize_with = "super::subscriptions::present")]
+    #[schema(value_type = Option<String>, required = true)]
+    module: Option<Option<String>>,
 }
 
 /// Choose the module that provides an interface
 ///
-/// Consumers keep calling the same interface and cannot tell which vendor answers; the switch is one atomic routing change (requests in flight finish with the provider they started with). Refused when the module is not subscribed here, does not declare the interface, or would make a loop between providers.
+/// Consumers keep calling the same interface and cannot tell which vendor answers; the switch is one atomic routing change (a request in flight keeps the provider it first called). Refused when the module is not subscribed here, does not declare the interface, or would make a loop between providers; `module` is required (`null` for none).
 ///
 /// Who: its admin or an operator.
 #[utoipa::path(
@@ -138,22 +140,23 @@ pub async fn choose_provider(
     let interface = ProvidedInterface::parse(&interface)
         .ok_or_else(|| Problem::not_found("unknown-interface", format!("`{interface}` is not an interface modules provide; they provide {}", names.join(", "))))?;
     let Json(ChooseProvider { module }) = body?;
-    if let Some(module) = &module {
-        let Some(routed) = app.live.resolve(module, &code) else {
-            return Err(Problem::unprocessable("not-subscribed", format!("{code} does not run `{module}`: subscribe to it first")));
-        };
-        if !crate::capabilities::provided::can_provide(&routed, interface) {
+    let Some(module) = module else {
+        return Err(Problem::unprocessable("module-required", "say which module provides it (`module`), or `null` for none"));
+    };
+    match app.db.choose_provider(code.as_str(), interface, module.as_deref(), &who.subject).await? {
+        Ok(()) => {}
+        Err(ChoiceRefused::NotSubscribed) => {
+            return Err(Problem::unprocessable("not-subscribed", format!("{code} does not run `{}`: subscribe to it first", module.as_deref().unwrap_or_default())));
+        }
+        Err(ChoiceRefused::DoesNotProvide(version)) => {
             return Err(Problem::unprocessable(
                 "does-not-provide",
-                format!("`{module}` {} does not declare [provides.{}] in its manifest", routed.version.identity.version, interface.name()),
+                format!("`{}` {version} does not declare [provides.{}] in its manifest", module.as_deref().unwrap_or_default(), interface.name()),
             ));
         }
-    }
-    if let Some(path) = cycle(&app, &code, Proposed::Choice(interface, module.as_deref())) {
-        return Err(Problem::conflict("provider-cycle", format!("this choice would make the providers call each other in a loop: {path}; withdraw one of those grants or choose another module")));
-    }
-    if app.db.choose_provider(code.as_str(), interface, module.as_deref(), &who.subject).await?.is_err() {
-        return Err(Problem::unprocessable("not-subscribed", format!("{code} does not run `{}`: subscribe to it first", module.as_deref().unwrap_or_default())));
+        Err(ChoiceRefused::Cycle(path)) => {
+            return Err(Problem::conflict("provider-cycle", format!("this choice would make the providers call each other in a loop: {path}; withdraw one of those grants or choose another module")));
+        }
     }
     app.converge().await?;
     app.announce(crate::replicas::Announcement::Routes { module: module.clone().unwrap_or_default() }).await;
@@ -217,11 +220,16 @@ pub async fn notices(State(app): State<Arc<App>>, Caller(who): Caller, Path(Muni
 pub struct AcceptNotices {
     /// A subscribed module whose manifest lists the kind under `[notices] receives`.
     module: String,
+    /// The modules (at any municipality) whose notices of this kind are taken; by default
+    /// only `module` itself, that is the same service elsewhere. A kind is only a name any
+    /// vendor can declare: name the senders you trust.
+    #[serde(default)]
+    from: Option<Vec<String>>,
 }
 
 /// Accept a kind of notice from other municipalities
 ///
-/// Notices of this kind sent from now on go to `module`, exactly once and in order. Until a kind is accepted, other municipalities' modules are refused when they send it (and the refusal is in their audit trail).
+/// Notices of this kind sent from now on by the modules named in `from` (by default `module` itself, the same service elsewhere) go to `module`, exactly once and in order. Until then, other municipalities' modules are refused when they send it (and the refusal is in their audit trail).
 ///
 /// Who: its admin or an operator.
 #[utoipa::path(
@@ -245,16 +253,20 @@ pub async fn accept(
     if !is_valid_notice_kind(&kind) {
         return Err(Problem::bad_request("invalid-notice-kind", "notice kinds are 1–64 of a-z, 0-9 and `-`, e.g. `onestop-notification`"));
     }
-    let Json(AcceptNotices { module }) = body?;
+    let Json(AcceptNotices { module, from }) = body?;
+    let senders = from.unwrap_or_else(|| vec![module.clone()]);
+    if senders.is_empty() || senders.len() > 32 || senders.iter().any(|m| !crate::is_valid_module_id(m)) {
+        return Err(Problem::unprocessable("invalid-senders", "`from` names 1–32 module ids (lower-case letters, digits and `-`) whose notices of this kind are taken"));
+    }
     let Some(routed) = app.live.resolve(&module, &code) else {
         return Err(Problem::unprocessable("not-subscribed", format!("{code} does not run `{module}`: subscribe to it first")));
     };
     if !routed.version.manifest.notices.receives.contains(&kind) {
         return Err(Problem::unprocessable("does-not-receive", format!("`{module}` does not list `{kind}` under [notices] receives in its manifest")));
     }
-    app.db.accept_notices(code.as_str(), &kind, &module, &who.subject).await?;
-    tracing::info!(lg_code = %code, kind, module, by = %who.subject, "notices accepted");
-    Ok(Json(serde_json::json!({ "lg_code": code, "kind": kind, "module": module })))
+    app.db.accept_notices(code.as_str(), &kind, &module, &senders, &who.subject).await?;
+    tracing::info!(lg_code = %code, kind, module, from = ?senders, by = %who.subject, "notices accepted");
+    Ok(Json(serde_json::json!({ "lg_code": code, "kind": kind, "module": module, "from": senders })))
 }
 
 /// Stop accepting a kind of notice
@@ -273,6 +285,9 @@ pub async fn accept(
 pub async fn refuse(State(app): State<Arc<App>>, Caller(who): Caller, Path(NoticeKindPath { lg_code: code, kind }): Path<NoticeKindPath>) -> Result<Json<serde_json::Value>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    if !is_valid_notice_kind(&kind) {
+        return Err(Problem::bad_request("invalid-notice-kind", "notice kinds are 1–64 of a-z, 0-9 and `-`, e.g. `onestop-notification`"));
+    }
     if !app.db.refuse_notices(code.as_str(), &kind).await? {
         return Err(Problem::not_found("not-accepted", format!("{code} does not accept notices of kind `{kind}`")));
     }

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::capabilities::Capability;
 use crate::catalog::manifest::Manifest;
 use crate::plugins::lifecycle::latest_approved;
-use crate::store::catalog::{Subscription, Transition, VersionStatus};
+use crate::store::catalog::{SubscribeRefused, Subscription, Transition, VersionStatus};
 use crate::store::kv::KvScope;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -70,7 +70,7 @@ pub struct SubscribeRequest {
 }
 
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub(super) fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -131,10 +131,6 @@ pub async fn subscribe(
     };
     check_settings(Some(manifest), &settings, request.config.is_some())?;
     let grants = resolve_grants(&module, manifest, request.grants, existing.as_ref())?;
-    let effective = crate::plugins::lifecycle::effective_capabilities(manifest, &grants);
-    if let Some(path) = crate::plugins::providers::cycle(&app, &code, crate::plugins::providers::Proposed::Grants(&module, &effective)) {
-        return Err(Problem::conflict("provider-cycle", format!("these grants would make the providers call each other in a loop: {path}; grant less or choose another provider first")));
-    }
     let previous_version = match &existing {
         Some(e) if e.version != version => Some(e.version.clone()),
         Some(e) => e.previous_version.clone(),
@@ -154,8 +150,26 @@ pub async fn subscribe(
         previous_version,
         active: true,
     };
-    if !app.db.upsert_subscription(&subscription).await? {
-        return Err(Problem::conflict("version-not-approved", format!("{module} {} is no longer approved; subscribe again", subscription.version)));
+    match app.db.upsert_subscription(&subscription).await? {
+        Ok(()) => {}
+        Err(SubscribeRefused::NotApproved) => {
+            return Err(Problem::conflict("version-not-approved", format!("{module} {} is no longer approved; subscribe again", subscription.version)));
+        }
+        Err(SubscribeRefused::StopsProviding(interface)) => {
+            return Err(Problem::conflict(
+                "module-provides",
+                format!("`{module}` provides {interface} for {code}, and {} does not declare it: choose another provider first", subscription.version),
+            ));
+        }
+        Err(SubscribeRefused::StopsReceiving(kind)) => {
+            return Err(Problem::conflict(
+                "module-receives",
+                format!("{code} takes `{kind}` notices into `{module}`, and {} does not receive them: stop accepting the kind first", subscription.version),
+            ));
+        }
+        Err(SubscribeRefused::ProviderCycle(path)) => {
+            return Err(Problem::conflict("provider-cycle", format!("these grants would make the providers call each other in a loop: {path}; grant less or choose another provider first")));
+        }
     }
     app.converge().await?;
     app.announce(crate::replicas::Announcement::Routes { module: module.clone() }).await;
@@ -203,16 +217,15 @@ fn resolve_grants(module: &str, manifest: &Manifest, asked: Option<Vec<String>>,
 pub async fn unplug(State(app): State<Arc<App>>, Caller(who): Caller, Path(MunicipalityModulePath { lg_code: code, module }): Path<MunicipalityModulePath>) -> Result<Json<serde_json::Value>, Problem> {
     let code = parse_code(&code)?;
     who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
-    let provides = app.db.provides_at(code.as_str(), &module).await?;
-    if !provides.is_empty() {
-        let names: Vec<&str> = provides.iter().map(|i| i.name()).collect();
-        return Err(Problem::conflict(
-            "module-provides",
-            format!("`{module}` provides {} for {code}: choose another provider (or none) first, so its consumers are not left without one", names.join(", ")),
-        ));
-    }
-    if !app.db.set_subscription_active(code.as_str(), &module, false).await? {
-        return Err(Problem::not_found("unknown-subscription", format!("{code} has no active subscription to `{module}`")));
+    match app.db.unplug(code.as_str(), &module).await? {
+        Ok(true) => {}
+        Ok(false) => return Err(Problem::not_found("unknown-subscription", format!("{code} has no active subscription to `{module}`"))),
+        Err(provides) => {
+            return Err(Problem::conflict(
+                "module-provides",
+                format!("`{module}` provides {} for {code}: choose another provider (or none) first, so its consumers are not left without one", provides.join(", ")),
+            ));
+        }
     }
     app.converge().await?;
     app.announce(crate::replicas::Announcement::Routes { module: module.clone() }).await;

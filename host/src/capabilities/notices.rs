@@ -59,22 +59,27 @@ impl Host for PlatformState {
             return Err(refused(Error::Invalid("the payload must be JSON text".into())));
         }
         let from = self.municipality.lg_code.to_string();
-        // Notices share the module's event rate: refusals are recorded, so they are paced too.
-        self.governor.events.take(&from, &self.module.id).map_err(|why| {
-            self.governor.refused("event-rate");
+        // Paced before anything is looked up or recorded (refusals are recorded too).
+        self.governor.notices.take(&from, &self.module.id).map_err(|why| {
+            self.governor.refused("notice-rate");
             refused(Error::TooLarge(why))
         })?;
         let query = format!("to={} kind={kind}", to.lg_code);
-        let recipient = self.db.notice_recipient(to.lg_code.as_str(), &kind).await.map_err(|e| refused(super::registry::unavailable(e)))?;
-        let Some(recipient) = recipient else {
+        let acceptance = self.db.notice_acceptance(to.lg_code.as_str(), &kind).await.map_err(|e| refused(super::registry::unavailable(e)))?;
+        // Accepted for this kind, and from this (sending) module.
+        let Some(recipient) = acceptance.filter(|a| a.senders.contains(&self.module.id)).map(|a| a.module_id) else {
             let row = AuditEntry { interface: "notices.send", query: format!("{query} refused: not accepted"), records: subject.iter().cloned().collect(), counterpart: Some(to.lg_code.to_string()) };
             if let Err(e) = audit::record(&self.db, &self.audit_context, &row).await {
                 tracing::error!(error = %format!("{e:#}"), "cannot record a refused notice");
             }
-            tracing::info!(from, to = %to.lg_code, kind, module = %self.module.id, "notice refused: kind not accepted");
-            return Err(SendError::NotAccepted(format!("{}（{}）は種類 `{kind}` の通知を受け付けていません (municipality {} has not accepted notices of kind `{kind}`)", to.name, to.lg_code, to.lg_code)));
+            tracing::info!(from, to = %to.lg_code, kind, module = %self.module.id, "notice refused: kind not accepted from this module");
+            return Err(SendError::NotAccepted(format!(
+                "{}（{}）は `{}` からの種類 `{kind}` の通知を受け付けていません (municipality {} has not accepted notices of kind `{kind}` from `{}`)",
+                to.name, to.lg_code, self.module.id, to.lg_code, self.module.id
+            )));
         };
-        if app.live.resolve(&recipient, &to.lg_code).is_none() {
+        // The module accepted for the kind must be running there, in a version that takes it.
+        if !app.live.resolve(&recipient, &to.lg_code).is_some_and(|r| r.version.manifest.notices.receives.contains(&kind) && r.version.notice_handler.is_some()) {
             return Err(refused(Error::Unavailable(format!("the service that takes `{kind}` at {} is not available at the moment; try again later", to.lg_code))));
         }
         let notice = Sending { to_lg_code: to.lg_code.to_string(), to_module: recipient.clone(), from_lg_code: from.clone(), from_module: self.module.id.clone(), kind: kind.clone(), subject: subject.clone(), payload };
@@ -86,7 +91,7 @@ impl Host for PlatformState {
             outbox.push(Outgoing { notice, audit: row });
             return Ok(0);
         }
-        let kept = self.governor.limits.storage.events_kept;
+        let kept = self.governor.limits.storage.notices_kept;
         let sequence = self.db.send_notice(&notice, kept, &self.audit_context, &row).await.map_err(|e| refused(super::registry::unavailable(e)))?.map_err(|over| {
             self.governor.refused("notices-kept");
             refused(Error::TooLarge(over))
@@ -98,6 +103,7 @@ impl Host for PlatformState {
 
     async fn municipality_of(&mut self, address: String) -> Option<String> {
         let app = self.links.app.upgrade()?;
+        let address = address_for_matching(&address);
         app.tenants
             .all()
             .into_iter()
@@ -108,5 +114,33 @@ impl Host for PlatformState {
             })
             .max()
             .map(|(_, code)| code)
+    }
+}
+
+/// An address as written on a form, ready to be matched against municipality names: without
+/// spaces, a leading postal code (`〒060-0003`, `060-0003`) or a leading `日本` / `日本国`.
+fn address_for_matching(address: &str) -> String {
+    let compact: String = address.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut rest = compact.as_str();
+    loop {
+        let before = rest;
+        rest = rest.trim_start_matches(['〒', '-', '－', '‐', '−', 'ー']).trim_start_matches(|c: char| c.is_ascii_digit() || ('０'..='９').contains(&c));
+        rest = rest.strip_prefix("日本国").or_else(|| rest.strip_prefix("日本")).unwrap_or(rest);
+        if rest == before {
+            return rest.to_string();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_for_matching;
+
+    #[test]
+    fn postal_codes_country_and_spaces_do_not_hide_the_municipality() {
+        for written in ["北海道札幌市中央区北1条西2丁目", "〒060-0003 北海道札幌市中央区北1条西2丁目", "日本 北海道 札幌市中央区", "〒０６０－０００３　日本国北海道札幌市", "060-0003北海道札幌市"] {
+            assert!(address_for_matching(written).starts_with("北海道札幌市"), "{written}");
+        }
+        assert_eq!(address_for_matching("札幌市中央区"), "札幌市中央区");
     }
 }

@@ -196,4 +196,16 @@ impl identity_numbers::Host for PlatformState {
         self.audit_read("identity-numbers.get", format!("addressee-number={}", clip(&addressee_number)), records).await?;
         Ok(found.map(|n| IdentityNumbers { individual_number: n.individual_number, resident_record_code: n.resident_record_code }))
     }
+
+    #[tracing::instrument(name = "linkage_call", skip_all, fields(interface = "identity-numbers.find"))]
+    async fn find(&mut self, individual_number: String) -> Result<Option<String>, Error> {
+        self.require(Capability::IdentityNumbers)?;
+        self.read_room()?;
+        check_id("individual-number", &individual_number)?;
+        let found = self.db.addressee_by_individual_number(&self.lg(), &individual_number).await.map_err(unavailable)?;
+        // The query names a person: it is on record whether or not anyone matched, but the
+        // number itself is not written to the trail.
+        self.audit_read("identity-numbers.find", "individual-number=(withheld)".into(), found.iter().cloned().collect()).await?;
+        Ok(found)
+    }
 }

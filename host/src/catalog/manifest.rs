@@ -139,6 +139,18 @@ pub enum ExtensionType {
     Boolean,
 }
 
+impl ExtensionType {
+    /// As written in a manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExtensionType::Text => "text",
+            ExtensionType::Integer => "integer",
+            ExtensionType::Date => "date",
+            ExtensionType::Boolean => "boolean",
+        }
+    }
+}
+
 /// Notice kinds (`a-z`, `0-9`, `-`), e.g. `onestop-notification`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -218,6 +218,8 @@ pub struct Admission {
     state: Mutex<State>,
     platform: Arc<Semaphore>,
     linked: Arc<Semaphore>,
+    /// Each municipality's share of `linked`.
+    linked_by_municipality: Mutex<HashMap<LgCode, Arc<Semaphore>>>,
 }
 
 /// An admitted request's instance; giving it back lets the next request in.
@@ -233,9 +235,15 @@ impl Drop for Permit<'_> {
     }
 }
 
-/// An instance for platform work (a delivery, a health check), or for a call into the
-/// module that provides an interface (`linked_instances`).
+/// An instance for platform work (a delivery, a health check).
 pub struct PlatformPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// An instance for a call into the module that provides an interface, with the share of its
+/// municipality it takes; both are given back when it is dropped.
+pub struct LinkedPermit {
+    _share: OwnedSemaphorePermit,
+    _instance: OwnedSemaphorePermit,
+}
 
 /// Numbers for `/metrics`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -271,7 +279,7 @@ impl Admission {
     pub fn new(limits: AdmissionLimits) -> Arc<Self> {
         let platform = Arc::new(Semaphore::new(limits.platform_instances as usize));
         let linked = Arc::new(Semaphore::new(limits.linked_instances as usize));
-        Arc::new(Self { limits, state: Mutex::new(State::default()), platform, linked })
+        Arc::new(Self { limits, state: Mutex::new(State::default()), platform, linked, linked_by_municipality: Mutex::default() })
     }
 
     /// Instances the pooling allocator must have: traffic, platform work and calls into
@@ -341,12 +349,20 @@ impl Admission {
         PlatformPermit(self.platform.clone().acquire_owned().await.expect("the semaphore is never closed"))
     }
 
-    /// An instance for a call into the module that provides an interface, waiting at most
-    /// until `deadline` (the caller's own): `None` if none came free by then. These are
-    /// instances of their own, so a consumer holding a traffic instance never waits for
-    /// another traffic instance (which could wait for it in turn).
-    pub async fn admit_linked(&self, deadline: tokio::time::Instant) -> Option<PlatformPermit> {
-        tokio::time::timeout_at(deadline, self.linked.clone().acquire_owned()).await.ok().map(|p| PlatformPermit(p.expect("the semaphore is never closed")))
+    /// An instance for a call into the module that provides an interface at `lg_code`,
+    /// waiting at most until `deadline` (the caller's own). These are instances of their
+    /// own, so a consumer holding a traffic instance never waits for another traffic
+    /// instance (which could wait for it in turn); a municipality holds at most its share
+    /// (`linked_per_municipality`) at once, so one municipality's slow providers cannot
+    /// hold every other municipality's calls. `Err` names the limit it waited on.
+    pub async fn admit_linked(&self, lg_code: &LgCode, deadline: tokio::time::Instant) -> Result<LinkedPermit, &'static str> {
+        let share = {
+            let mut by = self.linked_by_municipality.lock().expect("linked lock");
+            by.entry(lg_code.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.limits.linked_per_municipality as usize))).clone()
+        };
+        let share = tokio::time::timeout_at(deadline, share.acquire_owned()).await.map_err(|_| "[limits.admission] linked_per_municipality")?;
+        let instance = tokio::time::timeout_at(deadline, self.linked.clone().acquire_owned()).await.map_err(|_| "[limits.admission] linked_instances")?;
+        Ok(LinkedPermit { _share: share.expect("the semaphore is never closed"), _instance: instance.expect("the semaphore is never closed") })
     }
 
     pub fn occupancy(&self) -> Occupancy {
@@ -375,7 +391,7 @@ mod tests {
     use super::*;
 
     fn limits(instances: u32, per_municipality: u32, per_module: u32) -> AdmissionLimits {
-        AdmissionLimits { instances, requests_per_second: 0, platform_instances: 1, linked_instances: 1, per_municipality, per_module, per_module_everywhere: instances, queue_ms: 200, queue_length: 100, queue_per_municipality: 3 }
+        AdmissionLimits { instances, requests_per_second: 0, platform_instances: 1, linked_instances: 1, linked_per_municipality: 1, per_municipality, per_module, per_module_everywhere: instances, queue_ms: 200, queue_length: 100, queue_per_municipality: 3 }
     }
 
     fn code(c: &str) -> LgCode {
@@ -455,5 +471,26 @@ mod tests {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(admission.occupancy().queued, 0, "a client that went away is no longer waiting");
+    }
+
+    #[tokio::test]
+    async fn one_municipality_takes_at_most_its_share_of_linked_instances() {
+        let mut l = limits(4, 4, 4);
+        (l.linked_instances, l.linked_per_municipality) = (3, 2);
+        let admission = Admission::new(l);
+        let (chiyoda, sapporo) = (LgCode::parse("131016").unwrap(), LgCode::parse("011002").unwrap());
+        let later = tokio::time::Instant::now() + Duration::from_secs(5);
+        let soon = || tokio::time::Instant::now() + Duration::from_millis(50);
+        let first = admission.admit_linked(&chiyoda, later).await.unwrap();
+        let second = admission.admit_linked(&chiyoda, later).await.unwrap();
+        assert_eq!(admission.admit_linked(&chiyoda, soon()).await.err(), Some("[limits.admission] linked_per_municipality"), "past its share it waits, then gives up");
+        let other = admission.admit_linked(&sapporo, later).await.unwrap();
+        assert_eq!(admission.occupancy().linked_in_use, 3);
+        // All three in use: another municipality's call waits for a free instance.
+        assert_eq!(admission.admit_linked(&sapporo, soon()).await.err(), Some("[limits.admission] linked_instances"));
+        drop(first);
+        let again = admission.admit_linked(&sapporo, later).await.unwrap();
+        drop((second, other, again));
+        assert_eq!(admission.occupancy().linked_in_use, 0);
     }
 }

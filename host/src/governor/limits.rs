@@ -72,6 +72,9 @@ pub struct AdmissionLimits {
     /// (`receipts`, a vendor's `resident-registry`), taken while the consumer holds its own
     /// and waited for at most until the consumer's deadline.
     pub linked_instances: u32,
+    /// Of those, what one municipality's calls may hold at once (more wait, within the
+    /// consumer's deadline): one municipality's slow providers cannot hold them all.
+    pub linked_per_municipality: u32,
     /// Requests of one municipality inside modules at once.
     pub per_municipality: u32,
     /// Requests of one (municipality, module) inside the module at once.
@@ -128,10 +131,12 @@ pub struct StorageLimits {
     /// `event_burst`.
     pub events_per_minute: u32,
     pub event_burst: u32,
-    /// Events of one (municipality, source module) kept in the log, and notices of one
-    /// sending (municipality, module) in a receiving municipality's log; sending past it
+    /// Events of one (municipality, source module) kept in the log; publishing past it
     /// fails until older ones expire.
     pub events_kept: u64,
+    /// Notices of one sending (municipality, module) kept in one receiving municipality's
+    /// log; sending past it fails until delivered ones expire.
+    pub notices_kept: u64,
     /// Days an event stays in the log (a notice: once delivered).
     pub event_retention_days: u32,
     /// Largest linkage import file (spooled to disk before its transaction).
@@ -180,7 +185,8 @@ impl Default for AdmissionLimits {
             instances,
             requests_per_second: 0,
             platform_instances: 16,
-            linked_instances: 16,
+            linked_instances: 32,
+            linked_per_municipality: 8,
             per_municipality: instances / 4,
             per_module: instances / 4,
             per_module_everywhere: instances / 2,
@@ -216,6 +222,7 @@ impl Default for StorageLimits {
             events_per_minute: 600,
             event_burst: 100,
             events_kept: 1_000_000,
+            notices_kept: 10_000,
             event_retention_days: 90,
             import_bytes: 4 << 30,
             csv_line_bytes: 64 << 10,
@@ -250,6 +257,7 @@ impl Limits {
             ("limits.admission.requests_per_second", a.requests_per_second as u64),
             ("limits.admission.platform_instances", a.platform_instances as u64),
             ("limits.admission.linked_instances", a.linked_instances as u64),
+            ("limits.admission.linked_per_municipality", a.linked_per_municipality as u64),
             ("limits.admission.per_municipality", a.per_municipality as u64),
             ("limits.admission.per_module", a.per_module as u64),
             ("limits.admission.per_module_everywhere", a.per_module_everywhere as u64),
@@ -271,6 +279,7 @@ impl Limits {
             ("limits.storage.events_per_minute", s.events_per_minute as u64),
             ("limits.storage.event_burst", s.event_burst as u64),
             ("limits.storage.events_kept", s.events_kept),
+            ("limits.storage.notices_kept", s.notices_kept),
             ("limits.storage.event_retention_days", s.event_retention_days as u64),
             ("limits.storage.import_bytes", s.import_bytes),
             ("limits.storage.csv_line_bytes", s.csv_line_bytes as u64),
@@ -280,8 +289,8 @@ impl Limits {
     /// Settings that cannot work together, as a sentence.
     pub fn check(&self) -> anyhow::Result<()> {
         let a = &self.admission;
-        if a.instances == 0 || a.per_municipality == 0 || a.per_module == 0 || a.per_module_everywhere == 0 || a.platform_instances == 0 || a.linked_instances == 0 {
-            anyhow::bail!("[limits.admission] instances, platform_instances, linked_instances, per_municipality, per_module and per_module_everywhere must be at least 1");
+        if a.instances == 0 || a.per_municipality == 0 || a.per_module == 0 || a.per_module_everywhere == 0 || a.platform_instances == 0 || a.linked_instances == 0 || a.linked_per_municipality == 0 {
+            anyhow::bail!("[limits.admission] instances, platform_instances, linked_instances, linked_per_municipality, per_municipality, per_module and per_module_everywhere must be at least 1");
         }
         if self.memory_bytes == 0 || self.deadline_ms == 0 || self.resources < 16 {
             anyhow::bail!("[limits] memory_bytes and deadline_ms must be above 0, and resources at least 16");

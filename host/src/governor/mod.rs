@@ -40,6 +40,8 @@ pub struct Governor {
     /// capabilities (storage quotas, event rate, log drops).
     refusals: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     pub events: rate::EventRate,
+    /// The notice sending rate, per (municipality, module), apart from events.
+    pub notices: rate::EventRate,
     requests: rate::Buckets,
     /// Module log bytes per (municipality, module), over time.
     pub logs: rate::Buckets,
@@ -65,6 +67,7 @@ impl Governor {
             ),
             refusals: Default::default(),
             events: rate::EventRate::new(&limits.storage),
+            notices: rate::EventRate::of("notices", &limits.storage),
             requests: rate::Buckets::new(limits.admission.requests_per_second as f64, limits.admission.requests_per_second.saturating_mul(2)),
             logs: rate::Buckets::new(limits.log_bytes_per_second as f64, limits.log_bytes.max(limits.log_bytes_per_second as usize) as u32),
             limits: limits.clone(),

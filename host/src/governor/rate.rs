@@ -45,16 +45,24 @@ impl Buckets {
     }
 }
 
-/// How fast a module may publish events, per (municipality, module).
+/// How fast a module may publish events (or, in a bucket of their own, send notices), per
+/// (municipality, module).
 pub struct EventRate {
     buckets: Buckets,
     per_minute: u32,
     burst: u32,
+    what: &'static str,
 }
 
 impl EventRate {
+    /// The rate of events.
     pub fn new(limits: &StorageLimits) -> Self {
-        Self { buckets: Buckets::new(limits.events_per_minute as f64 / 60.0, limits.event_burst), per_minute: limits.events_per_minute, burst: limits.event_burst }
+        Self::of("events", limits)
+    }
+
+    /// The same rate for `what` (`notices`), kept apart: one cannot use up the other.
+    pub fn of(what: &'static str, limits: &StorageLimits) -> Self {
+        Self { buckets: Buckets::new(limits.events_per_minute as f64 / 60.0, limits.event_burst), per_minute: limits.events_per_minute, burst: limits.event_burst, what }
     }
 
     /// Takes one event's worth from the bucket, or says why not.
@@ -63,8 +71,8 @@ impl EventRate {
             return Ok(());
         }
         Err(format!(
-            "module `{module}` at {lg_code} publishes more than {} events a minute (bursts of {}); the limit is [limits.storage] events_per_minute",
-            self.per_minute, self.burst
+            "module `{module}` at {lg_code} sends more than {} {} a minute (bursts of {}); the limit is [limits.storage] events_per_minute",
+            self.per_minute, self.what, self.burst
         ))
     }
 }

@@ -321,7 +321,7 @@ async fn deliver_one(app: &App, feed: Feed, code: &LgCode, routed: &Arc<Routed>,
         audit::write(&mut tx, &context, &handed).await?;
         // The notices it sent go out with it: exactly once, or not at all.
         for sent in &handled.notices {
-            if let Err(over) = crate::store::notices::append(&mut tx, &sent.notice, app.governor.limits.storage.events_kept).await? {
+            if let Err(over) = crate::store::notices::append(&mut tx, &sent.notice, app.governor.limits.storage.notices_kept).await? {
                 anyhow::bail!("a notice the module sent cannot be kept: {over}");
             }
             audit::write(&mut tx, &context, std::slice::from_ref(&sent.audit)).await?;

@@ -11,7 +11,7 @@ use super::LoadedVersion;
 use crate::app::App;
 use crate::capabilities::Capability;
 use crate::catalog::manifest::Manifest;
-use crate::store::catalog::{Transition, VersionStatus};
+use crate::store::catalog::{Keeps, Transition, VersionStatus};
 use anyhow::{Context, Result};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -78,7 +78,8 @@ impl App {
             .collect();
         let loaded = self.loaded_version(module, version).await?;
         let required: Vec<String> = loaded.manifest.config.iter().filter(|(_, f)| f.required && f.default.is_none()).map(|(k, _)| k.clone()).collect();
-        let moved = self.db.release_subscriptions(module, version, &older, &required).await?;
+        let provides: Vec<_> = loaded.manifest.provides.keys().copied().collect();
+        let moved = self.db.release_subscriptions(module, version, &older, &required, &Keeps::of(&loaded.manifest, &provides)).await?;
         self.converge().await?;
         self.metrics.swap(module, "release");
         self.announce(Announcement::Routes { module: module.to_string() }).await;
@@ -92,8 +93,9 @@ impl App {
         let span = tracing::info_span!("swap", module, version, municipalities = lg_codes.len());
         async {
             // Load before switching, so the switch itself never waits for a load.
-            self.loaded_version(module, version).await?;
-            let moved = self.db.move_subscriptions(module, lg_codes, version).await?;
+            let loaded = self.loaded_version(module, version).await?;
+            let provides: Vec<_> = loaded.manifest.provides.keys().copied().collect();
+            let moved = self.db.move_subscriptions(module, lg_codes, version, &Keeps::of(&loaded.manifest, &provides)).await?;
             self.converge().await?;
             self.metrics.swap(module, "swap");
             self.announce(Announcement::Routes { module: module.to_string() }).await;

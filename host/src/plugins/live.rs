@@ -48,7 +48,7 @@ pub struct LiveTable {
 }
 
 /// Who answers a provided interface at a municipality right now.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Provider {
     /// No module is chosen (the platform's own data, where it has some).
     NoneChosen,

@@ -1,45 +1,52 @@
-//! Which subscribed modules may provide which interface at a municipality, and the cycles a
-//! choice (or a grant) would make. A module that provides interface A and is granted the
-//! capability of interface B, whose provider is granted A's, would call itself through the
-//! other forever: such a configuration is refused when it is made, naming the loop. (At run
-//! time a provider that reaches the interface it is answering is refused too, as a
-//! backstop: `capabilities::provided`.)
+//! The loops a provider choice (or a grant) would make among a municipality's providers. A
+//! module that provides interface A and is granted the capability of interface B, whose
+//! provider is granted A's, would call itself through the other forever: such a
+//! configuration is refused when it is written, naming the loop. The check runs on the
+//! database's state inside the writing transaction, after it took the routing generation,
+//! so two changes racing each other (a grant and a choice) cannot each pass alone and close
+//! a loop together. (At run time a provider that reaches the interface it is answering is
+//! refused too, as a backstop: `capabilities::provided`.)
 
-use crate::app::App;
 use crate::capabilities::Capability;
 use crate::catalog::manifest::ProvidedInterface;
-use crate::lgcode::LgCode;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Who provides what at one municipality, and what each chosen provider may call
+/// (requested ∩ granted), as the database has it.
+#[derive(Debug, Default, Clone)]
+pub struct Graph {
+    pub chosen: BTreeMap<ProvidedInterface, String>,
+    pub capabilities: BTreeMap<String, BTreeSet<Capability>>,
+}
 
 /// A configuration change to judge before it is written.
 pub enum Proposed<'a> {
-    /// `interface` provided by this module (none: no module).
-    Choice(ProvidedInterface, Option<&'a str>),
-    /// This module with these capabilities (requested ∩ granted).
-    Grants(&'a str, &'a BTreeSet<Capability>),
+    /// `interface` provided by this module (none: no module), which may call these.
+    Choice(ProvidedInterface, Option<(&'a str, BTreeSet<Capability>)>),
+    /// This module may call these (requested ∩ granted).
+    Grants(&'a str, BTreeSet<Capability>),
 }
 
-/// The loop `proposed` would make among `lg_code`'s providers, described for a refusal
-/// (`receipts → arrears-unit → receipts`), or none.
-pub fn cycle(app: &App, lg_code: &LgCode, proposed: Proposed<'_>) -> Option<String> {
-    let mut chosen: BTreeMap<ProvidedInterface, String> = app.live.providers_for(lg_code);
-    if let Proposed::Choice(interface, module) = &proposed {
-        match module {
-            Some(m) => chosen.insert(*interface, m.to_string()),
-            None => chosen.remove(interface),
-        };
-    }
-    let capabilities = |module: &str| -> BTreeSet<Capability> {
-        match &proposed {
-            Proposed::Grants(m, capabilities) if *m == module => (*capabilities).clone(),
-            _ => app.live.resolve(module, lg_code).map(|r| r.capabilities.clone()).unwrap_or_default(),
+/// The loop `graph` would have with `proposed` applied, described for a refusal, or none.
+pub fn cycle(mut graph: Graph, proposed: Proposed<'_>) -> Option<String> {
+    match proposed {
+        Proposed::Choice(interface, Some((module, capabilities))) => {
+            graph.chosen.insert(interface, module.to_string());
+            graph.capabilities.insert(module.to_string(), capabilities);
         }
-    };
+        Proposed::Choice(interface, None) => {
+            graph.chosen.remove(&interface);
+        }
+        Proposed::Grants(module, capabilities) => {
+            graph.capabilities.insert(module.to_string(), capabilities);
+        }
+    }
+    let Graph { chosen, capabilities } = graph;
     // Interface → the interfaces its provider consumes that a module provides.
     let edges: BTreeMap<ProvidedInterface, Vec<ProvidedInterface>> = chosen
         .iter()
         .map(|(interface, module)| {
-            let consumes = capabilities(module);
+            let consumes = capabilities.get(module).cloned().unwrap_or_default();
             (*interface, chosen.keys().copied().filter(|other| consumes.contains(&other.capability())).collect())
         })
         .collect();
@@ -78,6 +85,20 @@ fn find_path(edges: &BTreeMap<ProvidedInterface, Vec<ProvidedInterface>>, from: 
 mod tests {
     use super::*;
     use ProvidedInterface::{Receipts, ResidentRegistry};
+
+    #[test]
+    fn loops_are_named_and_breaking_them_is_allowed() {
+        let caps = |c: &[Capability]| c.iter().copied().collect::<BTreeSet<_>>();
+        let graph = Graph {
+            chosen: BTreeMap::from([(ResidentRegistry, "registry-d".to_string())]),
+            capabilities: BTreeMap::from([("registry-d".to_string(), caps(&[Capability::Kv, Capability::Receipts]))]),
+        };
+        let looped = cycle(graph.clone(), Proposed::Choice(Receipts, Some(("receipts-c", caps(&[Capability::ResidentRegistry]))))).unwrap();
+        assert_eq!(looped, "receipts (provided by `receipts-c`, which is granted `resident-registry`) → resident-registry (provided by `registry-d`, which is granted `receipts`) → receipts");
+        assert_eq!(cycle(graph.clone(), Proposed::Choice(Receipts, Some(("receipts-c", caps(&[Capability::Kv]))))), None);
+        assert!(cycle(graph.clone(), Proposed::Grants("registry-d", caps(&[Capability::ResidentRegistry]))).is_some(), "a provider granted its own interface");
+        assert_eq!(cycle(graph, Proposed::Choice(ResidentRegistry, None)), None);
+    }
 
     #[test]
     fn paths_back_to_the_start_are_found() {

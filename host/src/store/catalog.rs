@@ -2,7 +2,7 @@
 
 use super::routing::next_generation;
 use super::{Db, now_iso};
-use crate::catalog::manifest::Manifest;
+use crate::catalog::manifest::{Manifest, ProvidedInterface};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use sqlx::Row;
@@ -71,6 +71,21 @@ pub struct Subscription {
     pub version: String,
     pub previous_version: Option<String>,
     pub active: bool,
+}
+
+/// Why [`Db::upsert_subscription`] wrote nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeRefused {
+    /// The version is no longer approved.
+    NotApproved,
+    /// The module is chosen to provide this interface here and the version does not
+    /// declare it.
+    StopsProviding(String),
+    /// The municipality accepted this notice kind into the module and the version does not
+    /// receive it.
+    StopsReceiving(String),
+    /// The grants would close a loop between providers (described).
+    ProviderCycle(String),
 }
 
 /// What [`Db::insert_version`] did.
@@ -326,19 +341,41 @@ impl Db {
     }
 
     /// Creates or replaces a subscription (re-subscribing after an unplug keeps the data),
-    /// if `version` is approved when the write happens.
-    pub async fn upsert_subscription(&self, s: &Subscription) -> Result<bool> {
+    /// if `version` is approved when the write happens, and, when the module provides an
+    /// interface at the municipality, the version still declares it and its grants make no
+    /// loop between providers (checked in the same transaction).
+    pub async fn upsert_subscription(&self, s: &Subscription) -> Result<Result<(), SubscribeRefused>> {
         let mut tx = self.pool().begin().await?;
         let generation = next_generation(&mut tx).await?;
-        let approved = sqlx::query("SELECT 1 FROM module_versions WHERE module_id = $1 AND version = $2 AND status = 'approved'")
+        let manifest = sqlx::query("SELECT manifest FROM module_versions WHERE module_id = $1 AND version = $2 AND status = 'approved'")
             .bind(&s.module_id)
             .bind(&s.version)
             .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if !approved {
+            .await?;
+        let Some(manifest) = manifest else {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(Err(SubscribeRefused::NotApproved));
+        };
+        let manifest: Manifest = serde_json::from_str(&manifest.try_get::<String, _>(0)?).context("stored manifest")?;
+        let graph = super::providers::graph(&mut tx, &s.lg_code).await?;
+        let provided: Vec<_> = graph.chosen.iter().filter(|(_, m)| **m == s.module_id).map(|(i, _)| *i).collect();
+        if let Some(dropped) = provided.iter().find(|i| !manifest.provides.contains_key(i)) {
+            return Ok(Err(SubscribeRefused::StopsProviding(dropped.name().to_string())));
+        }
+        let accepted: Vec<String> = sqlx::query("SELECT kind FROM notice_acceptances WHERE lg_code = $1 AND module_id = $2 ORDER BY kind")
+            .bind(&s.lg_code)
+            .bind(&s.module_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        if let Some(dropped) = accepted.into_iter().find(|k| !manifest.notices.receives.contains(k)) {
+            return Ok(Err(SubscribeRefused::StopsReceiving(dropped)));
+        }
+        let capabilities = crate::plugins::lifecycle::effective_capabilities(&manifest, &s.grants);
+        if let Some(path) = crate::plugins::providers::cycle(graph, crate::plugins::providers::Proposed::Grants(&s.module_id, capabilities)) {
+            return Ok(Err(SubscribeRefused::ProviderCycle(path)));
         }
         sqlx::query(
             "INSERT INTO subscriptions (lg_code, module_id, grants, pinned, version, previous_version, active, updated_at, generation)
@@ -359,22 +396,25 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Ok(()))
     }
 
     /// Moves the given subscriptions to `version` in one transaction, remembering what
     /// each ran before, if `version` is approved when the move happens; returns the
     /// municipalities moved.
-    pub async fn move_subscriptions(&self, module_id: &str, lg_codes: &[String], version: &str) -> Result<Vec<String>> {
+    /// A municipality that chose the module to provide an interface the version lacks, or
+    /// accepted a notice kind into it the version does not receive, does not move (`keeps`).
+    pub async fn move_subscriptions(&self, module_id: &str, lg_codes: &[String], version: &str, keeps: &Keeps<'_>) -> Result<Vec<String>> {
         let mut tx = self.pool().begin().await?;
         let generation = next_generation(&mut tx).await?;
         let mut moved = Vec::new();
+        let keeps_links = keeps.sql();
         for code in lg_codes {
-            let r = sqlx::query(
+            let r = sqlx::query(&format!(
                 "UPDATE subscriptions SET previous_version = version, version = $1, updated_at = $2, generation = $3
-                 WHERE lg_code = $4 AND module_id = $5 AND version <> $1
+                 WHERE lg_code = $4 AND module_id = $5 AND version <> $1{keeps_links}
                    AND EXISTS (SELECT 1 FROM module_versions v WHERE v.module_id = $5 AND v.version = $1 AND v.status = 'approved')",
-            )
+            ))
             .bind(version)
             .bind(now_iso())
             .bind(generation)
@@ -393,9 +433,10 @@ impl Db {
     /// A release: moves every subscriber of `module_id` that follows the latest version to
     /// `version`, in one statement whose conditions are checked as it runs: the version is
     /// approved, the subscription active and not pinned (a pin made meanwhile holds), it runs
-    /// one of `older` (never a move down), and the municipality has every setting in
-    /// `required`. Returns the municipalities moved.
-    pub async fn release_subscriptions(&self, module_id: &str, version: &str, older: &[String], required: &[String]) -> Result<Vec<String>> {
+    /// one of `older` (never a move down), the municipality has every setting in
+    /// `required`, and the version keeps the module's links there (`keeps`). Returns the
+    /// municipalities moved.
+    pub async fn release_subscriptions(&self, module_id: &str, version: &str, older: &[String], required: &[String], keeps: &Keeps<'_>) -> Result<Vec<String>> {
         if older.is_empty() {
             return Ok(Vec::new());
         }
@@ -412,9 +453,10 @@ impl Db {
                 required.len()
             )
         };
+        let keeps_links = keeps.sql();
         let sql = format!(
             "UPDATE subscriptions SET previous_version = version, version = $1, updated_at = $2, generation = $3
-             WHERE module_id = $4 AND active = 1 AND pinned = 0 AND version IN ({older_list}){config_check}
+             WHERE module_id = $4 AND active = 1 AND pinned = 0 AND version IN ({older_list}){config_check}{keeps_links}
                AND EXISTS (SELECT 1 FROM module_versions v WHERE v.module_id = $4 AND v.version = $1 AND v.status = 'approved')
              RETURNING lg_code"
         );
@@ -459,19 +501,34 @@ impl Db {
         Ok(rolled)
     }
 
-    pub async fn set_subscription_active(&self, lg_code: &str, module_id: &str, active: bool) -> Result<bool> {
+    /// Unplugs `module_id` from `lg_code` (its data stays): `Ok(false)` if it was not
+    /// active; refused (with the interfaces) while the municipality has chosen it to provide
+    /// any, so its consumers are not left without one. The notice kinds accepted into it
+    /// are no longer accepted (subscribing again does not bring them back unasked).
+    pub async fn unplug(&self, lg_code: &str, module_id: &str) -> Result<Result<bool, Vec<String>>> {
         let mut tx = self.pool().begin().await?;
         let generation = next_generation(&mut tx).await?;
-        let r = sqlx::query("UPDATE subscriptions SET active = $1, updated_at = $2, generation = $5 WHERE lg_code = $3 AND module_id = $4 AND active <> $1")
-            .bind(active as i64)
-            .bind(now_iso())
+        let provides: Vec<String> = sqlx::query("SELECT interface FROM providers WHERE lg_code = $1 AND module_id = $2 ORDER BY interface")
             .bind(lg_code)
             .bind(module_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        if !provides.is_empty() {
+            return Ok(Err(provides));
+        }
+        let r = sqlx::query("UPDATE subscriptions SET active = 0, updated_at = $1, generation = $2 WHERE lg_code = $3 AND module_id = $4 AND active <> 0")
+            .bind(now_iso())
             .bind(generation)
+            .bind(lg_code)
+            .bind(module_id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM notice_acceptances WHERE lg_code = $1 AND module_id = $2").bind(lg_code).bind(module_id).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(r.rows_affected() == 1)
+        Ok(Ok(r.rows_affected() == 1))
     }
 }
 
@@ -486,4 +543,33 @@ async fn insert_review(tx: &mut sqlx::Transaction<'_, sqlx::Any>, module_id: &st
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// What a version keeps of a module's links at a municipality: the interfaces its manifest
+/// provides and the notice kinds it receives.
+pub struct Keeps<'a> {
+    pub provides: &'a [ProvidedInterface],
+    pub receives: &'a [String],
+}
+
+impl<'a> Keeps<'a> {
+    pub fn of(manifest: &'a Manifest, provides: &'a [ProvidedInterface]) -> Self {
+        Keeps { provides, receives: &manifest.notices.receives }
+    }
+
+    /// A condition on a `subscriptions` row: the municipality has chosen this module to
+    /// provide no interface outside `provides`, and accepted no notice kind into it outside
+    /// `receives` (interface names are the host's constants; kinds were checked by the
+    /// manifest parser to be `a-z`, `0-9` and `-`, so both are safe as literals).
+    fn sql(&self) -> String {
+        let outside = |column: &str, names: Vec<String>| {
+            if names.is_empty() { String::new() } else { format!(" AND {column} NOT IN ({})", names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")) }
+        };
+        let interfaces = outside("p.interface", self.provides.iter().map(|i| i.name().to_string()).collect());
+        let kinds = outside("a.kind", self.receives.iter().filter(|k| crate::catalog::manifest::is_valid_notice_kind(k)).cloned().collect());
+        format!(
+            " AND NOT EXISTS (SELECT 1 FROM providers p WHERE p.lg_code = subscriptions.lg_code AND p.module_id = subscriptions.module_id{interfaces})\
+             AND NOT EXISTS (SELECT 1 FROM notice_acceptances a WHERE a.lg_code = subscriptions.lg_code AND a.module_id = subscriptions.module_id{kinds})"
+        )
+    }
 }

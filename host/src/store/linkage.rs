@@ -111,6 +111,19 @@ impl Db {
         row.as_ref().map(numbers_from).transpose()
     }
 
+    /// The 宛名番号 of `lg_code`'s resident with this 個人番号, if any.
+    pub async fn addressee_by_individual_number(&self, lg_code: &str, individual_number: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT n.addressee_number FROM resident_identity_numbers n JOIN residents r ON r.lg_code = n.lg_code AND r.addressee_number = n.addressee_number
+             WHERE n.lg_code = $1 AND n.individual_number = $2 ORDER BY n.addressee_number LIMIT 1",
+        )
+        .bind(lg_code)
+        .bind(individual_number)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     pub async fn tax_summary(&self, lg_code: &str, addressee_number: &str, fiscal_year: i64) -> Result<Option<TaxSummary>> {
         let row = sqlx::query(
             "SELECT addressee_number, fiscal_year, total_income, income_based_tax FROM tax_summaries

@@ -32,13 +32,25 @@ pub struct Sending {
     pub payload: String,
 }
 
-/// A kind a municipality accepts, and into which module.
+/// A kind a municipality accepts, into which module, and from which sending modules.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Acceptance {
     pub kind: String,
     pub module_id: String,
+    /// Module ids (at any municipality) whose notices of this kind are taken.
+    pub senders: Vec<String>,
     pub accepted_at: String,
     pub accepted_by: Option<String>,
+}
+
+fn acceptance_row(r: &sqlx::any::AnyRow) -> Result<Acceptance> {
+    Ok(Acceptance {
+        kind: r.try_get("kind")?,
+        module_id: r.try_get("module_id")?,
+        senders: serde_json::from_str(&r.try_get::<String, _>("senders")?)?,
+        accepted_at: r.try_get("accepted_at")?,
+        accepted_by: r.try_get("accepted_by")?,
+    })
 }
 
 /// Appends `notice` to its receiving municipality's log with the next sequence, on `conn`
@@ -64,7 +76,7 @@ pub async fn append(conn: &mut AnyConnection, notice: &Sending, kept: u64) -> Re
         .try_get(0)?;
     if held as u64 >= kept {
         return Ok(Err(format!(
-            "module `{}` of {} has {held} notices in {}'s log, the most it may keep there (the limit is [limits.storage] events_kept); delivered ones expire after event_retention_days",
+            "module `{}` of {} has {held} notices in {}'s log, the most it may keep there (the limit is [limits.storage] notices_kept); delivered ones expire after event_retention_days",
             notice.from_module, notice.from_lg_code, notice.to_lg_code
         )));
     }
@@ -102,15 +114,18 @@ fn notice_row(r: &sqlx::any::AnyRow) -> Result<Notice> {
 const NOTICE_COLUMNS: &str = "sequence, module_id, from_lg_code, from_module, kind, subject, payload, sent_at";
 
 impl Db {
-    /// Accepts notices of `kind` at `lg_code` into `module_id` (replacing an earlier choice).
-    pub async fn accept_notices(&self, lg_code: &str, kind: &str, module_id: &str, by: &str) -> Result<()> {
+    /// Accepts notices of `kind` at `lg_code` into `module_id`, from the modules `senders`
+    /// (replacing an earlier acceptance of the kind).
+    pub async fn accept_notices(&self, lg_code: &str, kind: &str, module_id: &str, senders: &[String], by: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO notice_acceptances (lg_code, kind, module_id, accepted_at, accepted_by) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (lg_code, kind) DO UPDATE SET module_id = excluded.module_id, accepted_at = excluded.accepted_at, accepted_by = excluded.accepted_by",
+            "INSERT INTO notice_acceptances (lg_code, kind, module_id, senders, accepted_at, accepted_by) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (lg_code, kind) DO UPDATE SET module_id = excluded.module_id, senders = excluded.senders,
+                accepted_at = excluded.accepted_at, accepted_by = excluded.accepted_by",
         )
         .bind(lg_code)
         .bind(kind)
         .bind(module_id)
+        .bind(serde_json::to_string(senders)?)
         .bind(now_iso())
         .bind(by)
         .execute(self.pool())
@@ -127,19 +142,21 @@ impl Db {
 
     /// The kinds `lg_code` accepts.
     pub async fn notice_acceptances(&self, lg_code: &str) -> Result<Vec<Acceptance>> {
-        let rows = sqlx::query("SELECT kind, module_id, accepted_at, accepted_by FROM notice_acceptances WHERE lg_code = $1 ORDER BY kind")
+        let rows = sqlx::query("SELECT kind, module_id, senders, accepted_at, accepted_by FROM notice_acceptances WHERE lg_code = $1 ORDER BY kind")
             .bind(lg_code)
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|r| Ok(Acceptance { kind: r.try_get(0)?, module_id: r.try_get(1)?, accepted_at: r.try_get(2)?, accepted_by: r.try_get(3)? }))
-            .collect()
+        rows.iter().map(acceptance_row).collect()
     }
 
-    /// The module `lg_code` accepts `kind` into, if it accepts it.
-    pub async fn notice_recipient(&self, lg_code: &str, kind: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT module_id FROM notice_acceptances WHERE lg_code = $1 AND kind = $2").bind(lg_code).bind(kind).fetch_optional(self.pool()).await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    /// How `lg_code` accepts `kind`, if it does.
+    pub async fn notice_acceptance(&self, lg_code: &str, kind: &str) -> Result<Option<Acceptance>> {
+        let row = sqlx::query("SELECT kind, module_id, senders, accepted_at, accepted_by FROM notice_acceptances WHERE lg_code = $1 AND kind = $2")
+            .bind(lg_code)
+            .bind(kind)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(acceptance_row).transpose()
     }
 
     /// Appends one notice in a transaction of its own, with `audit` rows (the sender's) in

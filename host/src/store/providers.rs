@@ -4,9 +4,12 @@
 
 use super::routing::next_generation;
 use super::{Db, now_iso};
-use crate::catalog::manifest::ProvidedInterface;
+use crate::capabilities::Capability;
+use crate::catalog::manifest::{Manifest, ProvidedInterface};
+use crate::plugins::providers::{Graph, Proposed, cycle};
 use anyhow::Result;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
+use std::collections::BTreeSet;
 
 /// One municipality's choice for one interface; `module_id` none: no module chosen (the
 /// platform's own data where it has some).
@@ -22,6 +25,53 @@ pub struct ProviderChoice {
 pub enum ChoiceRefused {
     /// The module is not subscribed (actively) by the municipality.
     NotSubscribed,
+    /// The version the municipality runs does not declare `[provides.<interface>]`.
+    DoesNotProvide(String),
+    /// It would close a loop between providers (described).
+    Cycle(String),
+}
+
+/// What a subscribed module runs at a municipality: its version and what it may call
+/// (requested ∩ granted).
+struct Running {
+    version: String,
+    manifest: Manifest,
+    capabilities: BTreeSet<Capability>,
+}
+
+/// The active subscription of `module_id` at `lg_code` with its version's manifest, on
+/// `conn`.
+async fn running(conn: &mut AnyConnection, lg_code: &str, module_id: &str) -> Result<Option<Running>> {
+    let row = sqlx::query(
+        "SELECT s.grants, s.version, v.manifest FROM subscriptions s JOIN module_versions v ON v.module_id = s.module_id AND v.version = s.version
+         WHERE s.lg_code = $1 AND s.module_id = $2 AND s.active = 1",
+    )
+    .bind(lg_code)
+    .bind(module_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let grants: Vec<String> = serde_json::from_str(&row.try_get::<String, _>(0)?)?;
+    let manifest: Manifest = serde_json::from_str(&row.try_get::<String, _>(2)?)?;
+    let capabilities = crate::plugins::lifecycle::effective_capabilities(&manifest, &grants);
+    Ok(Some(Running { version: row.try_get(1)?, manifest, capabilities }))
+}
+
+/// Who provides what at `lg_code`, and what each chosen provider may call, on `conn`
+/// (inside a transaction that took the routing generation, so no routing change
+/// interleaves).
+pub async fn graph(conn: &mut AnyConnection, lg_code: &str) -> Result<Graph> {
+    let rows = sqlx::query("SELECT lg_code, interface, module_id FROM providers WHERE lg_code = $1 AND module_id IS NOT NULL").bind(lg_code).fetch_all(&mut *conn).await?;
+    let mut graph = Graph::default();
+    for choice in rows.iter().map(choice_row).collect::<Result<Vec<_>>>()?.into_iter().flatten() {
+        let module = choice.module_id.expect("selected non-null");
+        if !graph.capabilities.contains_key(&module) {
+            let capabilities = running(conn, lg_code, &module).await?.map(|r| r.capabilities).unwrap_or_default();
+            graph.capabilities.insert(module.clone(), capabilities);
+        }
+        graph.chosen.insert(choice.interface, module);
+    }
+    Ok(graph)
 }
 
 fn choice_row(r: &sqlx::any::AnyRow) -> Result<Option<ProviderChoice>> {
@@ -33,15 +83,27 @@ fn choice_row(r: &sqlx::any::AnyRow) -> Result<Option<ProviderChoice>> {
 }
 
 impl Db {
-    /// Chooses `module_id` (or none) to provide `interface` at `lg_code`. A module must be
-    /// actively subscribed there, checked in the same statement that writes the choice.
+    /// Chooses `module_id` (or none) to provide `interface` at `lg_code`. The module must be
+    /// actively subscribed there, in a version that declares the interface, and the choice
+    /// must not close a loop between providers: checked in the transaction that writes it.
     pub async fn choose_provider(&self, lg_code: &str, interface: ProvidedInterface, module_id: Option<&str>, by: &str) -> Result<Result<(), ChoiceRefused>> {
         let mut tx = self.pool().begin().await?;
         let generation = next_generation(&mut tx).await?;
-        let written = sqlx::query(
-            "INSERT INTO providers (lg_code, interface, module_id, chosen_at, chosen_by, generation)
-             SELECT $1, $2, CAST($3 AS TEXT), $4, $5, $6
-             WHERE CAST($3 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM subscriptions WHERE lg_code = $1 AND module_id = $3 AND active = 1)
+        let proposed = match module_id {
+            None => Proposed::Choice(interface, None),
+            Some(module) => {
+                let Some(running) = running(&mut tx, lg_code, module).await? else { return Ok(Err(ChoiceRefused::NotSubscribed)) };
+                if !running.manifest.provides.contains_key(&interface) {
+                    return Ok(Err(ChoiceRefused::DoesNotProvide(running.version)));
+                }
+                Proposed::Choice(interface, Some((module, running.capabilities)))
+            }
+        };
+        if let Some(path) = cycle(graph(&mut tx, lg_code).await?, proposed) {
+            return Ok(Err(ChoiceRefused::Cycle(path)));
+        }
+        sqlx::query(
+            "INSERT INTO providers (lg_code, interface, module_id, chosen_at, chosen_by, generation) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (lg_code, interface) DO UPDATE SET module_id = excluded.module_id, chosen_at = excluded.chosen_at,
                 chosen_by = excluded.chosen_by, generation = excluded.generation",
         )
@@ -53,9 +115,6 @@ impl Db {
         .bind(generation)
         .execute(&mut *tx)
         .await?;
-        if written.rows_affected() == 0 {
-            return Ok(Err(ChoiceRefused::NotSubscribed));
-        }
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -77,10 +136,5 @@ impl Db {
             .fetch_all(self.pool())
             .await?;
         Ok(rows.iter().map(choice_row).collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
-    }
-
-    /// The interfaces `module_id` is chosen to provide at `lg_code`.
-    pub async fn provides_at(&self, lg_code: &str, module_id: &str) -> Result<Vec<ProvidedInterface>> {
-        Ok(self.provider_choices(Some(lg_code)).await?.into_iter().filter(|c| c.module_id.as_deref() == Some(module_id)).map(|c| c.interface).collect())
     }
 }

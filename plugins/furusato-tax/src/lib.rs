@@ -45,6 +45,10 @@ fn routes() -> Router {
         .post("/staff/onestop/:id/change", record_mailed_change)
         .post("/staff/onestop/:id/status", set_onestop_status)
         .get("/staff/onestop/residence", |_| Ok(Response::json(&residence::counted()?)))
+        .post("/staff/onestop/resend", |r| {
+            let sent = residence::resend_pending(usize::MAX)?;
+            Ok(Response::after_post(r, "/staff", 200, &serde_json::json!({ "sent": sent })))
+        })
         .post("/staff/costs", add_cost)
         .get("/staff/report", |r| Ok(Response::json(&report(year_param(r)?)?)))
         .get("/staff/simulate/:addressee", simulate_resident)
@@ -304,7 +308,7 @@ fn arrival_date(m: &Map<String, Value>) -> Result<Date> {
 /// Takes a one-stop application for a donation, which arrived on `received_on`, and, when
 /// it is complete, sends the 申告特例通知書 to the donor's 住所地.
 fn take_onestop(m: &Map<String, Value>, received_on: Date, by_mail: bool) -> Result<Onestop> {
-    let donation_id = int(m, "donation_id", "寄附番号")? as u64;
+    let donation_id = u64::try_from(int(m, "donation_id", "寄附番号")?).map_err(|_| Error::unprocessable("寄附番号（donation_id）は1以上の整数で入力してください"))?;
     let donation = visible_donation(donation_id)?;
     if !donation.is_active() {
         return Err(Error::unprocessable("取り消された寄附にはワンストップ特例を申請できません"));
@@ -348,6 +352,8 @@ fn take_onestop(m: &Map<String, Value>, received_on: Date, by_mail: bool) -> Res
         residence::notify_residence(&mut onestop, &donation);
     }
     store::save("onestop", onestop.id, &onestop)?;
+    // Notices that could not go earlier (the platform was busy) go with this one.
+    residence::resend_pending(10)?;
     Ok(onestop)
 }
 

@@ -35,14 +35,15 @@ pub struct Notification {
     pub amount: i64,
 }
 
-/// The 住所地's answer once the donor is past five: the applications of this sender that
-/// are void.
+/// The 住所地's answer once the donor is past five (or when the notification names none of
+/// its residents): the applications of this sender that are void.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ineligible {
     pub year: i32,
     pub individual_number: String,
     pub application_ids: Vec<u64>,
-    /// Distinct 寄附先 the 住所地 counted for the year.
+    /// Distinct 寄附先 the 住所地 counted for the year; 0: the 個人番号 and birth date are
+    /// not one of its residents.
     pub municipalities: usize,
 }
 
@@ -53,7 +54,11 @@ pub struct ResidenceNotice {
     pub to_lg_code: Option<String>,
     pub on: Date,
     pub sent: bool,
-    /// 送付済（通知番号）, or why it was not sent (then it goes by post).
+    /// Not sent for a passing reason (the platform was busy): sent again with the next
+    /// application here, or by staff (`POST /staff/onestop/resend`).
+    #[serde(default)]
+    pub pending: bool,
+    /// 送付済, or why it was not sent (then, unless pending, it goes by post).
     pub detail: String,
 }
 
@@ -69,6 +74,9 @@ pub struct DonorYear {
     pub void: bool,
     /// Senders already told.
     pub told: BTreeSet<String>,
+    /// Senders that take no electronic notice back: told by post.
+    #[serde(default)]
+    pub by_post: BTreeSet<String>,
 }
 
 fn donor_key(year: i32, individual_number: &str) -> String {
@@ -87,12 +95,13 @@ fn residence(onestop: &Onestop) -> Option<String> {
 /// Sends the 申告特例通知書 for a received application to the donor's 住所地 (once), and
 /// records on the application where it went or why it could not.
 pub fn notify_residence(onestop: &mut Onestop, donation: &Donation) {
-    if onestop.residence_notice.as_ref().is_some_and(|n| n.sent) {
+    // Once: sent, or settled as going by post (a pending one is tried again).
+    if onestop.residence_notice.as_ref().is_some_and(|n| n.sent || !n.pending) {
         return;
     }
     let today = Date::today();
     let Some(to) = residence(onestop) else {
-        onestop.residence_notice = Some(ResidenceNotice { to_lg_code: None, on: today, sent: false, detail: "住所地が本基盤にないため、申告特例通知書は郵送してください".into() });
+        onestop.residence_notice = Some(ResidenceNotice { to_lg_code: None, on: today, sent: false, pending: false, detail: "住所地が本基盤にないため、申告特例通知書は郵送してください".into() });
         return;
     };
     let notification = Notification {
@@ -105,13 +114,28 @@ pub fn notify_residence(onestop: &mut Onestop, donation: &Donation) {
         donation_date: donation.date,
         amount: donation.amount,
     };
-    let (sent, detail) = match notices::send(&to, NOTIFICATION, None, &notification) {
-        Ok(sequence) => (true, format!("申告特例通知書を送付しました（通知番号 {sequence}）")),
-        Err(SendError::NotAccepted(why)) => (false, format!("住所地が電子の通知書を受け付けていないため、郵送してください（{why}）")),
-        Err(SendError::Refused(e)) => (false, format!("申告特例通知書を送付できませんでした：{}", e.detail)),
+    let (sent, pending, detail) = match notices::send(&to, NOTIFICATION, None, &notification) {
+        Ok(_) => (true, false, "申告特例通知書を送付しました".to_string()),
+        Err(SendError::NotAccepted(why)) => (false, false, format!("住所地が電子の通知書を受け付けていないため、郵送してください（{why}）")),
+        // Busy (the sending rate, the platform): sent again later.
+        Err(SendError::Refused(e)) if matches!(e.status, 413 | 503) => (false, true, format!("申告特例通知書はまだ送付できていません。あとで再送します（{}）", e.detail)),
+        Err(SendError::Refused(e)) => (false, false, format!("申告特例通知書を送付できませんでした。郵送してください（{}）", e.detail)),
     };
-    log::info(&format!("one-stop application {}: notice to {to}: {}", onestop.id, if sent { "sent" } else { "not sent" }));
-    onestop.residence_notice = Some(ResidenceNotice { to_lg_code: Some(to), on: today, sent, detail });
+    log::info(&format!("one-stop application {}: notice to {to}: {}", onestop.id, if sent { "sent" } else if pending { "pending" } else { "not sent" }));
+    onestop.residence_notice = Some(ResidenceNotice { to_lg_code: Some(to), on: today, sent, pending, detail });
+}
+
+/// Sends again, oldest first, at most `limit` 申告特例通知書 that could not go for a passing
+/// reason; returns how many went.
+pub fn resend_pending(limit: usize) -> Result<usize> {
+    let mut sent = 0;
+    for mut onestop in store::all::<Onestop>("onestop")?.into_iter().filter(|o| o.residence_notice.as_ref().is_some_and(|n| n.pending)).take(limit) {
+        let Some(donation) = store::load::<Donation>("donation", onestop.donation_id)? else { continue };
+        notify_residence(&mut onestop, &donation);
+        sent += usize::from(onestop.residence_notice.as_ref().is_some_and(|n| n.sent));
+        store::save("onestop", onestop.id, &onestop)?;
+    }
+    Ok(sent)
 }
 
 /// Takes a notice from another municipality (or this one, as its own 住所地).
@@ -127,12 +151,58 @@ pub fn on_notice(notice: &Notice) -> std::result::Result<(), String> {
     result.map_err(|e| e.to_string())
 }
 
+/// Whether the notification names this municipality's resident: the 個人番号 belongs to a
+/// resident born on the day the form gives. `None` when the module may not look (the
+/// municipality did not grant `identity-numbers` and `resident-registry`): then it counts
+/// the notification as given.
+fn names_our_resident(n: &Notification) -> Result<Option<bool>> {
+    let found = match registry::find_by_individual_number(&n.individual_number) {
+        Ok(found) => found,
+        Err(e) if e.status == 403 => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(number) = found else { return Ok(Some(false)) };
+    match registry::get(&number) {
+        Ok(resident) => Ok(Some(resident.is_some_and(|r| r.birth_date == n.birth_date))),
+        Err(e) if e.status == 403 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sends `notice` of kind `onestop-ineligible` to `sender`; a sender that takes no such
+/// notice (or cannot be reached by one) is told by post, which is recorded. `Err` only for
+/// a passing refusal (busy), so the whole notice is tried again later.
+fn tell(donor: &mut DonorYear, sender: &str, notice: &Ineligible) -> Result<()> {
+    match notices::send(sender, INELIGIBLE, None, notice) {
+        Ok(_) => {
+            donor.told.insert(sender.to_string());
+            Ok(())
+        }
+        Err(SendError::Refused(e)) if matches!(e.status, 413 | 503) => Err(e),
+        Err(why) => {
+            log::warn(&format!("ineligibility notice to {sender} not sent ({why}): to be sent by post"));
+            donor.by_post.insert(sender.to_string());
+            donor.told.insert(sender.to_string());
+            Ok(())
+        }
+    }
+}
+
 /// At the 住所地: counts the sender for the donor's year; past five, the year is void and
-/// every sender not yet told is told.
+/// every sender not yet told is told. A notification whose 個人番号 and birth date are not
+/// one of this municipality's residents is not counted: its sender is told that application
+/// is ineligible.
 fn count(notice: &Notice) -> Result<()> {
     let n: Notification = notice.payload().map_err(Error::unprocessable)?;
     let key = donor_key(n.year, &n.individual_number);
     let mut donor: DonorYear = kv::get_json(&key)?.unwrap_or_else(|| DonorYear { year: n.year, individual_number: n.individual_number.clone(), ..Default::default() });
+    if names_our_resident(&n)? == Some(false) {
+        let ineligible = Ineligible { year: n.year, individual_number: n.individual_number.clone(), application_ids: vec![n.application_id], municipalities: 0 };
+        let mut unmatched = DonorYear::default();
+        tell(&mut unmatched, &notice.from_lg_code, &ineligible)?;
+        log::warn(&format!("one-stop notice {} names no resident here: its sender is told", notice.sequence));
+        return Ok(());
+    }
     let ids = donor.senders.entry(notice.from_lg_code.clone()).or_default();
     if !ids.contains(&n.application_id) {
         ids.push(n.application_id);
@@ -141,14 +211,14 @@ fn count(notice: &Notice) -> Result<()> {
         donor.void = true;
     }
     if donor.void {
-        for (sender, application_ids) in &donor.senders {
+        let senders: Vec<(String, Vec<u64>)> = donor.senders.iter().map(|(s, ids)| (s.clone(), ids.clone())).collect();
+        for (sender, application_ids) in senders {
             // A sender told before gets the later applications it sends too.
-            let ineligible = Ineligible { year: n.year, individual_number: n.individual_number.clone(), application_ids: application_ids.clone(), municipalities: donor.senders.len() };
-            if donor.told.contains(sender) && sender != &notice.from_lg_code {
+            if donor.told.contains(&sender) && sender != notice.from_lg_code {
                 continue;
             }
-            notices::send(sender, INELIGIBLE, None, &ineligible).map_err(Error::from)?;
-            donor.told.insert(sender.clone());
+            let ineligible = Ineligible { year: n.year, individual_number: n.individual_number.clone(), application_ids, municipalities: donor.senders.len() };
+            tell(&mut donor, &sender, &ineligible)?;
         }
     }
     log::info(&format!("one-stop notice {} counted: {} municipalities this year", notice.sequence, donor.senders.len()));
@@ -158,10 +228,14 @@ fn count(notice: &Notice) -> Result<()> {
 /// At a 寄附先: the 住所地 says the donor is past five; every application it names is void.
 fn void_mine(notice: &Notice) -> Result<()> {
     let n: Ineligible = notice.payload().map_err(Error::unprocessable)?;
-    let reason = format!(
-        "住所地（{}）からの通知：{}年の寄附先が{}団体となり、ワンストップ特例の対象外です（確定申告が必要です）",
-        notice.from_lg_code, n.year, n.municipalities
-    );
+    let reason = if n.municipalities == 0 {
+        format!("住所地（{}）からの通知：申請書の個人番号・生年月日が住所地の住民と一致しないため、ワンストップ特例の対象外です", notice.from_lg_code)
+    } else {
+        format!(
+            "住所地（{}）からの通知：{}年の寄附先が{}団体となり、ワンストップ特例の対象外です（確定申告が必要です）",
+            notice.from_lg_code, n.year, n.municipalities
+        )
+    };
     for id in &n.application_ids {
         let Some(mut onestop) = store::load::<Onestop>("onestop", *id)? else { continue };
         if onestop.form.individual_number != n.individual_number || onestop.status == OnestopStatus::Voided {
