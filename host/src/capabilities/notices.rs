@@ -1,8 +1,9 @@
 //! `nukisashi:platform/notices`: sending a notice to the module another municipality
 //! accepted its kind into. The sender is the requesting module at the request's
 //! municipality, set here; the kind must be one the sender's manifest declares under
-//! `[notices] sends`, and one the receiving municipality's administrator accepted. The push
-//! side (`notice-handler`) is `linkage::delivery`.
+//! `[notices] sends`, and one the receiving municipality's administrator accepted from this
+//! sending module, into a module that runs a version receiving it. The push side
+//! (`notice-handler`) is `linkage::delivery`.
 //!
 //! A notice sent while the module handles a pushed item waits in the platform state's
 //! outbox and is committed with that delivery (or not at all), so a retried delivery never

@@ -1,6 +1,6 @@
 //! Notices between municipalities: which kinds each municipality accepts (into which of its
-//! modules), and a log per receiving municipality with gap-free sequences, pushed to the
-//! receiving module by `linkage::delivery` (feed `Notices`).
+//! modules, from which sending modules), and a log per receiving municipality with gap-free
+//! sequences, pushed to the receiving module by `linkage::delivery` (feed `Notices`).
 
 use super::{Db, now_iso};
 use anyhow::Result;

@@ -169,21 +169,23 @@ fn names_our_resident(n: &Notification) -> Result<Option<bool>> {
     }
 }
 
-/// Sends `notice` of kind `onestop-ineligible` to `sender`; a sender that takes no such
-/// notice (or cannot be reached by one) is told by post, which is recorded. `Err` only for
-/// a passing refusal (busy), so the whole notice is tried again later.
-fn tell(donor: &mut DonorYear, sender: &str, notice: &Ineligible) -> Result<()> {
+/// How a sender was told its applications are void.
+enum Told {
+    Electronically,
+    /// It takes no electronic notice (or cannot be reached by one): by post.
+    ByPost,
+}
+
+/// Sends `notice` of kind `onestop-ineligible` to `sender`. `Err` only for a passing
+/// refusal (busy), so the whole notice is tried again later; any other refusal means the
+/// sender is told by post, and the 住所地 goes on.
+fn tell(sender: &str, notice: &Ineligible) -> Result<Told> {
     match notices::send(sender, INELIGIBLE, None, notice) {
-        Ok(_) => {
-            donor.told.insert(sender.to_string());
-            Ok(())
-        }
+        Ok(_) => Ok(Told::Electronically),
         Err(SendError::Refused(e)) if matches!(e.status, 413 | 503) => Err(e),
         Err(why) => {
             log::warn(&format!("ineligibility notice to {sender} not sent ({why}): to be sent by post"));
-            donor.by_post.insert(sender.to_string());
-            donor.told.insert(sender.to_string());
-            Ok(())
+            Ok(Told::ByPost)
         }
     }
 }
@@ -198,8 +200,7 @@ fn count(notice: &Notice) -> Result<()> {
     let mut donor: DonorYear = kv::get_json(&key)?.unwrap_or_else(|| DonorYear { year: n.year, individual_number: n.individual_number.clone(), ..Default::default() });
     if names_our_resident(&n)? == Some(false) {
         let ineligible = Ineligible { year: n.year, individual_number: n.individual_number.clone(), application_ids: vec![n.application_id], municipalities: 0 };
-        let mut unmatched = DonorYear::default();
-        tell(&mut unmatched, &notice.from_lg_code, &ineligible)?;
+        tell(&notice.from_lg_code, &ineligible)?;
         log::warn(&format!("one-stop notice {} names no resident here: its sender is told", notice.sequence));
         return Ok(());
     }
@@ -218,7 +219,10 @@ fn count(notice: &Notice) -> Result<()> {
                 continue;
             }
             let ineligible = Ineligible { year: n.year, individual_number: n.individual_number.clone(), application_ids, municipalities: donor.senders.len() };
-            tell(&mut donor, &sender, &ineligible)?;
+            if let Told::ByPost = tell(&sender, &ineligible)? {
+                donor.by_post.insert(sender.clone());
+            }
+            donor.told.insert(sender);
         }
     }
     log::info(&format!("one-stop notice {} counted: {} municipalities this year", notice.sequence, donor.senders.len()));
