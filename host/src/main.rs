@@ -177,6 +177,20 @@ enum NoticesCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Pass over the notice the module refuses for ever (the next one it would be given),
+    /// so those behind it are delivered; the skip and its reason go in the audit trail.
+    Skip {
+        #[arg(long)]
+        lg_code: String,
+        #[arg(long)]
+        module: String,
+        #[arg(long)]
+        sequence: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Stop taking a kind (notices already received are still delivered).
     Refuse {
         #[arg(long)]
@@ -795,6 +809,11 @@ async fn run(command: Command) -> Result<()> {
             let from = if from.is_empty() { vec![module.clone()] } else { from };
             api.client().put(&format!("/municipalities/{lg_code}/notices/{kind}"), &serde_json::json!({ "module": module, "from": from })).await?;
             println!("{lg_code} takes {kind} notices from {} into {module}", from.join(", "));
+            Ok(())
+        }
+        Command::Notices(NoticesCommand::Skip { lg_code, module, sequence, reason, api }) => {
+            api.client().post(&format!("/municipalities/{lg_code}/notices/queue/{module}/skip"), &serde_json::json!({ "sequence": sequence, "reason": reason })).await?;
+            println!("notice {sequence} passed over for {module} at {lg_code}; the ones behind it are delivered");
             Ok(())
         }
         Command::Notices(NoticesCommand::Refuse { lg_code, kind, api }) => {

@@ -80,7 +80,7 @@ pub fn send<T: Serialize>(to_lg_code: &str, kind: &str, subject: Option<&str>, p
 }
 
 /// The code of the municipality on this platform that `address` lies in
-/// (`北海道札幌市中央区北1条西2丁目` → `011002`), if any.
+/// (`〒060-0003 北海道札幌市中央区北1条西2丁目` → `011002`), if one matches unambiguously.
 pub fn municipality_of(address: &str) -> Option<String> {
     raw::municipality_of(address)
 }

@@ -441,6 +441,29 @@ async fn notices_go_only_where_accepted_exactly_once_in_order_and_survive_a_rest
     let took = audit(&host, SAPPORO).await.into_iter().filter(|r| r["interface"] == "notice-handler.on-notice" && r["counterpart"] == format!("{CHIYODA}/arrears")).count();
     assert_eq!((sent, took), (3, 3));
 
+    // A notice the module refuses for ever holds those behind it, until the administrator
+    // passes over exactly that one (recorded with its reason).
+    assert_eq!(host.call(None, Method::POST, &format!("/{SAPPORO}/arrears/notices/hold"), None).await.0, 200);
+    assert_eq!(send(&host, 4).await.1["sequence"], 4);
+    let skip = |sequence: i64| json!({"sequence": sequence, "reason": "送信元に電話で確認済み"});
+    let (status, p) = host.call(Some(&admin), Method::POST, &format!("/api/v1/municipalities/{SAPPORO}/notices/queue/arrears/skip"), Some(skip(3))).await;
+    assert_eq!((status, p["type"].as_str()), (409, Some("urn:nukisashi:problem:not-next")), "only the next one: {p}");
+    let out = ok(cli(&host, &admin, &["notices", "skip", "--lg-code", SAPPORO, "--module", "arrears", "--sequence", "4", "--reason", "送信元に電話で確認済み"]));
+    assert!(out.contains("notice 4 passed over"), "{out}");
+    assert_eq!(host.call(None, Method::POST, &format!("/{SAPPORO}/arrears/notices/release"), None).await.0, 200);
+    assert_eq!(send(&host, 5).await.1["sequence"], 5);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, received) = host.call(None, Method::GET, &format!("/{SAPPORO}/arrears/notices/received"), None).await;
+        let sequences: Vec<u64> = received.as_array().unwrap().iter().map(|r| r["notice"]["sequence"].as_u64().unwrap()).collect();
+        if sequences == [1, 2, 3, 5] {
+            break;
+        }
+        assert!(Instant::now() < deadline && !sequences.contains(&4), "{sequences:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(audit(&host, SAPPORO).await.iter().any(|r| r["interface"] == "notices.skipped" && r["query"].as_str().unwrap().contains("sequence=4")));
+
     // A kind is only a name any vendor can declare: another module sending it is refused,
     // because 札幌市 accepted it only from `arrears` (the same service).
     let key = dir.path().join("gamma.key");
@@ -461,7 +484,7 @@ async fn notices_go_only_where_accepted_exactly_once_in_order_and_survive_a_rest
     // No longer accepted: refused again.
     let (status, _) = host.call(Some(&admin), Method::DELETE, &format!("/api/v1/municipalities/{SAPPORO}/notices/test-notice"), None).await;
     assert_eq!(status, 200);
-    assert_eq!(send(&host, 4).await.0, 409);
+    assert_eq!(send(&host, 6).await.0, 409);
     // Unplugging takes a module's acceptances with it: subscribing again does not bring
     // them back unasked.
     let (status, _) = host.call(Some(&admin), Method::PUT, &format!("/api/v1/municipalities/{SAPPORO}/notices/test-notice"), Some(accept("arrears"))).await;

@@ -294,3 +294,71 @@ pub async fn refuse(State(app): State<Arc<App>>, Caller(who): Caller, Path(Notic
     tracing::info!(lg_code = %code, kind, by = %who.subject, "notices no longer accepted");
     Ok(Json(serde_json::json!({ "lg_code": code, "kind": kind, "accepted": false })))
 }
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct NoticeModulePath {
+    /// 全国地方公共団体コード with its check digit
+    #[param(pattern = "^[0-9]{6}$", example = "011002")]
+    pub lg_code: String,
+    /// The receiving module
+    #[param(example = "furusato-tax")]
+    pub module: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkipNotice {
+    /// The notice's sequence in this municipality's log: it must be the next one the module
+    /// would be given.
+    #[schema(minimum = 1)]
+    sequence: i64,
+    /// Why it is passed over (kept in the audit trail), e.g. what the sender was told.
+    #[schema(min_length = 1, max_length = 500)]
+    reason: String,
+}
+
+/// Pass over a notice the module cannot take
+///
+/// A notice its module refuses for ever holds every notice behind it. The administrator can pass over exactly that one (it must be the next the module would be given; look at `GET …/linkage/deliveries` and `GET …/notices`): it is never delivered, and the skip, with its reason, is in the audit trail.
+///
+/// Who: its admin or an operator.
+#[utoipa::path(
+    post,
+    path = "/municipalities/{lg_code}/notices/queue/{module}/skip",
+    tag = "subscriptions",
+    security(("bearer" = [])),
+    params(NoticeModulePath),
+    request_body = SkipNotice,
+    responses((status = 200, description = "passed over")),
+)]
+pub async fn skip(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(NoticeModulePath { lg_code: code, module }): Path<NoticeModulePath>,
+    body: Result<Json<SkipNotice>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let code = parse_code(&code)?;
+    who.require_admin_of(&code).map_err(|e| refused(&who, e))?;
+    app.require_municipality(&code).await?;
+    let Json(SkipNotice { sequence, reason }) = body?;
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(Problem::unprocessable("reason-required", "say why the notice is passed over (1–500 characters); it is kept in the audit trail"));
+    }
+    let context = crate::linkage::audit::AuditContext {
+        lg_code: code.to_string(),
+        module_id: module.clone(),
+        module_version: String::new(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        caller_subject: Some(who.subject.clone()),
+        caller_role: format!("{:?}", who.role).to_lowercase(),
+    };
+    let entry = crate::linkage::audit::AuditEntry { interface: "notices.skipped", query: format!("sequence={sequence} reason={reason}"), records: Vec::new(), counterpart: None };
+    if !app.db.skip_notice(code.as_str(), &module, sequence, &context, &entry).await? {
+        return Err(Problem::conflict("not-next", format!("notice {sequence} is not the next one `{module}` would be given at {code}: see GET /api/v1/municipalities/{code}/linkage/deliveries")));
+    }
+    app.deliveries.wake();
+    tracing::warn!(lg_code = %code, module, sequence, reason, by = %who.subject, "notice passed over by an administrator");
+    Ok(Json(serde_json::json!({ "lg_code": code, "module": module, "sequence": sequence, "skipped": true })))
+}

@@ -88,6 +88,7 @@ fn api_v1() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(links::choose_provider))
         .routes(routes!(links::notices))
         .routes(routes!(links::accept, links::refuse))
+        .routes(routes!(links::skip))
         .merge(
             // Import files stream through; their size is not capped by the 2 MB body limit.
             OpenApiRouter::new().routes(routes!(linkage::import_file)).layer(axum::extract::DefaultBodyLimit::disable()),

@@ -104,44 +104,74 @@ impl Host for PlatformState {
 
     async fn municipality_of(&mut self, address: String) -> Option<String> {
         let app = self.links.app.upgrade()?;
-        let address = address_for_matching(&address);
-        app.tenants
-            .all()
-            .into_iter()
-            .filter_map(|m| {
-                let full = format!("{}{}", m.prefecture, m.name);
-                let matched = if address.starts_with(&full) { full.len() } else if address.starts_with(&m.name) { m.name.len() } else { return None };
-                Some((matched, m.lg_code.to_string()))
-            })
-            .max()
-            .map(|(_, code)| code)
+        let municipalities: Vec<(String, String, String)> = app.tenants.all().iter().map(|m| (m.lg_code.to_string(), m.prefecture.clone(), m.name.clone())).collect();
+        municipality_in(&address, &municipalities)
     }
 }
 
-/// An address as written on a form, ready to be matched against municipality names: without
-/// spaces, a leading postal code (`〒060-0003`, `060-0003`) or a leading `日本` / `日本国`.
-fn address_for_matching(address: &str) -> String {
-    let compact: String = address.chars().filter(|c| !c.is_whitespace()).collect();
-    let mut rest = compact.as_str();
-    loop {
-        let before = rest;
-        rest = rest.trim_start_matches(['〒', '-', '－', '‐', '−', 'ー']).trim_start_matches(|c: char| c.is_ascii_digit() || ('０'..='９').contains(&c));
-        rest = rest.strip_prefix("日本国").or_else(|| rest.strip_prefix("日本")).unwrap_or(rest);
-        if rest == before {
-            return rest.to_string();
+/// The letters of a name or address that matter for matching: kanji (with 々 and ヶ) and
+/// kana. Digits, Latin letters, spaces (zero-width ones too), dashes, postal codes and labels
+/// such as `住所：` are written in too many ways to compare.
+fn letters(text: &str) -> String {
+    text.chars()
+        .filter(|c| matches!(c, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{3005}' | '\u{3040}'..='\u{30FF}'))
+        .collect()
+}
+
+/// The code of the municipality `address` lies in, among `municipalities` (code, prefecture,
+/// name): the one whose prefecture and name, or name alone, appears first in the address
+/// (the longer at the same place: `北海道札幌市` over `北海道`'s cities, `札幌市` before the ward
+/// name `中央区` that follows it). None when nothing matches, or when two municipalities
+/// match equally well (`府中市` alone is in 東京都 and in 広島県).
+fn municipality_in(address: &str, municipalities: &[(String, String, String)]) -> Option<String> {
+    let address = letters(address);
+    let mut best: Option<(usize, std::cmp::Reverse<usize>, &str)> = None;
+    let mut tied = false;
+    for (code, prefecture, name) in municipalities {
+        let (full, name) = (letters(&format!("{prefecture}{name}")), letters(name));
+        let found = [full, name].into_iter().filter(|n| !n.is_empty()).filter_map(|n| address.find(&n).map(|at| (at, std::cmp::Reverse(n.len())))).min();
+        let Some((at, length)) = found else { continue };
+        match best {
+            Some((b_at, b_len, b_code)) if (at, length) == (b_at, b_len) && b_code != code => tied = true,
+            Some((b_at, b_len, _)) if (at, length) >= (b_at, b_len) => {}
+            _ => {
+                best = Some((at, length, code));
+                tied = false;
+            }
         }
     }
+    if tied { None } else { best.map(|(_, _, code)| code.to_string()) }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::address_for_matching;
+    use super::municipality_in;
+
+    fn registered() -> Vec<(String, String, String)> {
+        [("011002", "北海道", "札幌市"), ("131016", "東京都", "千代田区"), ("131024", "東京都", "中央区"), ("132063", "東京都", "府中市"), ("342076", "広島県", "府中市")]
+            .iter()
+            .map(|(c, p, n)| (c.to_string(), p.to_string(), n.to_string()))
+            .collect()
+    }
 
     #[test]
-    fn postal_codes_country_and_spaces_do_not_hide_the_municipality() {
-        for written in ["北海道札幌市中央区北1条西2丁目", "〒060-0003 北海道札幌市中央区北1条西2丁目", "日本 北海道 札幌市中央区", "〒０６０－０００３　日本国北海道札幌市", "060-0003北海道札幌市"] {
-            assert!(address_for_matching(written).starts_with("北海道札幌市"), "{written}");
+    fn the_way_an_address_is_written_does_not_hide_the_municipality() {
+        let m = registered();
+        for written in [
+            "北海道札幌市中央区北1条西2丁目",
+            "〒060-0003 北海道札幌市中央区北1条西2丁目",
+            "〒060\u{2013}0003 北海道札幌市中央区",
+            "北海道札\u{200b}幌市中央区",
+            "住所：北海道札幌市中央区",
+            "日本 北海道 札幌市中央区",
+            "〒０６０－０００３　日本国北海道札幌市",
+            "札幌市中央区北1条西2丁目",
+        ] {
+            assert_eq!(municipality_in(written, &m).as_deref(), Some("011002"), "{written}");
         }
-        assert_eq!(address_for_matching("札幌市中央区"), "札幌市中央区");
+        assert_eq!(municipality_in("東京都中央区築地1-1", &m).as_deref(), Some("131024"));
+        assert_eq!(municipality_in("東京都府中市宮西町2-24", &m).as_deref(), Some("132063"));
+        assert_eq!(municipality_in("府中市宮西町2-24", &m), None, "two municipalities are called 府中市");
+        assert_eq!(municipality_in("東京都港区芝公園1-5-25", &m), None);
     }
 }

@@ -217,6 +217,28 @@ impl Db {
         Ok((received, sent))
     }
 
+    /// Passes over the notice `sequence` of `lg_code` for `module_id` without delivering
+    /// it, if it is the next one the module would be given (a notice its module refuses for
+    /// ever, holding those behind it), with `audit` in the same transaction. `false` if it is
+    /// not next (delivered already, or others for the module come first).
+    pub async fn skip_notice(&self, lg_code: &str, module_id: &str, sequence: i64, audit: &crate::linkage::audit::AuditContext, entry: &crate::linkage::audit::AuditEntry) -> Result<bool> {
+        let position = self.delivery_position(super::deliveries::Feed::Notices, lg_code, module_id).await?;
+        let mut tx = self.pool().begin().await?;
+        let next: Option<i64> = sqlx::query("SELECT MIN(sequence) FROM notices WHERE lg_code = $1 AND module_id = $2 AND sequence > $3")
+            .bind(lg_code)
+            .bind(module_id)
+            .bind(position)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if next != Some(sequence) || !super::deliveries::advance(&mut tx, super::deliveries::Feed::Notices, lg_code, module_id, position, sequence).await? {
+            return Ok(false);
+        }
+        crate::linkage::audit::write(&mut tx, audit, std::slice::from_ref(entry)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub async fn notice_heads(&self) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query("SELECT lg_code, sequence FROM notice_heads").fetch_all(self.pool()).await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()

@@ -40,11 +40,12 @@ fn routes() -> Router {
         .post("/staff/gifts/:id/stock", add_stock)
         .get("/staff/donations", |_| Ok(Response::json(&store::all::<Donation>("donation")?)))
         .post("/staff/donations/:id/cancel", cancel_donation)
-        .get("/staff/onestop", |_| Ok(Response::json(&store::all::<Onestop>("onestop")?)))
+        .get("/staff/onestop", |_| Ok(Response::json(&store::onestops()?)))
         .post("/staff/onestop", record_mailed_onestop)
         .post("/staff/onestop/:id/change", record_mailed_change)
         .post("/staff/onestop/:id/status", set_onestop_status)
         .get("/staff/onestop/residence", |_| Ok(Response::json(&residence::counted()?)))
+        .get("/staff/onestop/unmatched", |_| Ok(Response::json(&residence::unmatched()?)))
         .post("/staff/onestop/resend", |r| {
             let sent = residence::resend_pending(usize::MAX)?;
             Ok(Response::after_post(r, "/staff", 200, &serde_json::json!({ "sent": sent })))
@@ -316,7 +317,7 @@ fn take_onestop(m: &Map<String, Value>, received_on: Date, by_mail: bool) -> Res
     if received_on < donation.date {
         return Err(Error::unprocessable(format!("到着日が寄附日（{}）より前です", donation.date.wareki())));
     }
-    if store::all::<Onestop>("onestop")?.iter().any(|o| o.donation_id == donation_id && o.status != OnestopStatus::Voided) {
+    if store::onestops()?.iter().any(|o| o.donation_id == donation_id && o.status != OnestopStatus::Voided) {
         return Err(Error::conflict("この寄附の申請書は受付済みです（内容の変更は変更届で）"));
     }
     let form = OnestopForm {
@@ -359,7 +360,7 @@ fn take_onestop(m: &Map<String, Value>, received_on: Date, by_mail: bool) -> Res
 
 fn my_onestop(req: &Request) -> Result<Response> {
     let me = identity::caller().subject;
-    let mine: Vec<Onestop> = store::all::<Onestop>("onestop")?.into_iter().filter(|o| me.is_some() && o.subject == me).collect();
+    let mine: Vec<Onestop> = store::onestops()?.into_iter().filter(|o| me.is_some() && o.subject == me).collect();
     if req.wants_html() { pages::my_onestop(req, &mine) } else { Ok(Response::json(&mine)) }
 }
 
@@ -378,7 +379,7 @@ fn record_mailed_change(req: &Request) -> Result<Response> {
 /// Takes a change form that arrived on `received_on`; the deadline is judged on that day.
 fn take_change(id: Option<&str>, m: &Map<String, Value>, received_on: Date, by_mail: bool) -> Result<Onestop> {
     let id: u64 = id.and_then(|s| s.parse().ok()).ok_or_else(|| Error::bad_request("id must be a whole number"))?;
-    let mut onestop = store::load::<Onestop>("onestop", id)?.ok_or_else(|| Error::not_found(format!("申請 {id} はありません")))?;
+    let mut onestop = store::onestop(id)?.ok_or_else(|| Error::not_found(format!("申請 {id} はありません")))?;
     let donation = visible_donation(onestop.donation_id)?;
     let deadline = rules::onestop_deadline(donation.date);
     if received_on > deadline {
@@ -417,7 +418,7 @@ fn set_onestop_status(req: &Request) -> Result<Response> {
     let status: OnestopStatus = serde_json::from_value(Value::String(required(&m, "status", "状態")?))
         .map_err(|_| Error::unprocessable("status は received, incomplete, accepted, voided のいずれかです"))?;
     let reason = text(&m, "reason");
-    let mut onestop = store::load::<Onestop>("onestop", id)?.ok_or_else(|| Error::not_found(format!("申請 {id} はありません")))?;
+    let mut onestop = store::onestop(id)?.ok_or_else(|| Error::not_found(format!("申請 {id} はありません")))?;
     let allowed = match (onestop.status, status) {
         (OnestopStatus::Voided, _) => false,
         (OnestopStatus::Received, OnestopStatus::Accepted | OnestopStatus::Incomplete | OnestopStatus::Voided) => true,

@@ -205,7 +205,7 @@ pub fn staff(req: &Request) -> Result<Response> {
             format!("<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{state}</td><td><a href=\"{base}/donations/{}/receipt\">証明書</a>{cancel}</td></tr>", h(&d.receipt_number), d.date, h(&d.donor.name), yen(d.amount), d.id)
         })
         .collect();
-    let queue: String = store::all::<Onestop>("onestop")?
+    let queue: String = store::onestops()?
         .iter()
         .map(|o| {
             let action = if o.status == OnestopStatus::Voided {

@@ -35,15 +35,14 @@ pub struct Notification {
     pub amount: i64,
 }
 
-/// The 住所地's answer once the donor is past five (or when the notification names none of
-/// its residents): the applications of this sender that are void.
+/// The 住所地's answer once the donor is past five: the applications of this sender that are
+/// void.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ineligible {
     pub year: i32,
     pub individual_number: String,
     pub application_ids: Vec<u64>,
-    /// Distinct 寄附先 the 住所地 counted for the year; 0: the 個人番号 and birth date are
-    /// not one of its residents.
+    /// Distinct 寄附先 the 住所地 counted for the year.
     pub municipalities: usize,
 }
 
@@ -129,7 +128,7 @@ pub fn notify_residence(onestop: &mut Onestop, donation: &Donation) {
 /// reason; returns how many went.
 pub fn resend_pending(limit: usize) -> Result<usize> {
     let mut sent = 0;
-    for mut onestop in store::all::<Onestop>("onestop")?.into_iter().filter(|o| o.residence_notice.as_ref().is_some_and(|n| n.pending)).take(limit) {
+    for mut onestop in store::onestops()?.into_iter().filter(|o| o.residence_notice.as_ref().is_some_and(|n| n.pending)).take(limit) {
         let Some(donation) = store::load::<Donation>("donation", onestop.donation_id)? else { continue };
         notify_residence(&mut onestop, &donation);
         sent += usize::from(onestop.residence_notice.as_ref().is_some_and(|n| n.sent));
@@ -192,16 +191,17 @@ fn tell(sender: &str, notice: &Ineligible) -> Result<Told> {
 
 /// At the 住所地: counts the sender for the donor's year; past five, the year is void and
 /// every sender not yet told is told. A notification whose 個人番号 and birth date are not
-/// one of this municipality's residents is not counted: its sender is told that application
-/// is ineligible.
+/// one of this municipality's residents is not counted, and kept for staff.
 fn count(notice: &Notice) -> Result<()> {
     let n: Notification = notice.payload().map_err(Error::unprocessable)?;
     let key = donor_key(n.year, &n.individual_number);
     let mut donor: DonorYear = kv::get_json(&key)?.unwrap_or_else(|| DonorYear { year: n.year, individual_number: n.individual_number.clone(), ..Default::default() });
     if names_our_resident(&n)? == Some(false) {
-        let ineligible = Ineligible { year: n.year, individual_number: n.individual_number.clone(), application_ids: vec![n.application_id], municipalities: 0 };
-        tell(&notice.from_lg_code, &ineligible)?;
-        log::warn(&format!("one-stop notice {} names no resident here: its sender is told", notice.sequence));
+        // Not answered automatically: an answer would tell whoever filed the form whether a
+        // 個人番号 and birth date belong together. Staff look into it (`/staff/onestop/unmatched`).
+        let record = Unmatched { from_lg_code: notice.from_lg_code.clone(), application_id: n.application_id, year: n.year, received_on: Date::today() };
+        kv::set_json(&format!("onestop-unmatched/{:010}", notice.sequence), &record)?;
+        log::warn(&format!("one-stop notice {} names no resident here: kept for staff", notice.sequence));
         return Ok(());
     }
     let ids = donor.senders.entry(notice.from_lg_code.clone()).or_default();
@@ -232,25 +232,38 @@ fn count(notice: &Notice) -> Result<()> {
 /// At a 寄附先: the 住所地 says the donor is past five; every application it names is void.
 fn void_mine(notice: &Notice) -> Result<()> {
     let n: Ineligible = notice.payload().map_err(Error::unprocessable)?;
-    let reason = if n.municipalities == 0 {
-        format!("住所地（{}）からの通知：申請書の個人番号・生年月日が住所地の住民と一致しないため、ワンストップ特例の対象外です", notice.from_lg_code)
-    } else {
-        format!(
-            "住所地（{}）からの通知：{}年の寄附先が{}団体となり、ワンストップ特例の対象外です（確定申告が必要です）",
-            notice.from_lg_code, n.year, n.municipalities
-        )
-    };
+    let reason = format!(
+        "住所地（{}）からの通知：{}年の寄附先が{}団体となり、ワンストップ特例の対象外です（確定申告が必要です）",
+        notice.from_lg_code, n.year, n.municipalities
+    );
     for id in &n.application_ids {
-        let Some(mut onestop) = store::load::<Onestop>("onestop", *id)? else { continue };
+        let Some(onestop) = store::onestop(*id)? else { continue };
         if onestop.form.individual_number != n.individual_number || onestop.status == OnestopStatus::Voided {
             continue;
         }
-        onestop.status = OnestopStatus::Voided;
-        onestop.history.push(StatusChange { on: Date::today(), status: OnestopStatus::Voided, by: format!("住所地 {}", notice.from_lg_code), reason: reason.clone() });
-        store::save("onestop", *id, &onestop)?;
+        store::void_onestop(*id, &StatusChange { on: Date::today(), status: OnestopStatus::Voided, by: format!("住所地 {}", notice.from_lg_code), reason: reason.clone() })?;
         log::info(&format!("one-stop application {id} voided on the 住所地's notice {}", notice.sequence));
     }
     Ok(())
+}
+
+/// A 申告特例通知書 whose 個人番号 and birth date are none of this municipality's residents,
+/// kept for staff to look into with the sender (not counted, not answered).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unmatched {
+    pub from_lg_code: String,
+    pub application_id: u64,
+    pub year: i32,
+    pub received_on: Date,
+}
+
+/// The notifications that named none of this municipality's residents, oldest first.
+pub fn unmatched() -> Result<Vec<Unmatched>> {
+    let mut out = Vec::new();
+    for key in kv::all_keys("onestop-unmatched/")? {
+        out.extend(kv::get_json::<Unmatched>(&key)?);
+    }
+    Ok(out)
 }
 
 /// What the 住所地 counted, for its staff: every donor-year it has heard of.
@@ -260,4 +273,75 @@ pub fn counted() -> Result<Vec<DonorYear>> {
         out.extend(kv::get_json::<DonorYear>(&key)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::OnestopForm;
+    use nukisashi_sdk::testing::TestPlatform;
+
+    fn application(id: u64) -> Onestop {
+        let form = OnestopForm {
+            name: "山田 花子".into(),
+            address: "北海道札幌市中央区北1条西2丁目".into(),
+            individual_number: "123456789018".into(),
+            birth_date: "1980-04-01".into(),
+            phone: "011-000-0000".into(),
+            declares_no_tax_return: true,
+            declares_within_five: true,
+            municipalities_this_year: 5,
+        };
+        let today = Date::today();
+        Onestop {
+            id,
+            donation_id: id,
+            received_on: today,
+            form,
+            status: OnestopStatus::Received,
+            history: vec![StatusChange { on: today, status: OnestopStatus::Received, by: "donor".into(), reason: "申請書を受け付けました".into() }],
+            changes: Vec::new(),
+            subject: Some("donor".into()),
+            by_mail: false,
+            residence_notice: None,
+        }
+    }
+
+    #[test]
+    fn a_void_from_the_residence_is_not_erased_by_a_request_saving_what_it_read_before() {
+        let _platform = TestPlatform::new();
+        store::save("onestop", 7, &application(7)).unwrap();
+        // A change form reads the application…
+        let read_before = store::onestop(7).unwrap().unwrap();
+        // …the 住所地's notice voids it meanwhile…
+        let ineligible = Ineligible { year: 2026, individual_number: "123456789018".into(), application_ids: vec![7], municipalities: 6 };
+        let notice = Notice { sequence: 1, from_lg_code: "011002".into(), from_module: "furusato-tax".into(), kind: INELIGIBLE.into(), subject: None, payload: serde_json::to_string(&ineligible).unwrap() };
+        on_notice(&notice).unwrap();
+        // …and the change form saves what it read, as it was.
+        store::save("onestop", 7, &read_before).unwrap();
+        let now = store::onestop(7).unwrap().unwrap();
+        assert_eq!(now.status, OnestopStatus::Voided);
+        assert!(now.history.last().unwrap().reason.contains("6団体"), "{:?}", now.history);
+        assert_eq!(store::onestops().unwrap()[0].status, OnestopStatus::Voided);
+    }
+
+    #[test]
+    fn a_notification_naming_nobody_here_is_kept_for_staff_and_not_answered() {
+        let platform = TestPlatform::new();
+        let notification = Notification {
+            year: 2026,
+            individual_number: "111222333446".into(),
+            name: "誰か".into(),
+            birth_date: "1970-01-01".into(),
+            address: "北海道札幌市".into(),
+            application_id: 3,
+            donation_date: Date::today(),
+            amount: 10000,
+        };
+        let notice = Notice { sequence: 9, from_lg_code: "131016".into(), from_module: "furusato-tax".into(), kind: NOTIFICATION.into(), subject: None, payload: serde_json::to_string(&notification).unwrap() };
+        on_notice(&notice).unwrap();
+        assert!(platform.sent_notices().is_empty(), "nothing tells the sender whether the number and birth date belong together");
+        assert_eq!(unmatched().unwrap().len(), 1);
+        assert!(counted().unwrap().is_empty());
+    }
 }

@@ -163,6 +163,34 @@ pub fn all<T: serde::de::DeserializeOwned>(kind: &str) -> Result<Vec<T>> {
     Ok(out)
 }
 
+/// A one-stop application, with the 住所地's void applied. The void is kept under a key of
+/// its own (`onestop-void/…`, written only by the notice that brings it), never inside the
+/// application record, which requests read and write back: a change form saved just after
+/// the void arrived cannot erase it.
+pub fn onestop(id: u64) -> Result<Option<Onestop>> {
+    Ok(load::<Onestop>("onestop", id)?.map(with_void).transpose()?)
+}
+
+/// Every one-stop application, with the 住所地's voids applied.
+pub fn onestops() -> Result<Vec<Onestop>> {
+    all::<Onestop>("onestop")?.into_iter().map(with_void).collect()
+}
+
+/// Records the 住所地's void of application `id` (see [`onestop`]).
+pub fn void_onestop(id: u64, change: &StatusChange) -> Result<()> {
+    save("onestop-void", id, change)
+}
+
+fn with_void(mut onestop: Onestop) -> Result<Onestop> {
+    if onestop.status != OnestopStatus::Voided
+        && let Some(change) = load::<StatusChange>("onestop-void", onestop.id)?
+    {
+        onestop.status = OnestopStatus::Voided;
+        onestop.history.push(change);
+    }
+    Ok(onestop)
+}
+
 /// Takes one unit of a gift's stock; `false` if none is left. Atomic: the counter is the
 /// truth for stock, the gift record only describes the gift.
 pub fn take_stock(gift_id: u64) -> Result<bool> {
