@@ -1,7 +1,8 @@
 //! What a municipality's administrator decides about modules that link to each other:
 //! which subscribed module provides each standard interface (the platform's own data is
-//! the default where it has some), and which notice kinds from other municipalities it
-//! takes, into which module.
+//! the default where it has some), which notice kinds from other municipalities it takes,
+//! from which sending modules and into which module, and passing over a notice its module
+//! refuses for ever.
 
 use super::auth::{Caller, refused};
 use super::municipalities::parse_code;
@@ -349,7 +350,7 @@ pub async fn skip(
     let context = crate::linkage::audit::AuditContext {
         lg_code: code.to_string(),
         module_id: module.clone(),
-        module_version: String::new(),
+        module_version: app.live.resolve(&module, &code).map(|r| r.version.identity.version.clone()).unwrap_or_default(),
         request_id: uuid::Uuid::new_v4().to_string(),
         caller_subject: Some(who.subject.clone()),
         caller_role: format!("{:?}", who.role).to_lowercase(),
